@@ -1,0 +1,235 @@
+//! Does Grad-CAM's ReLU matter? Every metric of `gradcam::metrics`, ReLU on vs off, over
+//! generated two-object scenes (each object's class explained in turn) and the boxed photo.
+//!
+//! ```sh
+//! cargo run --example relu_ablation                 # 500 scenes; writes out/relu_ablation.png
+//! cargo run --example relu_ablation -- --scenes 100
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use gradcam::ablation::{Ablation, AblationCase, relu_ablation};
+use gradcam::metrics::BBox;
+use gradcam::models::{EfficientNetLite0, SqueezeNet, imagenet_classes, load_weights};
+use gradcam::synthetic::{SCENE_SIZE, Scene, ShapesNet, scene, scene_batch};
+use gradcam::{
+    Colormap, GradCam, GradCamConfig, Normalization, Preprocess, Probe, Targets, load_image,
+    overlay, save_png, signed_to_unit, strip,
+};
+use image::{RgbImage, imageops};
+
+/// The scenes of the ablation: a stream the network never saw in training.
+const SEED: u64 = 9000;
+const STEPS: usize = 16;
+
+fn asset(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
+}
+
+fn cases(scene: &Scene) -> Vec<AblationCase> {
+    let [a, b] = &scene.objects;
+    vec![
+        AblationCase {
+            class: a.class,
+            target: a.bbox,
+            other: Some(b.bbox),
+        },
+        AblationCase {
+            class: b.class,
+            target: b.bbox,
+            other: Some(a.bbox),
+        },
+    ]
+}
+
+fn to_rgb(scene: &Scene) -> RgbImage {
+    let n = SCENE_SIZE;
+    RgbImage::from_fn(n as u32, n as u32, |x, y| {
+        let p = y as usize * n + x as usize;
+        image::Rgb(std::array::from_fn(|c| {
+            (scene.image[c * n * n + p] * 255.0).round() as u8
+        }))
+    })
+}
+
+/// One row of the figure: scene | ReLU on | ReLU off (signed map, blue = negative).
+fn figure_row(model: &ShapesNet, scene: &Scene, device: &Device) -> RgbImage {
+    let x = scene_batch(std::slice::from_ref(scene), device);
+    let class = scene.objects[0].class;
+    let on = GradCamConfig::new()
+        .init(model)
+        .unwrap()
+        .explain(x.clone(), &Targets::class(class))
+        .unwrap();
+    let off = GradCamConfig::new()
+        .with_relu(false)
+        .with_normalization(Normalization::None)
+        .init(model)
+        .unwrap()
+        .explain(x, &Targets::class(class))
+        .unwrap();
+    let photo = to_rgb(scene);
+    let n = SCENE_SIZE;
+    let panels = [
+        photo.clone(),
+        overlay(
+            &photo,
+            &Colormap::Jet.paint(&on.heatmap_values(0, 0), [n, n]),
+            0.5,
+        ),
+        overlay(
+            &photo,
+            &Colormap::Diverging.paint(&signed_to_unit(&off.heatmap_values(0, 0)), [n, n]),
+            0.7,
+        ),
+    ]
+    .map(|p| {
+        imageops::resize(
+            &p,
+            3 * n as u32,
+            3 * n as u32,
+            imageops::FilterType::Nearest,
+        )
+    });
+    strip(&panels)
+}
+
+/// The imgaug quokka with its box, explained for each model's top-1 class.
+fn photo_ablation<M: GradCam>(
+    model: &M,
+    layer: &str,
+    prep: Preprocess,
+    device: &Device,
+) -> (Ablation, String) {
+    let photo = load_image(asset("quokka.jpg")).expect("assets/quokka.jpg");
+    let (w, h) = photo.dimensions();
+    let bx = quokka_box();
+    // The box in the model's input coordinates.
+    let [mh, mw] = prep.size;
+    let scale =
+        |v: usize, from: u32, to: usize| (v as f32 * to as f32 / from as f32).round() as usize;
+    let target = BBox {
+        x0: scale(bx.x0, w, mw),
+        y0: scale(bx.y0, h, mh),
+        x1: scale(bx.x1, w, mw),
+        y1: scale(bx.y1, h, mh),
+    };
+    let x = prep.to_tensor(&[photo], device);
+    let logits = model.forward_probed(x.clone(), &mut Probe::passthrough());
+    let class = logits
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .unwrap()[0] as usize;
+    let ablation = relu_ablation(
+        model,
+        layer,
+        x,
+        &[vec![AblationCase {
+            class,
+            target,
+            other: None,
+        }]],
+        STEPS,
+    )
+    .unwrap();
+    (ablation, imagenet_classes()[class].to_string())
+}
+
+/// The quokka's box in `assets/quokka.jpg` (see assets/LICENSES.md).
+fn quokka_box() -> BBox {
+    let text = std::fs::read_to_string(asset("quokka_box.txt")).expect("assets/quokka_box.txt");
+    let v: Vec<usize> = text
+        .split_whitespace()
+        .map(|t| t.parse().expect("a number"))
+        .collect();
+    BBox {
+        x0: v[0],
+        y0: v[1],
+        x1: v[2],
+        y1: v[3],
+    }
+}
+
+fn main() {
+    let mut count = 500;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--scenes", Some(v)) => count = v.parse().expect("--scenes takes a number"),
+            _ => {
+                eprintln!("usage: relu_ablation [--scenes N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let device = Device::flex();
+    let model = load_weights(ShapesNet::new(&device), asset("shapes_net.safetensors"))
+        .expect("assets/shapes_net.safetensors");
+
+    let mut total = Ablation::default();
+    let scenes: Vec<Scene> = (0..count as u64).map(|i| scene(SEED, i)).collect();
+    for chunk in scenes.chunks(50) {
+        let rows: Vec<Vec<AblationCase>> = chunk.iter().map(cases).collect();
+        let part =
+            relu_ablation(&model, "block4", scene_batch(chunk, &device), &rows, STEPS).unwrap();
+        total.extend(part);
+    }
+    println!(
+        "## Generated scenes: {count} scenes, {} explanations (ShapesNet, layer block4)\n",
+        2 * count
+    );
+    println!("{}", total.table());
+
+    for (name, result) in [
+        (
+            "SqueezeNet 1.1, fire9",
+            photo_ablation(
+                &load_weights(SqueezeNet::new(&device), asset("squeezenet1_1.safetensors"))
+                    .unwrap(),
+                "fire9",
+                SqueezeNet::preprocess(),
+                &device,
+            ),
+        ),
+        (
+            "EfficientNet-Lite0, head",
+            photo_ablation(
+                &load_weights(
+                    EfficientNetLite0::new(&device),
+                    asset("efficientnet_lite0.safetensors"),
+                )
+                .unwrap(),
+                "head",
+                EfficientNetLite0::preprocess(),
+                &device,
+            ),
+        ),
+    ] {
+        let (ablation, class) = result;
+        println!("## Photo: imgaug quokka, {name}, top-1 `{class}` (n = 1: no interval)\n");
+        println!("{}", ablation.table());
+    }
+
+    let rows: Vec<RgbImage> = scenes
+        .iter()
+        .take(6)
+        .map(|s| figure_row(&model, s, &device))
+        .collect();
+    let (w, h) = (rows[0].width(), rows[0].height());
+    let mut grid =
+        RgbImage::from_pixel(w, (h + 4) * rows.len() as u32, image::Rgb([255, 255, 255]));
+    for (i, row) in rows.iter().enumerate() {
+        imageops::replace(&mut grid, row, 0, (i as u32 * (h + 4)) as i64);
+    }
+    let out = Path::new("out/relu_ablation.png");
+    save_png(&grid, out).unwrap();
+    println!(
+        "wrote {} (scene | ReLU on | ReLU off, signed: blue = negative evidence)",
+        out.display()
+    );
+}

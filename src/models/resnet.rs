@@ -1,0 +1,233 @@
+//! ResNet-18/34/50/101 in torchvision's layout: parameter names match torchvision's
+//! `state_dict`, so a user's own `.pth` or safetensors export loads in one call.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::image_io::{ChannelOrder, Preprocess};
+use crate::model::{GradCam, Probe};
+
+fn conv(i: usize, o: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    let pad = kernel / 2;
+    Conv2dConfig::new([i, o], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+fn bn(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
+
+/// The 1x1 projection of a block's shortcut (torchvision's `downsample.0` and `downsample.1`).
+#[derive(Module, Debug)]
+pub struct Downsample {
+    /// 1x1 strided convolution.
+    pub conv: Conv2d,
+    /// Its BatchNorm.
+    pub bn: BatchNorm,
+}
+
+/// A basic block (ResNet-18/34: two 3x3) or a bottleneck (ResNet-50/101: 1x1, 3x3, 1x1).
+#[derive(Module, Debug)]
+pub struct Block {
+    /// First convolution.
+    pub conv1: Conv2d,
+    /// First BatchNorm.
+    pub bn1: BatchNorm,
+    /// Second convolution (3x3, carries the stride).
+    pub conv2: Conv2d,
+    /// Second BatchNorm.
+    pub bn2: BatchNorm,
+    /// Third convolution (bottlenecks only).
+    pub conv3: Option<Conv2d>,
+    /// Third BatchNorm (bottlenecks only).
+    pub bn3: Option<BatchNorm>,
+    /// Shortcut projection where the shape changes.
+    pub downsample: Option<Downsample>,
+}
+
+impl Block {
+    fn basic(i: usize, o: usize, stride: usize, device: &Device) -> Self {
+        Self {
+            conv1: conv(i, o, 3, stride, device),
+            bn1: bn(o, device),
+            conv2: conv(o, o, 3, 1, device),
+            bn2: bn(o, device),
+            conv3: None,
+            bn3: None,
+            downsample: (stride != 1 || i != o).then(|| Downsample {
+                conv: conv(i, o, 1, stride, device),
+                bn: bn(o, device),
+            }),
+        }
+    }
+
+    fn bottleneck(i: usize, width: usize, stride: usize, device: &Device) -> Self {
+        let o = width * 4;
+        Self {
+            conv1: conv(i, width, 1, 1, device),
+            bn1: bn(width, device),
+            conv2: conv(width, width, 3, stride, device),
+            bn2: bn(width, device),
+            conv3: Some(conv(width, o, 1, 1, device)),
+            bn3: Some(bn(o, device)),
+            downsample: (stride != 1 || i != o).then(|| Downsample {
+                conv: conv(i, o, 1, stride, device),
+                bn: bn(o, device),
+            }),
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[n, i, h, w]`
+    /// - returns `[n, o, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let h = relu(self.bn1.forward(self.conv1.forward(x)));
+        let h = self.bn2.forward(self.conv2.forward(h));
+        let h = match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(h))),
+            _ => h,
+        };
+        relu(h + shortcut)
+    }
+}
+
+/// A torchvision ResNet.
+///
+/// Explainable layers: `stem` (after the max-pool), `layer1` ... `layer4` (the outputs of the
+/// stages; `layer4` is the usual Grad-CAM layer).
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// 7x7 stride-2 stem convolution.
+    pub conv1: Conv2d,
+    /// Stem BatchNorm.
+    pub bn1: BatchNorm,
+    /// Stage 1.
+    pub layer1: Vec<Block>,
+    /// Stage 2.
+    pub layer2: Vec<Block>,
+    /// Stage 3.
+    pub layer3: Vec<Block>,
+    /// Stage 4.
+    pub layer4: Vec<Block>,
+    /// The classifier.
+    pub fc: Linear,
+    pool: MaxPool2d,
+}
+
+impl ResNet {
+    fn build(depths: [usize; 4], bottleneck: bool, classes: usize, device: &Device) -> Self {
+        let expansion = if bottleneck { 4 } else { 1 };
+        let mut channels = 64;
+        let mut stage = |width: usize, depth: usize, stride: usize| -> Vec<Block> {
+            (0..depth)
+                .map(|d| {
+                    let stride = if d == 0 { stride } else { 1 };
+                    let block = if bottleneck {
+                        Block::bottleneck(channels, width, stride, device)
+                    } else {
+                        Block::basic(channels, width, stride, device)
+                    };
+                    channels = width * expansion;
+                    block
+                })
+                .collect()
+        };
+        let layer1 = stage(64, depths[0], 1);
+        let layer2 = stage(128, depths[1], 2);
+        let layer3 = stage(256, depths[2], 2);
+        let layer4 = stage(512, depths[3], 2);
+        Self {
+            conv1: conv(3, 64, 7, 2, device),
+            bn1: bn(64, device),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            fc: LinearConfig::new(512 * expansion, classes).init(device),
+            pool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+        }
+    }
+
+    /// ResNet-18 (basic blocks, [2, 2, 2, 2]).
+    pub fn resnet18(classes: usize, device: &Device) -> Self {
+        Self::build([2, 2, 2, 2], false, classes, device)
+    }
+
+    /// ResNet-34 (basic blocks, [3, 4, 6, 3]).
+    pub fn resnet34(classes: usize, device: &Device) -> Self {
+        Self::build([3, 4, 6, 3], false, classes, device)
+    }
+
+    /// ResNet-50 (bottlenecks, [3, 4, 6, 3]).
+    pub fn resnet50(classes: usize, device: &Device) -> Self {
+        Self::build([3, 4, 6, 3], true, classes, device)
+    }
+
+    /// ResNet-101 (bottlenecks, [3, 4, 23, 3]).
+    pub fn resnet101(classes: usize, device: &Device) -> Self {
+        Self::build([3, 4, 23, 3], true, classes, device)
+    }
+
+    /// torchvision's ImageNet preprocessing: 224x224 RGB, ImageNet mean and std on `[0, 1]`.
+    pub fn preprocess() -> Preprocess {
+        Preprocess {
+            size: [224, 224],
+            order: ChannelOrder::Rgb,
+            scale: 1.0,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+
+    /// The logits.
+    ///
+    /// # Shapes
+    /// - `x`: `[n, 3, h, w]`
+    /// - returns `[n, classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_probed(x, &mut Probe::passthrough())
+    }
+}
+
+impl GradCam for ResNet {
+    fn layers(&self) -> Vec<String> {
+        ["stem", "layer1", "layer2", "layer3", "layer4"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [n, 64, h/2, w/2]
+        let mut x = probe.layer("stem", self.pool.forward(x)); // [n, 64, h/4, w/4]
+        for (name, stage) in [
+            ("layer1", &self.layer1),
+            ("layer2", &self.layer2),
+            ("layer3", &self.layer3),
+            ("layer4", &self.layer4),
+        ] {
+            for block in stage {
+                x = block.forward(x);
+            }
+            x = probe.layer(name, x);
+        }
+        self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, classes]
+    }
+
+    fn input_shape(&self) -> [Option<usize>; 3] {
+        [Some(3), None, None]
+    }
+}

@@ -1,8 +1,8 @@
 //! Explain a photo with a pretrained ImageNet model and write the Grad-CAM overlay.
 //!
 //! ```sh
-//! cargo run --example explain -- assets/chelsea.png
-//! cargo run --example explain -- photo.jpg --model efficientnet-lite0 --class 285 --no-relu
+//! cargo run --features flex,ndarray --example explain -- assets/chelsea.png
+//! cargo run --features flex,ndarray --example explain -- photo.jpg --model efficientnet-lite0 --no-relu
 //! ```
 
 use std::path::{Path, PathBuf};

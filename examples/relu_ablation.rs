@@ -2,8 +2,8 @@
 //! generated two-object scenes (each object's class explained in turn) and the boxed photo.
 //!
 //! ```sh
-//! cargo run --example relu_ablation                 # 500 scenes; writes out/relu_ablation.png
-//! cargo run --example relu_ablation -- --scenes 100
+//! cargo run --features flex,ndarray --example relu_ablation   # 500 scenes, out/relu_ablation.png
+//! cargo run --features flex,ndarray --example relu_ablation -- --scenes 100
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -184,6 +184,15 @@ fn main() {
         2 * count
     );
     println!("{}", total.table());
+    // What a uniform map would score: each box's share of the image.
+    let share = |f: fn(&Scene) -> [usize; 2]| {
+        let areas: Vec<usize> = scenes.iter().flat_map(f).collect();
+        areas.iter().sum::<usize>() as f32 / areas.len() as f32 / (SCENE_SIZE * SCENE_SIZE) as f32
+    };
+    let box_share = share(|s| s.objects.clone().map(|o| o.bbox.area()));
+    println!(
+        "Uniform-map baseline: energy in a box = off-class energy = {box_share:.3} (mean box area / image area).\n"
+    );
 
     for (name, result) in [
         (

@@ -2,11 +2,12 @@
 //! weights to `assets/shapes_net.safetensors`.
 //!
 //! ```sh
-//! cargo run --example train_shapes            # ~minutes on 2 CPU cores (flex)
+//! cargo run --features flex,ndarray --example train_shapes   # ~7 minutes on 2 CPU cores
 //! ```
 //!
 //! Multi-label training: both objects' classes are positives (binary cross-entropy on the
-//! logits). Accuracy = the two highest logits are exactly the scene's two classes.
+//! logits), 12 epochs over 6000 scenes, Adam. Accuracy = the two highest logits are exactly the
+//! scene's two classes, on 1000 validation scenes of another stream.
 
 use std::path::Path;
 use std::time::Instant;
@@ -101,7 +102,7 @@ fn main() {
     let model = model.valid();
     let acc = accuracy(&model, &valid, &device);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes_net.safetensors");
-    let mut store = SafetensorsStore::from_file(&path);
+    let mut store = SafetensorsStore::from_file(&path).overwrite(true);
     model.save_into(&mut store).expect("write the weights");
     println!(
         "validation accuracy {:.1} % on {VALID} scenes; wrote {}",

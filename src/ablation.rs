@@ -107,14 +107,22 @@ impl Ablation {
     pub fn table(&self) -> String {
         let mut out =
             String::from("| metric | better | ReLU on | ReLU off | n |\n|---|---|---|---|---|\n");
+        let cell = |values: &[f32]| match mean_ci(values) {
+            (m, ci) if ci.is_finite() => format!("{m:.3} ± {ci:.3}"),
+            (m, _) if m.is_finite() => format!("{m:.3}"),
+            _ => "–".to_string(),
+        };
         for ((name, on, higher), (_, off, _)) in
             self.relu_on.named().into_iter().zip(self.relu_off.named())
         {
-            let (m_on, ci_on) = mean_ci(on);
-            let (m_off, ci_off) = mean_ci(off);
+            if on.is_empty() {
+                continue;
+            }
             out.push_str(&format!(
-                "| {name} | {} | {m_on:.3} ± {ci_on:.3} | {m_off:.3} ± {ci_off:.3} | {} |\n",
+                "| {name} | {} | {} | {} | {} |\n",
                 if higher { "higher" } else { "lower" },
+                cell(on),
+                cell(off),
                 on.len()
             ));
         }

@@ -30,7 +30,8 @@ pub enum Normalization {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradCamConfig {
-    /// The layers to explain, by the names the model announces. Empty: the model's last layer.
+    /// The layers to explain, by the names the model announces. Empty: the model's
+    /// [`default_layer`](crate::GradCam::default_layer) (its last layer unless it says otherwise).
     pub layers: Vec<String>,
     /// Apply the ReLU to the weighted sum (Grad-CAM's default: keep only evidence *for* the
     /// target). With `false` the map keeps its negative evidence.
@@ -46,7 +47,7 @@ impl Default for GradCamConfig {
 }
 
 impl GradCamConfig {
-    /// The default: the model's last announced layer, ReLU on, min-max normalisation.
+    /// The default: the model's default layer, ReLU on, min-max normalisation.
     pub fn new() -> Self {
         Self {
             layers: Vec::new(),
@@ -91,11 +92,11 @@ impl GradCamConfig {
     pub fn init<M: GradCam>(&self, model: &M) -> Result<GradCamExplainer<M>> {
         let available = model.layers();
         let layers = if self.layers.is_empty() {
-            match available.last() {
-                Some(last) => vec![last.clone()],
+            match model.default_layer() {
+                Some(layer) => vec![layer],
                 None => {
                     return Err(GradCamError::UnknownLayer {
-                        name: "<the last layer>".to_string(),
+                        name: "<the default layer>".to_string(),
                         available,
                     });
                 }

@@ -61,6 +61,8 @@ mod cube {
     use burn::backend::tensor::FloatTensor;
     use burn::tensor::Shape;
     use burn_cubecl::CubeBackend;
+    // The `#[cube]` macro names `cubecl::..` paths.
+    use burn_cubecl::cubecl;
     use burn_cubecl::cubecl::calculate_cube_count_elemwise;
     use burn_cubecl::cubecl::prelude::*;
     use burn_cubecl::kernel::into_contiguous;

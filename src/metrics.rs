@@ -5,11 +5,13 @@
 //! protocol). Model-based metrics (need the model): [`deletion_insertion`] with [`auc`], and
 //! [`confidence_change`] for Average Drop and Increase in Confidence.
 //!
-//! What a ReLU on the map cannot change: the position of the maximum (ReLU is monotone), so the
-//! pointing game only differs when a whole map is non-positive; and the positive part of a
-//! signed map *is* its ReLU, so energy metrics on unnormalised maps are ReLU-invariant. The
-//! switch shows up in what a user sees: the min-max normalised map, where without the ReLU the
-//! negative evidence is shifted up into the low end of the scale and counts as mass.
+//! What a ReLU on the map cannot change: the position of the maximum at the layer's resolution
+//! (ReLU is monotone), and the positive part of a signed map (which *is* its ReLU), so energy
+//! metrics on unnormalised maps are ReLU-invariant. After bilinear upsampling the maximum can
+//! still move within a cell of the layer's grid, since a peak is interpolated with zeros (ReLU)
+//! or with negative neighbours (no ReLU): the pointing game differs in rare cases. The switch
+//! shows up in what a user sees: the min-max normalised map, where without the ReLU the negative
+//! evidence is shifted up into the low end of the scale and counts as mass.
 
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -67,6 +67,12 @@ pub trait GradCam: Module {
     ///   activations the probe returned (`n` times the targets per image while explaining).
     fn forward_probed(&self, input: Tensor<4>, probe: &mut Probe) -> Tensor<2>;
 
+    /// The layer explained when a configuration names none: by default the last of
+    /// [`GradCam::layers`]. Override it where another layer is the usual choice.
+    fn default_layer(&self) -> Option<String> {
+        self.layers().pop()
+    }
+
     /// The `[channels, height, width]` the model accepts; `None` where it takes any size.
     ///
     /// Inputs that do not fit are rejected with [`GradCamError::InputShape`](crate::GradCamError)

@@ -761,10 +761,21 @@ fn flex_and_ndarray_agree() {
     assert_same_maps(&flex, &ndarray, "flex vs ndarray");
 }
 
+/// The wgpu device, after checking that an adapter really exists (no silent skip).
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Device {
+    let device = Device::wgpu(Default::default());
+    let identity = device
+        .identity()
+        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
+    eprintln!("wgpu adapter: {}", identity.name);
+    device
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_agrees_with_flex() {
-    let device = Device::wgpu(Default::default());
+    let device = wgpu_device();
     let flex = cases(&Device::flex());
     let wgpu = cases(&device);
     assert_same_maps(&flex, &wgpu, "flex vs wgpu");
@@ -863,5 +874,5 @@ fn gradients_through_the_kernel_op_equal_the_reference() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_kernel_matches_the_tensor_op_reference() {
-    kernel_against_reference(&Device::wgpu(Default::default()));
+    kernel_against_reference(&wgpu_device());
 }

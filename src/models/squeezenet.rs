@@ -51,7 +51,7 @@ impl Fire {
 /// SqueezeNet 1.1 with 1000 ImageNet classes.
 ///
 /// Explainable layers: `conv1`, `fire2` ... `fire9` (fire9: 13x13x512, the usual Grad-CAM
-/// layer) and `conv10` (the class maps, after their ReLU).
+/// layer and the default) and `conv10` (the class maps, after their ReLU).
 #[derive(Module, Debug)]
 pub struct SqueezeNet {
     /// 3x3 stride-2 stem.
@@ -147,6 +147,11 @@ impl GradCam for SqueezeNet {
         let x = probe.layer("fire9", self.fire9.forward(x));
         let x = probe.layer("conv10", relu(self.conv10.forward(x))); // [n, 1000, 13, 13]
         x.mean_dims(&[2, 3]).flatten::<2>(1, 3) // [n, 1000]
+    }
+
+    /// `fire9`, the last feature layer (13x13x512); `conv10` is already the class maps.
+    fn default_layer(&self) -> Option<String> {
+        Some("fire9".to_string())
     }
 
     fn input_shape(&self) -> [Option<usize>; 3] {

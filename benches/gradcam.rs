@@ -1,0 +1,247 @@
+//! Grad-CAM end to end, forward only, and the map reduction alone, per model, batch and backend.
+//!
+//! ```sh
+//! cargo bench --profile dev --features flex,ndarray --bench gradcam            # CPU backends
+//! cargo bench --profile dev --features flex,ndarray,wgpu --bench gradcam       # + wgpu
+//! cargo bench --profile dev --features flex,ndarray --bench gradcam -- flex/8   # a filter
+//! ```
+//!
+//! `--profile dev` reuses the test build (dependencies at `opt-level = 3`): the release profile
+//! would compile Burn a second time. Every iteration starts from an input tensor already on the
+//! device and ends with the normalised heatmap (or the logits) read back to the host, which
+//! synchronises the device. On a machine without a GPU, `wgpu` runs on Mesa's lavapipe: a
+//! software Vulkan device on the CPU, labelled as such below, never a GPU figure.
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
+use gradcam::{GradCam, GradCamConfig, Probe, Targets, kernel, reduce};
+
+fn main() {
+    // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh
+    // process and print its peak resident memory (Linux `VmHWM`), then exit.
+    if let Ok(row) = std::env::var("GRADCAM_BENCH_RSS") {
+        peak_rss(&row);
+        return;
+    }
+    for name in BACKENDS {
+        if let Some(device) = device(name) {
+            println!("backend {name}: {}", describe(name, &device));
+        }
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    println!("| bench | median ms | min ms | samples |\n|---|---|---|---|");
+    for case in CASES {
+        for (model, size, layer) in [
+            ("squeezenet", 227, "fire9"),
+            ("lite0", 224, "head"),
+            ("resnet50", 224, "layer4"),
+        ] {
+            for what in ["grad_cam", "forward"] {
+                let name = format!("{what}/{model}/{case}");
+                if wanted(&name) && case_of(case).is_some() {
+                    let run = row(what, model, layer, size, case);
+                    report(&name, run);
+                }
+            }
+        }
+    }
+    for backend in BACKENDS {
+        for (k, side) in [(2048, 7), (256, 28)] {
+            let name = format!("reduction/[32,{k},{side},{side}]->224/{backend}");
+            if wanted(&name) {
+                report(&name, reduction(backend, k, side));
+            }
+        }
+    }
+}
+
+/// Warm up twice, then time `samples` calls; print median and minimum.
+fn report(name: &str, mut call: Box<dyn FnMut()>) {
+    call();
+    call();
+    let samples = 5;
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            call();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| {name} | {:.1} | {:.1} | {samples} |",
+        times[samples / 2],
+        times[0]
+    );
+}
+
+#[cfg(feature = "wgpu")]
+const BACKENDS: &[&str] = &["flex", "ndarray", "wgpu"];
+#[cfg(not(feature = "wgpu"))]
+const BACKENDS: &[&str] = &["flex", "ndarray"];
+
+const CASES: &[&str] = &[
+    "flex/1",
+    "flex/8",
+    "flex/32",
+    "ndarray/1",
+    "ndarray/8",
+    "ndarray/32",
+    "wgpu/1",
+    "wgpu/8",
+    "wgpu/32",
+];
+
+fn device(name: &str) -> Option<Device> {
+    match name {
+        "flex" => Some(Device::flex()),
+        #[allow(deprecated)] // burn-ndarray is deprecated upstream, still supported here
+        "ndarray" => Some(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Some(Device::wgpu(Default::default())),
+        _ => None,
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn describe(name: &str, device: &Device) -> String {
+    match (name, device.identity()) {
+        ("wgpu", Some(identity)) if identity.name.contains("llvmpipe") => {
+            format!(
+                "{} (lavapipe: SOFTWARE Vulkan on the CPU, not a GPU figure)",
+                identity.name
+            )
+        }
+        (_, Some(identity)) => identity.name,
+        _ => "CPU".to_string(),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn describe(_: &str, _: &Device) -> String {
+    "CPU".to_string()
+}
+
+fn peak_rss(name: &str) {
+    let parts: Vec<&str> = name.split('/').collect();
+    let [what, model, backend, batch] = parts[..] else {
+        panic!("GRADCAM_BENCH_RSS=grad_cam|forward/squeezenet|lite0|resnet50/BACKEND/BATCH");
+    };
+    let (size, layer) = match model {
+        "squeezenet" => (227, "fire9"),
+        "lite0" => (224, "head"),
+        _ => (224, "layer4"),
+    };
+    let mut call = row(what, model, layer, size, &format!("{backend}/{batch}"));
+    for _ in 0..3 {
+        call();
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    println!("{name}: peak RSS {:.0} MiB", kib / 1024.0);
+}
+
+/// `(device, batch)` for a case, or `None` where this build has no such backend.
+fn case_of(case: &str) -> Option<(Device, usize)> {
+    let (backend, batch) = case.split_once('/')?;
+    Some((device(backend)?, batch.parse().ok()?))
+}
+
+fn asset(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
+}
+
+fn input(batch: usize, size: usize, device: &Device) -> Tensor<4> {
+    Tensor::random(
+        [batch, 3, size, size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    )
+}
+
+/// One timed call of `what` (`grad_cam`: explain the top-1 class at `layer` and read the
+/// normalised heatmap back; `forward`: the logits read back) on an input already on the device.
+fn row(what: &str, model: &str, layer: &str, size: usize, case: &str) -> Box<dyn FnMut()> {
+    fn boxed<M: GradCam + 'static>(
+        what: &str,
+        model: M,
+        layer: &str,
+        size: usize,
+        case: &str,
+    ) -> Box<dyn FnMut()> {
+        let (device, batch) = case_of(case).expect("a backend of this build");
+        let model = model.to_device(&device);
+        let x = input(batch, size, &device);
+        if what == "grad_cam" {
+            let explainer = GradCamConfig::new().with_layer(layer).init(&model).unwrap();
+            Box::new(move || {
+                let _ = explainer
+                    .explain(x.clone(), &Targets::top1())
+                    .unwrap()
+                    .heatmap
+                    .into_data();
+            })
+        } else {
+            Box::new(move || {
+                let _ = model
+                    .forward_probed(x.clone(), &mut Probe::passthrough())
+                    .into_data();
+            })
+        }
+    }
+    match model {
+        "squeezenet" => boxed(what, squeezenet(), layer, size, case),
+        "lite0" => boxed(what, lite0(), layer, size, case),
+        _ => boxed(what, resnet50(), layer, size, case),
+    }
+}
+
+fn squeezenet() -> SqueezeNet {
+    load_weights(
+        SqueezeNet::new(&Device::flex()),
+        asset("squeezenet1_1.safetensors"),
+    )
+    .unwrap()
+}
+
+fn lite0() -> EfficientNetLite0 {
+    load_weights(
+        EfficientNetLite0::new(&Device::flex()),
+        asset("efficientnet_lite0.safetensors"),
+    )
+    .unwrap()
+}
+
+fn resnet50() -> ResNet {
+    let device = Device::flex();
+    device.seed(0);
+    ResNet::resnet50(1000, &device)
+}
+
+/// The reduction alone at realistic shapes: weights from gradients, weighted sum (the kernel
+/// path the explainer uses), ReLU, normalisation, upsampling to 224x224, read back.
+/// `[32, 2048, 7, 7]` is ResNet-50's layer4 at batch 32; `[32, 256, 28, 28]` a mid-level layer.
+fn reduction(backend: &str, k: usize, side: usize) -> Box<dyn FnMut()> {
+    let device = device(backend).expect("a backend of this build");
+    let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
+    let grads = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
+    Box::new(move || {
+        let weights = reduce::channel_weights(grads.clone()).reshape([32, 1, k]);
+        let raw = kernel::weighted_sum(acts.clone(), weights);
+        let cam = reduce::finish(raw, true, gradcam::Normalization::MinMax);
+        let _ = reduce::upsample(cam, [224, 224]).into_data();
+    })
+}

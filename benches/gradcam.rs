@@ -60,6 +60,51 @@ fn main() {
             }
         }
     }
+    // The weighted sum alone: the backend-extension op (the CubeCL kernel on wgpu) against the
+    // tensor-op reference (a batched matmul), with the bytes each call must move at least.
+    println!("\n| weighted sum | path | median ms | bytes moved | GB/s |\n|---|---|---|---|---|");
+    for backend in BACKENDS {
+        for (k, side) in [(2048, 7), (256, 28), (512, 13)] {
+            for path in ["kernel", "tensor-op"] {
+                let name = format!("weighted_sum/[32,{k},{side},{side}]/{backend}");
+                if wanted(&name) {
+                    weighted_sum_row(&name, backend, path, k, side);
+                }
+            }
+        }
+    }
+}
+
+fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize) {
+    let device = device(backend).expect("a backend of this build");
+    let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
+    let weights = Tensor::<3>::random([32, 1, k], Distribution::Default, &device);
+    let call = || {
+        let out = if path == "kernel" {
+            kernel::weighted_sum(acts.clone(), weights.clone())
+        } else {
+            reduce::weighted_sum(acts.clone(), weights.clone())
+        };
+        let _ = out.into_data();
+    };
+    call();
+    call();
+    let mut times: Vec<f64> = (0..10)
+        .map(|_| {
+            let start = Instant::now();
+            call();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median = times[5];
+    // Read A and the weights once, write the map: 4 bytes each.
+    let bytes = 4 * (32 * k * side * side + 32 * k + 32 * side * side);
+    println!(
+        "| {name} | {path} | {median:.2} | {:.1} MB | {:.2} |",
+        bytes as f64 / 1e6,
+        bytes as f64 / (median / 1e3) / 1e9
+    );
 }
 
 /// Warm up twice, then time `samples` calls; print median and minimum.

@@ -216,7 +216,7 @@ fn probabilities<M: GradCam>(
     for start in (0..b).step_by(chunk.max(1)) {
         let end = (start + chunk.max(1)).min(b);
         let logits = model.forward_probed(
-            images.clone().slice([start..end]),
+            images.clone().narrow(0, start, end - start),
             &mut Probe::passthrough(),
         );
         let [_, k] = logits.dims();

@@ -184,7 +184,7 @@ impl GradCam for Broken {
         };
         let logits = self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3));
         if self.how == ONE_ROW {
-            logits.slice([0..1])
+            logits.narrow(0, 0, 1)
         } else {
             logits
         }
@@ -336,14 +336,10 @@ fn a_map_does_not_depend_on_the_rest_of_the_batch() {
     let batch = tensor(41, [8, 3, 10, 10], 2.0, &device.clone().without_autodiff())
         + tensor(42, [8, 1, 1, 1], 1.0, &device.clone().without_autodiff());
     let image = 3;
-    let alone = batch.clone().slice([image..image + 1]);
+    let alone = batch.clone().narrow(0, image, 1);
 
     // The trap is real: in training mode BatchNorm's output depends on the batch.
-    let train_batch = host(
-        model
-            .forward(batch.clone().autodiff())
-            .slice([image..image + 1]),
-    );
+    let train_batch = host(model.forward(batch.clone().autodiff()).narrow(0, image, 1));
     let train_alone = host(model.forward(alone.clone().autodiff()));
     assert!(max_abs_diff(&train_batch, &train_alone) > 1e-2);
 
@@ -353,10 +349,10 @@ fn a_map_does_not_depend_on_the_rest_of_the_batch() {
         .unwrap();
     let in_batch = explainer.explain(batch, &Targets::class(2)).unwrap();
     let single = explainer.explain(alone, &Targets::class(2)).unwrap();
-    let raw_batch = host(in_batch.layers[0].raw.clone().slice([image..image + 1]));
+    let raw_batch = host(in_batch.layers[0].raw.clone().narrow(0, image, 1));
     let raw_single = host(single.layers[0].raw.clone());
     assert!(max_abs_diff(&raw_batch, &raw_single) < 1e-5);
-    let heat_batch = host(in_batch.heatmap.clone().slice([image..image + 1]));
+    let heat_batch = host(in_batch.heatmap.clone().narrow(0, image, 1));
     let heat_single = host(single.heatmap.clone());
     assert!(max_abs_diff(&heat_batch, &heat_single) < 1e-5);
     assert!((in_batch.targets[image][0].score - single.targets[0][0].score).abs() < 1e-5);
@@ -445,7 +441,7 @@ fn maps_are_normalised_to_the_unit_interval_and_upsampled_to_the_input() {
     assert_eq!(e.heatmap.dims(), [2, 1, 20, 14]);
     assert_eq!(e.layers[0].cam.dims(), [2, 1, 10, 7]);
     for image in 0..2 {
-        let cam = host(e.layers[0].cam.clone().slice([image..image + 1]));
+        let cam = host(e.layers[0].cam.clone().narrow(0, image, 1));
         let (lo, hi) = cam
             .iter()
             .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
@@ -494,7 +490,7 @@ fn per_image_targets_equal_one_image_at_a_time() {
         .unwrap();
     for (i, class) in classes.into_iter().enumerate() {
         let alone = explainer
-            .explain(x.clone().slice([i..i + 1]), &Targets::class(class))
+            .explain(x.clone().narrow(0, i, 1), &Targets::class(class))
             .unwrap();
         assert_eq!(batch.targets[i][0].class, Some(class));
         let diff = max_abs_diff(&batch.heatmap_values(i, 0), &alone.heatmap_values(0, 0));

@@ -79,7 +79,7 @@ fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize
     let device = device(backend).expect("a backend of this build");
     let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
     let weights = Tensor::<3>::random([32, 1, k], Distribution::Default, &device);
-    let call = || {
+    let mut call = || {
         let out = if path == "kernel" {
             kernel::weighted_sum(acts.clone(), weights.clone())
         } else {
@@ -87,17 +87,7 @@ fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize
         };
         let _ = out.into_data();
     };
-    call();
-    call();
-    let mut times: Vec<f64> = (0..10)
-        .map(|_| {
-            let start = Instant::now();
-            call();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let median = times[5];
+    let median = timed(&mut call, 10)[5];
     // Read A and the weights once, write the map: 4 bytes each.
     let bytes = 4 * (32 * k * side * side + 32 * k + 32 * side * side);
     println!(
@@ -107,11 +97,10 @@ fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize
     );
 }
 
-/// Warm up twice, then time `samples` calls; print median and minimum.
-fn report(name: &str, mut call: Box<dyn FnMut()>) {
+/// Warm up twice, then time `samples` calls one by one: sorted milliseconds.
+fn timed(call: &mut dyn FnMut(), samples: usize) -> Vec<f64> {
     call();
     call();
-    let samples = 5;
     let mut times: Vec<f64> = (0..samples)
         .map(|_| {
             let start = Instant::now();
@@ -120,11 +109,13 @@ fn report(name: &str, mut call: Box<dyn FnMut()>) {
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    println!(
-        "| {name} | {:.1} | {:.1} | {samples} |",
-        times[samples / 2],
-        times[0]
-    );
+    times
+}
+
+/// Print the median and minimum of 5 timed calls.
+fn report(name: &str, mut call: Box<dyn FnMut()>) {
+    let times = timed(&mut call, 5);
+    println!("| {name} | {:.1} | {:.1} | 5 |", times[2], times[0]);
 }
 
 #[cfg(feature = "wgpu")]

@@ -29,22 +29,6 @@ fn asset(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn cases(scene: &Scene) -> Vec<AblationCase> {
-    let [a, b] = &scene.objects;
-    vec![
-        AblationCase {
-            class: a.class,
-            target: a.bbox,
-            other: Some(b.bbox),
-        },
-        AblationCase {
-            class: b.class,
-            target: b.bbox,
-            other: Some(a.bbox),
-        },
-    ]
-}
-
 fn to_rgb(scene: &Scene) -> RgbImage {
     let n = SCENE_SIZE;
     RgbImage::from_fn(n as u32, n as u32, |x, y| {
@@ -174,7 +158,7 @@ fn main() {
     let mut total = Ablation::default();
     let scenes: Vec<Scene> = (0..count as u64).map(|i| scene(SEED, i)).collect();
     for chunk in scenes.chunks(50) {
-        let rows: Vec<Vec<AblationCase>> = chunk.iter().map(cases).collect();
+        let rows: Vec<Vec<AblationCase>> = chunk.iter().map(AblationCase::for_scene).collect();
         let part =
             relu_ablation(&model, "block4", scene_batch(chunk, &device), &rows, STEPS).unwrap();
         total.extend(part);

@@ -17,7 +17,7 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gradcam::synthetic::{SHAPE_CLASSES, Scene, ShapesNet, scene, scene_batch};
+use gradcam::synthetic::{SHAPE_CLASSES, Scene, ShapesNet, scene, scene_batch, two_class_accuracy};
 
 const SEED: u64 = 2024;
 const TRAIN: u64 = 6000;
@@ -34,29 +34,6 @@ fn labels(scenes: &[Scene], device: &Device) -> Tensor<2, Int> {
         }
     }
     Tensor::from_data(TensorData::new(data, [scenes.len(), k]), device)
-}
-
-/// Share of scenes whose two highest logits are their two classes.
-fn accuracy(model: &ShapesNet, scenes: &[Scene], device: &Device) -> f32 {
-    let mut correct = 0;
-    for chunk in scenes.chunks(250) {
-        let logits = model.forward(scene_batch(chunk, device));
-        let values = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap();
-        for (s, row) in chunk.iter().zip(values.chunks(SHAPE_CLASSES.len())) {
-            let mut idx: Vec<usize> = (0..row.len()).collect();
-            idx.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-            let mut top2 = [idx[0], idx[1]];
-            let mut truth = [s.objects[0].class, s.objects[1].class];
-            top2.sort();
-            truth.sort();
-            correct += usize::from(top2 == truth);
-        }
-    }
-    correct as f32 / scenes.len() as f32
 }
 
 fn main() {
@@ -91,7 +68,7 @@ fn main() {
             let grads = GradientsParams::from_grads(l.backward(), &model);
             model = optim.step(lr, model, grads);
         }
-        let acc = accuracy(&model.valid(), &valid, &device);
+        let acc = two_class_accuracy(&model.valid(), &valid, &device);
         println!(
             "epoch {epoch}: loss {:.4}, validation accuracy {:.1} %, {:.0} s",
             total / steps as f32,
@@ -100,7 +77,7 @@ fn main() {
         );
     }
     let model = model.valid();
-    let acc = accuracy(&model, &valid, &device);
+    let acc = two_class_accuracy(&model, &valid, &device);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes_net.safetensors");
     let mut store = SafetensorsStore::from_file(&path).overwrite(true);
     model.save_into(&mut store).expect("write the weights");

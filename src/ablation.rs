@@ -10,6 +10,7 @@ use crate::metrics::{
     pointing_game,
 };
 use crate::model::GradCam;
+use crate::synthetic::Scene;
 use crate::target::{Target, Targets};
 
 /// One explanation to score: a class, its object's box and, where there is one, another
@@ -22,6 +23,26 @@ pub struct AblationCase {
     pub target: BBox,
     /// The box of another object (of another class), if the image has one.
     pub other: Option<BBox>,
+}
+
+impl AblationCase {
+    /// The two cases of a generated scene: each object's class with its own box, and the other
+    /// object's box as the off-class box.
+    pub fn for_scene(scene: &Scene) -> Vec<AblationCase> {
+        let [a, b] = &scene.objects;
+        vec![
+            AblationCase {
+                class: a.class,
+                target: a.bbox,
+                other: Some(b.bbox),
+            },
+            AblationCase {
+                class: b.class,
+                target: b.bbox,
+                other: Some(a.bbox),
+            },
+        ]
+    }
 }
 
 /// Per-explanation values of every metric, for one setting of the ReLU.

@@ -203,6 +203,25 @@ pub fn scene_batch(scenes: &[Scene], device: &Device) -> Tensor<4> {
     )
 }
 
+/// The share of `scenes` whose two highest logits are exactly their two classes (the accuracy
+/// of [`ShapesNet`]), in batches of 250.
+pub fn two_class_accuracy(model: &ShapesNet, scenes: &[Scene], device: &Device) -> f32 {
+    let mut correct = 0;
+    for chunk in scenes.chunks(250) {
+        let logits = crate::explainer::read(model.forward(scene_batch(chunk, device)));
+        for (scene, row) in chunk.iter().zip(logits.chunks(SHAPE_CLASSES.len())) {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
+            let mut top2 = [order[0], order[1]];
+            let mut truth = scene.objects.clone().map(|o| o.class);
+            top2.sort();
+            truth.sort();
+            correct += usize::from(top2 == truth);
+        }
+    }
+    correct as f32 / scenes.len().max(1) as f32
+}
+
 /// Conv 3x3, BatchNorm, ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {

@@ -9,7 +9,7 @@
 use burn::tensor::Device;
 use gradcam::ablation::{AblationCase, mean_ci, relu_ablation};
 use gradcam::models::load_weights;
-use gradcam::synthetic::{SHAPE_CLASSES, Scene, ShapesNet, scene, scene_batch};
+use gradcam::synthetic::{Scene, ShapesNet, scene, scene_batch, two_class_accuracy};
 use gradcam::{GradCamConfig, Targets};
 
 fn model(device: &Device) -> ShapesNet {
@@ -24,26 +24,7 @@ fn the_scenes_network_reaches_its_stated_accuracy() {
     let device = Device::flex();
     let model = model(&device);
     let scenes: Vec<Scene> = (0..400).map(|i| scene(2025, i)).collect();
-    let logits = model.forward(scene_batch(&scenes, &device));
-    let values = logits
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap();
-    let correct = scenes
-        .iter()
-        .zip(values.chunks(SHAPE_CLASSES.len()))
-        .filter(|(s, row)| {
-            let mut idx: Vec<usize> = (0..row.len()).collect();
-            idx.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-            let mut top2 = [idx[0], idx[1]];
-            let mut truth = [s.objects[0].class, s.objects[1].class];
-            top2.sort();
-            truth.sort();
-            top2 == truth
-        })
-        .count();
-    let accuracy = correct as f32 / scenes.len() as f32;
+    let accuracy = two_class_accuracy(&model, &scenes, &device);
     eprintln!("top-2 set accuracy on 400 validation scenes: {accuracy:.3}");
     assert!(accuracy >= 0.92, "{accuracy}");
 }
@@ -53,24 +34,7 @@ fn the_relu_effects_keep_their_measured_direction_and_size() {
     let device = Device::flex();
     let model = model(&device);
     let scenes: Vec<Scene> = (0..60).map(|i| scene(9000, i)).collect();
-    let cases: Vec<Vec<AblationCase>> = scenes
-        .iter()
-        .map(|s| {
-            let [a, b] = &s.objects;
-            vec![
-                AblationCase {
-                    class: a.class,
-                    target: a.bbox,
-                    other: Some(b.bbox),
-                },
-                AblationCase {
-                    class: b.class,
-                    target: b.bbox,
-                    other: Some(a.bbox),
-                },
-            ]
-        })
-        .collect();
+    let cases: Vec<Vec<AblationCase>> = scenes.iter().map(AblationCase::for_scene).collect();
     let result = relu_ablation(&model, "block4", scene_batch(&scenes, &device), &cases, 8).unwrap();
     let (on, off) = (&result.relu_on, &result.relu_off);
     eprintln!("{}", result.table());

@@ -233,7 +233,8 @@ fn probabilities<M: GradCam>(
 /// for mean-subtracted ones) for the deletion curve, and *inserted* into an all-zero input for
 /// the insertion curve. Each curve holds the softmax probability of the class at
 /// `steps + 1` fractions `0, 1/steps, ..., 1`. Lower deletion and higher insertion AUC mean a
-/// more faithful map. Ties are broken by pixel index.
+/// more faithful map. Ties (a ReLU map is all zeros outside its positive evidence) keep the
+/// order of the backend's sort, which is arbitrary with respect to the class.
 ///
 /// # Shapes
 /// - `images`: `[b, c, h, w]`
@@ -392,6 +393,74 @@ mod tests {
         let none = localisation_iou(maps(vec![-1.0; 4], [1, 2, 2]), &[LEFT], 0.15);
         assert_eq!(none, vec![0.0]);
         assert_eq!(largest_component_box(&[false; 4], [2, 2]), None);
+    }
+
+    /// A model with a known answer: the logit of class 0 is `x . [1, 2, 3, 4]` over the four
+    /// pixels of a 2x2 input, class 1's is 0, so p0 = sigmoid(that).
+    #[derive(burn::module::Module, Debug)]
+    struct Weighted {
+        fc: burn::nn::Linear,
+    }
+
+    impl GradCam for Weighted {
+        fn layers(&self) -> Vec<String> {
+            vec!["input".into()]
+        }
+        fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+            self.fc.forward(probe.layer("input", x).flatten::<2>(1, 3))
+        }
+    }
+
+    fn weighted() -> Weighted {
+        let device = Device::flex();
+        let mut fc = burn::nn::LinearConfig::new(4, 2).init(&device);
+        let w = vec![1.0f32, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 0.0];
+        fc.weight = burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(w, [4, 2]),
+            &device,
+        ));
+        fc.bias = Some(burn::module::Param::from_tensor(Tensor::zeros(
+            [2],
+            &device,
+        )));
+        Weighted { fc }
+    }
+
+    fn sigmoid(z: f32) -> f32 {
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    #[test]
+    fn deletion_and_insertion_follow_the_map_order() {
+        let model = weighted();
+        let image = Tensor::<4>::ones([1, 1, 2, 2], &Device::flex());
+        // The map ranks pixel 3 (weight 4) first, then 2, 1, 0.
+        let map = maps(vec![0.1, 0.2, 0.3, 0.4], [1, 2, 2]);
+        let (deletion, insertion) = deletion_insertion(&model, image, map, &[0], 4);
+        let expected_deletion = [10.0, 6.0, 3.0, 1.0, 0.0].map(sigmoid);
+        let expected_insertion = [0.0, 4.0, 7.0, 9.0, 10.0].map(sigmoid);
+        for (got, want) in deletion[0].iter().zip(expected_deletion) {
+            assert!((got - want).abs() < 1e-5, "{deletion:?}");
+        }
+        for (got, want) in insertion[0].iter().zip(expected_insertion) {
+            assert!((got - want).abs() < 1e-5, "{insertion:?}");
+        }
+    }
+
+    #[test]
+    fn confidence_change_multiplies_the_input_by_the_map() {
+        let model = weighted();
+        let image = Tensor::<4>::ones([1, 1, 2, 2], &Device::flex());
+        let map = maps(vec![0.1, 0.2, 0.3, 0.4], [1, 2, 2]);
+        let pairs = confidence_change(&model, image, map, &[0]);
+        // y: all pixels, z = 10; o: z = 0.1 + 0.4 + 0.9 + 1.6 = 3.
+        assert!(
+            (pairs[0].0 - sigmoid(10.0)).abs() < 1e-5 && (pairs[0].1 - sigmoid(3.0)).abs() < 1e-5,
+            "{pairs:?}"
+        );
+        let drop = average_drop(&pairs);
+        assert!((drop - 100.0 * (sigmoid(10.0) - sigmoid(3.0)) / sigmoid(10.0)).abs() < 1e-3);
+        assert_eq!(increase_in_confidence(&pairs), 0.0);
     }
 
     #[test]

@@ -79,15 +79,25 @@ fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize
     let device = device(backend).expect("a backend of this build");
     let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
     let weights = Tensor::<3>::random([32, 1, k], Distribution::Default, &device);
-    let mut call = || {
-        let out = if path == "kernel" {
-            kernel::weighted_sum(acts.clone(), weights.clone())
-        } else {
-            reduce::weighted_sum(acts.clone(), weights.clone())
-        };
-        let _ = out.into_data();
-    };
-    let median = timed(&mut call, 10)[5];
+    // A fresh input every call, materialised before the clock starts: on lavapipe a loop over
+    // one unchanged input timed at 0.04 ms, faster than the bytes allow.
+    let mut times: Vec<f64> = (0..12)
+        .map(|i| {
+            let a = acts.clone() + i as f32;
+            let _ = a.clone().sum().into_data();
+            let start = Instant::now();
+            let out = if path == "kernel" {
+                kernel::weighted_sum(a, weights.clone())
+            } else {
+                reduce::weighted_sum(a, weights.clone())
+            };
+            let _ = out.into_data();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(2) // warm-up
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median = times[5];
     // Read A and the weights once, write the map: 4 bytes each.
     let bytes = 4 * (32 * k * side * side + 32 * k + 32 * side * side);
     println!(

@@ -107,6 +107,7 @@ fn check_against_pgc<M: GradCam>(model: &M, fixture: &str, device: &Device) {
 
     let cases = fx.cases();
     assert!(cases.len() >= 6, "{fixture}: {} cases", cases.len());
+    let mut worst = [0.0f32; 2]; // at layer resolution, upsampled
     let layers: Vec<String> = cases
         .iter()
         .map(|(l, _)| l.clone())
@@ -139,11 +140,13 @@ fn check_against_pgc<M: GradCam>(model: &M, fixture: &str, device: &Device) {
                     ("norelu_norm", "norelu_up", pick(&lm.heatmap))
                 };
                 let diff = max_abs_diff(&pick(&lm.cam), &fx.get(&key(cam_key)).1);
+                worst[0] = worst[0].max(diff);
                 assert!(
                     diff <= 1e-4,
                     "{fixture} {layer} class {class} relu {relu}: map at layer resolution differs by {diff}"
                 );
                 let diff = max_abs_diff(&up, &fx.get(&key(up_key)).1);
+                worst[1] = worst[1].max(diff);
                 assert!(
                     diff <= 1e-4,
                     "{fixture} {layer} class {class} relu {relu}: upsampled map differs by {diff}"
@@ -158,6 +161,10 @@ fn check_against_pgc<M: GradCam>(model: &M, fixture: &str, device: &Device) {
             }
         }
     }
+    eprintln!(
+        "{fixture}: worst difference from the oracle {:.2e} at layer resolution, {:.2e} upsampled",
+        worst[0], worst[1]
+    );
 }
 
 #[test]

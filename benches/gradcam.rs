@@ -38,16 +38,11 @@ fn main() {
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     println!("| bench | median ms | min ms | samples |\n|---|---|---|---|");
     for case in CASES {
-        for (model, size, layer) in [
-            ("squeezenet", 227, "fire9"),
-            ("lite0", 224, "head"),
-            ("resnet50", 224, "layer4"),
-        ] {
+        for (model, ..) in MODELS {
             for what in ["grad_cam", "forward"] {
                 let name = format!("{what}/{model}/{case}");
                 if wanted(&name) && case_of(case).is_some() {
-                    let run = row(what, model, layer, size, case);
-                    report(&name, run);
+                    report(&name, row(what, model, case));
                 }
             }
         }
@@ -128,6 +123,13 @@ fn report(name: &str, mut call: Box<dyn FnMut()>) {
     println!("| {name} | {:.1} | {:.1} | 5 |", times[2], times[0]);
 }
 
+/// `(name, input size, explained layer)` of the benchmarked models.
+const MODELS: [(&str, usize, &str); 3] = [
+    ("squeezenet", 227, "fire9"),
+    ("lite0", 224, "head"),
+    ("resnet50", 224, "layer4"),
+];
+
 #[cfg(feature = "wgpu")]
 const BACKENDS: &[&str] = &["flex", "ndarray", "wgpu"];
 #[cfg(not(feature = "wgpu"))]
@@ -180,12 +182,7 @@ fn peak_rss(name: &str) {
     let [what, model, backend, batch] = parts[..] else {
         panic!("GRADCAM_BENCH_RSS=grad_cam|forward/squeezenet|lite0|resnet50/BACKEND/BATCH");
     };
-    let (size, layer) = match model {
-        "squeezenet" => (227, "fire9"),
-        "lite0" => (224, "head"),
-        _ => (224, "layer4"),
-    };
-    let mut call = row(what, model, layer, size, &format!("{backend}/{batch}"));
+    let mut call = row(what, model, &format!("{backend}/{batch}"));
     for _ in 0..3 {
         call();
     }
@@ -218,9 +215,14 @@ fn input(batch: usize, size: usize, device: &Device) -> Tensor<4> {
     )
 }
 
-/// One timed call of `what` (`grad_cam`: explain the top-1 class at `layer` and read the
-/// normalised heatmap back; `forward`: the logits read back) on an input already on the device.
-fn row(what: &str, model: &str, layer: &str, size: usize, case: &str) -> Box<dyn FnMut()> {
+/// One timed call of `what` (`grad_cam`: explain the top-1 class at the model's layer in
+/// [`MODELS`] and read the normalised heatmap back; `forward`: the logits read back) on an
+/// input already on the device.
+fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
+    let (_, size, layer) = *MODELS
+        .iter()
+        .find(|(name, ..)| *name == model)
+        .expect("a model of MODELS");
     fn boxed<M: GradCam + 'static>(
         what: &str,
         model: M,

@@ -213,7 +213,7 @@ pub fn two_class_accuracy(model: &ShapesNet, scenes: &[Scene], device: &Device) 
             let mut order: Vec<usize> = (0..row.len()).collect();
             order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
             let mut top2 = [order[0], order[1]];
-            let mut truth = scene.objects.clone().map(|o| o.class);
+            let mut truth = [scene.objects[0].class, scene.objects[1].class];
             top2.sort();
             truth.sort();
             correct += usize::from(top2 == truth);

@@ -265,18 +265,34 @@ fn squeezenet() -> SqueezeNet {
     .unwrap()
 }
 
+/// BatchNorm is folded into the convolutions, as a user explaining with these models should;
+/// `GRADCAM_BENCH_UNFOLDED=1` keeps it, to measure what folding saves.
+fn folded() -> bool {
+    std::env::var_os("GRADCAM_BENCH_UNFOLDED").is_none()
+}
+
 fn lite0() -> EfficientNetLite0 {
-    load_weights(
+    let model = load_weights(
         EfficientNetLite0::new(&Device::flex()),
         asset("efficientnet_lite0.safetensors"),
     )
-    .unwrap()
+    .unwrap();
+    if folded() {
+        model.fold_batchnorm()
+    } else {
+        model
+    }
 }
 
 fn resnet50() -> ResNet {
     let device = Device::flex();
     device.seed(0);
-    ResNet::resnet50(1000, &device)
+    let model = ResNet::resnet50(1000, &device);
+    if folded() {
+        model.fold_batchnorm()
+    } else {
+        model
+    }
 }
 
 /// The reduction alone at realistic shapes: weights from gradients, weighted sum (the kernel

@@ -188,12 +188,24 @@ fn efficientnet_lite0_matches_pytorch_grad_cam() {
         root("assets/efficientnet_lite0.safetensors"),
     )
     .unwrap();
-    for photo in ["chelsea", "coffee"] {
-        check_against_pgc(
-            &model,
-            &format!("efficientnet_lite0_{photo}.safetensors"),
-            &device,
-        );
+    // As loaded, and with every BatchNorm (real running statistics, eps 1e-3) folded into its
+    // convolution: both must match the oracle.
+    let folded = model.clone().fold_batchnorm();
+    assert!(folded.stem.bn.is_none() && folded.head.bn.is_none());
+    assert!(
+        folded
+            .blocks
+            .iter()
+            .all(|b| b.depthwise.bn.is_none() && b.project.bn.is_none())
+    );
+    for model in [model, folded] {
+        for photo in ["chelsea", "coffee"] {
+            check_against_pgc(
+                &model,
+                &format!("efficientnet_lite0_{photo}.safetensors"),
+                &device,
+            );
+        }
     }
 }
 
@@ -207,6 +219,15 @@ fn resnet18_in_torchvision_layout_matches_pytorch_grad_cam() {
     )
     .unwrap();
     check_against_pgc(&model, "resnet18_chelsea.safetensors", &device);
+    let folded = model.fold_batchnorm();
+    assert!(folded.bn1.is_none());
+    assert!(
+        folded.layer2[0]
+            .downsample
+            .as_ref()
+            .is_some_and(|d| d.bn.is_none())
+    );
+    check_against_pgc(&folded, "resnet18_chelsea.safetensors", &device);
 }
 
 #[test]

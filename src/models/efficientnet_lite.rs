@@ -6,6 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{conv_bn, fold};
 use crate::image_io::{ChannelOrder, Preprocess};
 use crate::model::{GradCam, Probe};
 
@@ -14,8 +15,8 @@ use crate::model::{GradCam, Probe};
 pub struct ConvBn {
     /// The convolution.
     pub conv: Conv2d,
-    /// Its BatchNorm (eps 1e-3).
-    pub bn: BatchNorm,
+    /// Its BatchNorm (eps 1e-3); `None` once folded into `conv`.
+    pub bn: Option<BatchNorm>,
 }
 
 impl ConvBn {
@@ -33,7 +34,7 @@ impl ConvBn {
                 .with_padding(PaddingConfig2d::Same)
                 .with_bias(false)
                 .init(device),
-            bn: BatchNormConfig::new(o).with_epsilon(1e-3).init(device),
+            bn: Some(BatchNormConfig::new(o).with_epsilon(1e-3).init(device)),
         }
     }
 
@@ -41,7 +42,12 @@ impl ConvBn {
     /// - `x`: `[n, i, h, w]`
     /// - returns `[n, o, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        conv_bn(&self.conv, self.bn.as_ref(), x)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        let (conv, bn) = fold(self.conv, self.bn);
+        Self { conv, bn }
     }
 }
 
@@ -93,6 +99,15 @@ impl MbConv {
         let h = self.project.forward(h);
         if self.residual { h + x } else { h }
     }
+
+    fn fold_batchnorm(self) -> Self {
+        Self {
+            expand: self.expand.map(ConvBn::fold_batchnorm),
+            depthwise: self.depthwise.fold_batchnorm(),
+            project: self.project.fold_batchnorm(),
+            residual: self.residual,
+        }
+    }
 }
 
 /// The stages of EfficientNet-Lite0: (repeats, kernel, stride, expand ratio, input, output).
@@ -141,6 +156,23 @@ impl EfficientNetLite0 {
             blocks,
             head: ConvBn::new([320, 1280], 1, 1, 1, device),
             fc: LinearConfig::new(1280, 1000).init(device),
+        }
+    }
+
+    /// Every BatchNorm folded into the convolution before it: the same logits (up to float
+    /// rounding) from one pass fewer over each activation. For explanation and inference, after
+    /// [`load_weights`](crate::models::load_weights); a folded model has no BatchNorm left to
+    /// train or to load into.
+    pub fn fold_batchnorm(self) -> Self {
+        Self {
+            stem: self.stem.fold_batchnorm(),
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(MbConv::fold_batchnorm)
+                .collect(),
+            head: self.head.fold_batchnorm(),
+            fc: self.fc,
         }
     }
 

@@ -3,6 +3,7 @@
 //! load a user's own weights.
 
 mod efficientnet_lite;
+mod fold;
 mod resnet;
 mod squeezenet;
 

@@ -8,6 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{conv_bn, fold};
 use crate::image_io::{ChannelOrder, Preprocess};
 use crate::model::{GradCam, Probe};
 
@@ -20,8 +21,8 @@ fn conv(i: usize, o: usize, kernel: usize, stride: usize, device: &Device) -> Co
         .init(device)
 }
 
-fn bn(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels).init(device)
+fn bn(channels: usize, device: &Device) -> Option<BatchNorm> {
+    Some(BatchNormConfig::new(channels).init(device))
 }
 
 /// The 1x1 projection of a block's shortcut (torchvision's `downsample.0` and `downsample.1`).
@@ -29,8 +30,8 @@ fn bn(channels: usize, device: &Device) -> BatchNorm {
 pub struct Downsample {
     /// 1x1 strided convolution.
     pub conv: Conv2d,
-    /// Its BatchNorm.
-    pub bn: BatchNorm,
+    /// Its BatchNorm (`None` once folded into `conv`).
+    pub bn: Option<BatchNorm>,
 }
 
 /// A basic block (ResNet-18/34: two 3x3) or a bottleneck (ResNet-50/101: 1x1, 3x3, 1x1).
@@ -38,12 +39,12 @@ pub struct Downsample {
 pub struct Block {
     /// First convolution.
     pub conv1: Conv2d,
-    /// First BatchNorm.
-    pub bn1: BatchNorm,
+    /// First BatchNorm (`None` once folded into `conv1`, as for every BatchNorm here).
+    pub bn1: Option<BatchNorm>,
     /// Second convolution (3x3, carries the stride).
     pub conv2: Conv2d,
     /// Second BatchNorm.
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     /// Third convolution (bottlenecks only).
     pub conv3: Option<Conv2d>,
     /// Third BatchNorm (bottlenecks only).
@@ -76,7 +77,7 @@ impl Block {
             conv2: conv(width, width, 3, stride, device),
             bn2: bn(width, device),
             conv3: Some(conv(width, o, 1, 1, device)),
-            bn3: Some(bn(o, device)),
+            bn3: bn(o, device),
             downsample: (stride != 1 || i != o).then(|| Downsample {
                 conv: conv(i, o, 1, stride, device),
                 bn: bn(o, device),
@@ -89,16 +90,41 @@ impl Block {
     /// - returns `[n, o, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => conv_bn(&d.conv, d.bn.as_ref(), x.clone()),
             None => x.clone(),
         };
-        let h = relu(self.bn1.forward(self.conv1.forward(x)));
-        let h = self.bn2.forward(self.conv2.forward(h));
-        let h = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(h))),
-            _ => h,
+        let h = relu(conv_bn(&self.conv1, self.bn1.as_ref(), x));
+        let h = conv_bn(&self.conv2, self.bn2.as_ref(), h);
+        let h = match &self.conv3 {
+            Some(conv3) => conv_bn(conv3, self.bn3.as_ref(), relu(h)),
+            None => h,
         };
         relu(h + shortcut)
+    }
+
+    fn fold_batchnorm(self) -> Self {
+        let (conv1, bn1) = fold(self.conv1, self.bn1);
+        let (conv2, bn2) = fold(self.conv2, self.bn2);
+        let (conv3, bn3) = match self.conv3 {
+            Some(conv3) => {
+                let (conv3, bn3) = fold(conv3, self.bn3);
+                (Some(conv3), bn3)
+            }
+            None => (None, self.bn3),
+        };
+        let downsample = self.downsample.map(|d| {
+            let (conv, bn) = fold(d.conv, d.bn);
+            Downsample { conv, bn }
+        });
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            downsample,
+        }
     }
 }
 
@@ -110,8 +136,8 @@ impl Block {
 pub struct ResNet {
     /// 7x7 stride-2 stem convolution.
     pub conv1: Conv2d,
-    /// Stem BatchNorm.
-    pub bn1: BatchNorm,
+    /// Stem BatchNorm (`None` once folded into `conv1`).
+    pub bn1: Option<BatchNorm>,
     /// Stage 1.
     pub layer1: Vec<Block>,
     /// Stage 2.
@@ -182,6 +208,27 @@ impl ResNet {
         Self::build([3, 4, 23, 3], true, classes, device)
     }
 
+    /// Every BatchNorm folded into the convolution before it: the same logits (up to float
+    /// rounding) from one pass fewer over each activation. For explanation and inference, after
+    /// the weights are loaded; a folded model has no BatchNorm left to train or to load into.
+    ///
+    /// Folding uses the running statistics, as [`Module::valid`] does: call it on a model whose
+    /// statistics are final.
+    pub fn fold_batchnorm(self) -> Self {
+        let (conv1, bn1) = fold(self.conv1, self.bn1);
+        let stage = |blocks: Vec<Block>| blocks.into_iter().map(Block::fold_batchnorm).collect();
+        Self {
+            conv1,
+            bn1,
+            layer1: stage(self.layer1),
+            layer2: stage(self.layer2),
+            layer3: stage(self.layer3),
+            layer4: stage(self.layer4),
+            fc: self.fc,
+            pool: self.pool,
+        }
+    }
+
     /// torchvision's ImageNet preprocessing: 224x224 RGB, ImageNet mean and std on `[0, 1]`.
     pub fn preprocess() -> Preprocess {
         Preprocess {
@@ -211,7 +258,7 @@ impl GradCam for ResNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [n, 64, h/2, w/2]
+        let x = relu(conv_bn(&self.conv1, self.bn1.as_ref(), x)); // [n, 64, h/2, w/2]
         let mut x = probe.layer("stem", self.pool.forward(x)); // [n, 64, h/4, w/4]
         for (name, stage) in [
             ("layer1", &self.layer1),
@@ -229,5 +276,53 @@ impl GradCam for ResNet {
 
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), None, None]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::models::fold::tests::nontrivial_bn;
+
+    fn randomize(bn: &mut Option<BatchNorm>, conv: &Conv2d, device: &Device) {
+        *bn = Some(nontrivial_bn(conv.weight.dims()[0], device));
+    }
+
+    #[test]
+    fn folding_every_batchnorm_keeps_the_logits() {
+        let device = Device::flex();
+        device.seed(5);
+        for mut model in [ResNet::resnet18(10, &device), ResNet::resnet50(10, &device)] {
+            randomize(&mut model.bn1, &model.conv1.clone(), &device);
+            let stages = [
+                &mut model.layer1,
+                &mut model.layer2,
+                &mut model.layer3,
+                &mut model.layer4,
+            ];
+            for block in stages.into_iter().flatten() {
+                randomize(&mut block.bn1, &block.conv1.clone(), &device);
+                randomize(&mut block.bn2, &block.conv2.clone(), &device);
+                if let Some(conv3) = block.conv3.clone() {
+                    randomize(&mut block.bn3, &conv3, &device);
+                }
+                if let Some(d) = block.downsample.as_mut() {
+                    randomize(&mut d.bn, &d.conv.clone(), &device);
+                }
+            }
+            let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+            let expected = model.forward(x.clone()); // [2, 10]
+            let folded = model.fold_batchnorm();
+            let got = folded.forward(x);
+            let diff: f32 = (got - expected.clone()).abs().max().into_scalar();
+            let size: f32 = expected.abs().max().into_scalar();
+            assert!(size > 1e-3, "logits worth comparing: max |y| = {size}");
+            assert!(
+                diff <= 1e-4 * size,
+                "max diff {diff} against max |y| {size}"
+            );
+        }
     }
 }

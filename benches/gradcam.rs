@@ -57,7 +57,9 @@ fn main() {
     }
     // The weighted sum alone: the backend-extension op (the CubeCL kernel on wgpu) against the
     // tensor-op reference (a batched matmul), with the bytes each call must move at least.
-    println!("\n| weighted sum | path | median ms | bytes moved | GB/s |\n|---|---|---|---|---|");
+    println!(
+        "\n| weighted sum | path | median ms | min ms | queued ms/call | bytes moved | GB/s |\n|---|---|---|---|---|---|---|"
+    );
     for backend in BACKENDS {
         for (k, side) in [(2048, 7), (256, 28), (512, 13)] {
             for path in ["kernel", "tensor-op"] {
@@ -72,34 +74,60 @@ fn main() {
 
 fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize) {
     let device = device(backend).expect("a backend of this build");
-    let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
     let weights = Tensor::<3>::random([32, 1, k], Distribution::Default, &device);
-    // A fresh input every call, materialised before the clock starts: on lavapipe a loop over
-    // one unchanged input timed at 0.04 ms, faster than the bytes allow.
-    let mut times: Vec<f64> = (0..12)
-        .map(|i| {
-            let a = acts.clone() + i as f32;
-            let _ = a.clone().sum().into_data();
+    let op = |a: Tensor<4>| match path {
+        "kernel" => kernel::weighted_sum(a, weights.clone()),
+        _ => reduce::weighted_sum(a, weights.clone()),
+    };
+    // 16 distinct inputs, materialised and synchronised before any clock starts: a loop over one
+    // unchanged input timed faster than its bytes allow on lavapipe.
+    let inputs: Vec<Tensor<4>> = (0..16)
+        .map(|_| Tensor::random([32, k, side, side], Distribution::Default, &device))
+        .collect();
+    for a in &inputs {
+        fetch(a.clone().narrow(0, 0, 1).narrow(1, 0, 1));
+    }
+    for a in inputs.iter().take(3) {
+        fetch(op(a.clone())); // warm-up: compilation, autotune
+    }
+    let _ = device.sync();
+    // Latency: one call, its map read back.
+    let mut times: Vec<f64> = inputs
+        .iter()
+        .map(|a| {
             let start = Instant::now();
-            let out = if path == "kernel" {
-                kernel::weighted_sum(a, weights.clone())
-            } else {
-                reduce::weighted_sum(a, weights.clone())
-            };
-            let _ = out.into_data();
+            fetch(op(a.clone()));
             start.elapsed().as_secs_f64() * 1e3
         })
-        .skip(2) // warm-up
         .collect();
     times.sort_by(f64::total_cmp);
-    let median = times[5];
+    let median = (times[7] + times[8]) / 2.0;
+    // Throughput: all 16 calls queued, then every map read back.
+    let start = Instant::now();
+    let outs: Vec<Tensor<4>> = inputs.iter().map(|a| op(a.clone())).collect();
+    for out in outs {
+        fetch(out);
+    }
+    let _ = device.sync();
+    let queued = start.elapsed().as_secs_f64() * 1e3 / 16.0;
     // Read A and the weights once, write the map: 4 bytes each.
     let bytes = 4 * (32 * k * side * side + 32 * k + 32 * side * side);
+    let gbps = |ms: f64| bytes as f64 / (ms / 1e3) / 1e9;
     println!(
-        "| {name} | {path} | {median:.2} | {:.1} MB | {:.2} |",
+        "| {name} | {path} | {median:.2} | {:.2} | {queued:.2} | {:.1} MB | {:.2} |",
+        times[0],
         bytes as f64 / 1e6,
-        bytes as f64 / (median / 1e3) / 1e9
+        gbps(queued.min(median))
     );
+}
+
+/// Read `tensor` back to the host and touch its values. In Burn 0.22 `into_data` may return
+/// before the device has finished (the bytes materialise on first access): a bench that only
+/// calls `into_data` times the launch, not the work (0.04 ms for a 13 MB op on lavapipe).
+fn fetch<const D: usize>(tensor: Tensor<D>) {
+    let data = tensor.into_data();
+    let values = data.as_slice::<f32>().expect("f32 values");
+    std::hint::black_box(values.iter().sum::<f32>());
 }
 
 /// Warm up twice, then time `samples` calls one by one: sorted milliseconds.
@@ -236,17 +264,16 @@ fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
         if what == "grad_cam" {
             let explainer = GradCamConfig::new().with_layer(layer).init(&model).unwrap();
             Box::new(move || {
-                let _ = explainer
-                    .explain(x.clone(), &Targets::top1())
-                    .unwrap()
-                    .heatmap
-                    .into_data();
+                fetch(
+                    explainer
+                        .explain(x.clone(), &Targets::top1())
+                        .unwrap()
+                        .heatmap,
+                );
             })
         } else {
             Box::new(move || {
-                let _ = model
-                    .forward_probed(x.clone(), &mut Probe::passthrough())
-                    .into_data();
+                fetch(model.forward_probed(x.clone(), &mut Probe::passthrough()));
             })
         }
     }
@@ -306,6 +333,6 @@ fn reduction(backend: &str, k: usize, side: usize) -> Box<dyn FnMut()> {
         let weights = reduce::channel_weights(grads.clone()).reshape([32, 1, k]);
         let raw = kernel::weighted_sum(acts.clone(), weights);
         let cam = reduce::finish(raw, true, gradcam::Normalization::MinMax);
-        let _ = reduce::upsample(cam, [224, 224]).into_data();
+        fetch(reduce::upsample(cam, [224, 224]));
     })
 }

@@ -6,7 +6,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{conv_bn, fold};
+use super::fold::fold;
+use super::layers::conv_bn;
 use crate::image_io::{ChannelOrder, Preprocess};
 use crate::model::{GradCam, Probe};
 

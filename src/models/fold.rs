@@ -35,19 +35,6 @@ pub(crate) fn fold(conv: Conv2d, bn: Option<BatchNorm>) -> (Conv2d, Option<Batch
     }
 }
 
-/// `conv`, then `bn` unless it was folded into `conv`.
-///
-/// # Shapes
-/// - `x`: `[n, i, h, w]`
-/// - returns `[n, o, h', w']`
-pub(crate) fn conv_bn(conv: &Conv2d, bn: Option<&BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let x = conv.forward(x);
-    match bn {
-        Some(bn) => bn.forward(x),
-        None => x,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use burn::module::Module;
@@ -57,6 +44,7 @@ pub(crate) mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
+    use crate::models::layers::conv_bn;
 
     /// A BatchNorm (eps 1e-3) with running statistics and affine parameters away from the
     /// identity, moderate enough to stack dozens deep.

@@ -4,6 +4,7 @@
 
 mod efficientnet_lite;
 mod fold;
+mod layers;
 mod resnet;
 mod squeezenet;
 

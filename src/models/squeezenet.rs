@@ -8,6 +8,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::layers::pointwise;
 use crate::image_io::{ChannelOrder, Preprocess};
 use crate::model::{GradCam, Probe};
 
@@ -46,26 +47,6 @@ impl Fire {
             1,
         )
     }
-}
-
-/// A 1x1 convolution (stride 1, no padding) as one batched matrix product: the same numbers as
-/// `conv.forward(x)`, with a backward that is a matrix product on every backend. (burn-ndarray
-/// takes a convolution's input gradient through a scalar loop: for `conv10` that was 9x the
-/// whole forward.)
-///
-/// # Shapes
-/// - `x`: `[n, i, h, w]`
-/// - returns `[n, o, h, w]`
-fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [n, i, h, w] = x.dims();
-    let [o, ..] = conv.weight.dims();
-    let weight = conv.weight.val().reshape([1, o, i]); // [1, o, i]
-    let y = weight.matmul(x.reshape([n, i, h * w])); // [n, o, h * w]
-    let y = match &conv.bias {
-        Some(bias) => y + bias.val().reshape([1, o, 1]),
-        None => y,
-    };
-    y.reshape([n, o, h, w])
 }
 
 /// SqueezeNet 1.1 with 1000 ImageNet classes.
@@ -176,34 +157,5 @@ impl GradCam for SqueezeNet {
 
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), None, None]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::tensor::Distribution;
-
-    use super::*;
-
-    #[test]
-    fn pointwise_equals_the_1x1_convolution() {
-        let device = Device::flex();
-        device.seed(7);
-        for bias in [true, false] {
-            let conv = Conv2dConfig::new([5, 9], [1, 1])
-                .with_bias(bias)
-                .init(&device);
-            let x = Tensor::<4>::random([3, 5, 7, 4], Distribution::Normal(0.0, 1.0), &device);
-            let expected = conv.forward(x.clone());
-            let diff: f32 = (pointwise(&conv, x) - expected.clone())
-                .abs()
-                .max()
-                .into_scalar();
-            let size: f32 = expected.abs().max().into_scalar();
-            assert!(
-                size > 0.1 && diff <= 1e-5 * size,
-                "max diff {diff} of {size}"
-            );
-        }
     }
 }

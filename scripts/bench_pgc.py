@@ -34,6 +34,8 @@ Usage:
   bench_pgc.py                                 # all rows: {squeezenet,lite0,resnet50} x {1,8,32}
   bench_pgc.py --rows squeezenet:1,resnet50:8 --modes gradcam
   bench_pgc.py --rows squeezenet:1 --quick     # smoke test
+  bench_pgc.py --rows resnet50:64 --device cuda   # on a GPU machine (forward timed with a sync)
+Side by side with ours, several alternating runs: scripts/bench_side_by_side.sh.
 Run it on an otherwise idle machine; nothing else should be compiling.
 """
 import argparse
@@ -104,11 +106,16 @@ def child(spec):
     model, layer, size = build(spec["model"])
     torch.manual_seed(0)
     x = torch.randn(spec["batch"], 3, size, size, dtype=torch.float32)
+    device = spec.get("device", "cpu")
+    model, x = model.to(device), x.to(device)
 
     if spec["mode"] == "forward":
         def call():
             with torch.no_grad():
-                return model(x)
+                out = model(x)
+            if device != "cpu":
+                torch.cuda.synchronize()  # CUDA launches are asynchronous
+            return out
     else:
         from pytorch_grad_cam import GradCAM
         cam = GradCAM(model=model, target_layers=[layer])
@@ -144,7 +151,7 @@ def child(spec):
         "median_ms_per_image": statistics.median(times) * 1e3 / spec["batch"],
         "peak_rss_mib": round(maxrss_mib(), 1), "setup_rss_mib": round(setup_rss, 1),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
-        "quick": quick,
+        "device": device if device == "cpu" else torch.cuda.get_device_name(), "quick": quick,
     }
     if spec["mode"] == "gradcam":
         from importlib.metadata import version
@@ -177,6 +184,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0, help="target time per measurement (default 5)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default os.cpu_count())")
     ap.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed call (smoke test)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda (pgc on the GPU)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -187,6 +195,8 @@ def main():
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
     assert set(modes) <= set(MODES), modes
     import torch  # only for the header
+    if a.device != "cpu" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {a.device}: this torch sees no CUDA device")
     threads = a.threads or os.cpu_count()
     print(f"torch {torch.__version__}, threads {threads} (os.cpu_count() {os.cpu_count()}), "
           f"CPU: {cpu_model()}, python {sys.version.split()[0]}" + (", QUICK (numbers meaningless)" if a.quick else ""),
@@ -196,7 +206,7 @@ def main():
     for name, batch in rows:
         for mode in modes:
             spec = {"model": name, "batch": batch, "mode": mode, "threads": a.threads,
-                    "seconds": a.seconds, "quick": a.quick}
+                    "seconds": a.seconds, "quick": a.quick, "device": a.device}
             p = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                                capture_output=True, text=True)
             if p.returncode != 0:

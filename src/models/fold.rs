@@ -12,7 +12,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
 /// `conv` then `bn` (in validation mode) as one convolution.
-pub(crate) fn fold_into_conv(mut conv: Conv2d, bn: &BatchNorm) -> Conv2d {
+fn fold_into_conv(mut conv: Conv2d, bn: &BatchNorm) -> Conv2d {
     let mean = bn.running_mean.value(); // [o]
     let var = bn.running_var.value(); // [o]
     let scale = bn.gamma.val() / (var + bn.epsilon).sqrt(); // [o]

@@ -287,8 +287,9 @@ mod tests {
     use super::*;
     use crate::models::fold::tests::nontrivial_bn;
 
-    fn randomize(bn: &mut Option<BatchNorm>, conv: &Conv2d, device: &Device) {
-        *bn = Some(nontrivial_bn(conv.weight.dims()[0], device));
+    /// A BatchNorm with non-trivial statistics over `conv`'s output channels.
+    fn randomized(conv: &Conv2d, device: &Device) -> Option<BatchNorm> {
+        Some(nontrivial_bn(conv.weight.dims()[0], device))
     }
 
     #[test]
@@ -296,7 +297,7 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         for mut model in [ResNet::resnet18(10, &device), ResNet::resnet50(10, &device)] {
-            randomize(&mut model.bn1, &model.conv1.clone(), &device);
+            model.bn1 = randomized(&model.conv1, &device);
             let stages = [
                 &mut model.layer1,
                 &mut model.layer2,
@@ -304,13 +305,13 @@ mod tests {
                 &mut model.layer4,
             ];
             for block in stages.into_iter().flatten() {
-                randomize(&mut block.bn1, &block.conv1.clone(), &device);
-                randomize(&mut block.bn2, &block.conv2.clone(), &device);
-                if let Some(conv3) = block.conv3.clone() {
-                    randomize(&mut block.bn3, &conv3, &device);
+                block.bn1 = randomized(&block.conv1, &device);
+                block.bn2 = randomized(&block.conv2, &device);
+                if let Some(conv3) = &block.conv3 {
+                    block.bn3 = randomized(conv3, &device);
                 }
                 if let Some(d) = block.downsample.as_mut() {
-                    randomize(&mut d.bn, &d.conv.clone(), &device);
+                    d.bn = randomized(&d.conv, &device);
                 }
             }
             let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);

@@ -1,9 +1,9 @@
 //! Grad-CAM end to end, forward only, and the map reduction alone, per model, batch and backend.
 //!
 //! ```sh
-//! cargo bench --profile dev --features flex,ndarray --bench gradcam            # CPU backends
+//! cargo bench --profile dev --features flex,ndarray,wgpu --bench gradcam -- flex ndarray  # CPU rows
 //! cargo bench --profile dev --features flex,ndarray,wgpu --bench gradcam       # + wgpu
-//! cargo bench --profile dev --features flex,ndarray --bench gradcam -- flex/8   # a filter
+//! cargo bench --profile dev --features flex,ndarray,wgpu --bench gradcam -- flex/8   # a filter
 //! ```
 //!
 //! `--profile dev` reuses the test build (dependencies at `opt-level = 3`): the release profile
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{GradCam, GradCamConfig, Probe, Targets, kernel, reduce};
+use gradcam::{CamModel, ExplainerConfig, Method, Probe, Targets, weighted_sum};
 
 fn main() {
     // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh
@@ -43,7 +43,24 @@ fn main() {
                 let name = format!("{what}/{model}/{case}");
                 let named = !case.ends_with("/64") || !filters.is_empty();
                 if named && wanted(&name) && case_of(case).is_some() {
-                    report(&name, row(what, model, case));
+                    report(&name, row(what, model, case), 5);
+                }
+            }
+        }
+    }
+    // Every method: only when a filter names them (`-- method/`), since the many-forward
+    // methods take minutes per call on a CPU. Those run at small batches only: Score-CAM on
+    // ResNet-50 at batch 32 would be 65,536 forwards a call.
+    if !filters.is_empty() {
+        for (model, cases, many) in METHOD_CASES {
+            for method in Method::ALL {
+                let forwards = matches!(method, Method::ScoreCam | Method::AblationCam);
+                for case in if forwards { many } else { cases }.iter() {
+                    let name = format!("method/{method}/{model}/{case}");
+                    if wanted(&name) && case_of(case).is_some() {
+                        let samples = if forwards { 2 } else { 5 };
+                        report(&name, method_row(method, model, case), samples);
+                    }
                 }
             }
         }
@@ -52,7 +69,7 @@ fn main() {
         for (k, side) in [(2048, 7), (256, 28)] {
             let name = format!("reduction/[32,{k},{side},{side}]->224/{backend}");
             if wanted(&name) {
-                report(&name, reduction(backend, k, side));
+                report(&name, reduction(backend, k, side), 5);
             }
         }
     }
@@ -77,8 +94,11 @@ fn weighted_sum_row(name: &str, backend: &str, path: &str, k: usize, side: usize
     let device = device(backend).expect("a backend of this build");
     let weights = Tensor::<3>::random([32, 1, k], Distribution::Default, &device);
     let op = |a: Tensor<4>| match path {
-        "kernel" => kernel::weighted_sum(a, weights.clone()),
-        _ => reduce::weighted_sum(a, weights.clone()),
+        "kernel" => weighted_sum(a, weights.clone()).expect("matching shapes"),
+        _ => weights
+            .clone()
+            .matmul(a.reshape([32, k, side * side]))
+            .reshape([32, 1, side, side]),
     };
     // 16 distinct inputs, materialised and synchronised before any clock starts: a loop over one
     // unchanged input timed faster than its bytes allow on lavapipe.
@@ -146,10 +166,60 @@ fn timed(call: &mut dyn FnMut(), samples: usize) -> Vec<f64> {
     times
 }
 
-/// Print the median and minimum of 5 timed calls.
-fn report(name: &str, mut call: Box<dyn FnMut()>) {
-    let times = timed(&mut call, 5);
-    println!("| {name} | {:.1} | {:.1} | 5 |", times[2], times[0]);
+/// Print the median and minimum of `samples` timed calls.
+fn report(name: &str, mut call: Box<dyn FnMut()>, samples: usize) {
+    let times = timed(&mut call, samples);
+    let median = if samples % 2 == 1 {
+        times[samples / 2]
+    } else {
+        (times[samples / 2 - 1] + times[samples / 2]) / 2.0
+    };
+    println!("| {name} | {median:.1} | {:.1} | {samples} |", times[0]);
+}
+
+/// The method rows: SqueezeNet `fire9` and ResNet-50 `layer4` at batches 8 and 32; Score-CAM
+/// and Ablation-CAM at the batches after the second list.
+const METHOD_CASES: [(&str, &[&str], &[&str]); 2] = [
+    ("squeezenet", &["flex/8", "flex/32"], &["flex/1", "flex/8"]),
+    ("resnet50", &["flex/8", "flex/32"], &["flex/1"]),
+];
+
+/// One timed call of `method`: explain each image's top-1 class at the model's layer of
+/// [`MODELS`] and read the normalised heatmap back.
+fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
+    let (_, size, layer) = *MODELS
+        .iter()
+        .find(|(name, ..)| *name == model)
+        .expect("a model of MODELS");
+    fn boxed<M: CamModel + 'static>(
+        method: Method,
+        model: M,
+        layer: &str,
+        size: usize,
+        case: &str,
+    ) -> Box<dyn FnMut()> {
+        let (device, batch) = case_of(case).expect("a backend of this build");
+        let model = model.to_device(&device);
+        let x = input(batch, size, &device);
+        let explainer = ExplainerConfig::new()
+            .with_method(method)
+            .with_layer(layer)
+            .init(&model)
+            .unwrap();
+        Box::new(move || {
+            fetch(
+                explainer
+                    .explain(x.clone(), &Targets::top1())
+                    .unwrap()
+                    .heatmap,
+            );
+        })
+    }
+    match model {
+        "squeezenet" => boxed(method, squeezenet(), layer, size, case),
+        "lite0" => boxed(method, lite0(), layer, size, case),
+        _ => boxed(method, resnet50(), layer, size, case),
+    }
 }
 
 /// `(name, input size, explained layer)` of the benchmarked models.
@@ -214,7 +284,14 @@ fn peak_rss(name: &str) {
     let [what, model, backend, batch] = parts[..] else {
         panic!("GRADCAM_BENCH_RSS=grad_cam|forward/squeezenet|lite0|resnet50/BACKEND/BATCH");
     };
-    let mut call = row(what, model, &format!("{backend}/{batch}"));
+    let mut call = match what.strip_prefix("method:") {
+        Some(method) => method_row(
+            method.parse().expect("a method"),
+            model,
+            &format!("{backend}/{batch}"),
+        ),
+        None => row(what, model, &format!("{backend}/{batch}")),
+    };
     for _ in 0..3 {
         call();
     }
@@ -251,40 +328,23 @@ fn input(batch: usize, size: usize, device: &Device) -> Tensor<4> {
 /// [`MODELS`] and read the normalised heatmap back; `forward`: the logits read back) on an
 /// input already on the device.
 fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
-    let (_, size, layer) = *MODELS
+    if what == "grad_cam" {
+        return method_row(Method::GradCam, model, case);
+    }
+    let (_, size, _) = *MODELS
         .iter()
         .find(|(name, ..)| *name == model)
         .expect("a model of MODELS");
-    fn boxed<M: GradCam + 'static>(
-        what: &str,
-        model: M,
-        layer: &str,
-        size: usize,
-        case: &str,
-    ) -> Box<dyn FnMut()> {
+    fn boxed<M: CamModel + 'static>(model: M, size: usize, case: &str) -> Box<dyn FnMut()> {
         let (device, batch) = case_of(case).expect("a backend of this build");
         let model = model.to_device(&device);
         let x = input(batch, size, &device);
-        if what == "grad_cam" {
-            let explainer = GradCamConfig::new().with_layer(layer).init(&model).unwrap();
-            Box::new(move || {
-                fetch(
-                    explainer
-                        .explain(x.clone(), &Targets::top1())
-                        .unwrap()
-                        .heatmap,
-                );
-            })
-        } else {
-            Box::new(move || {
-                fetch(model.forward_probed(x.clone(), &mut Probe::passthrough()));
-            })
-        }
+        Box::new(move || fetch(model.forward_probed(x.clone(), &mut Probe::passthrough())))
     }
     match model {
-        "squeezenet" => boxed(what, squeezenet(), layer, size, case),
-        "lite0" => boxed(what, lite0(), layer, size, case),
-        _ => boxed(what, resnet50(), layer, size, case),
+        "squeezenet" => boxed(squeezenet(), size, case),
+        "lite0" => boxed(lite0(), size, case),
+        _ => boxed(resnet50(), size, case),
     }
 }
 
@@ -326,17 +386,51 @@ fn resnet50() -> ResNet {
     }
 }
 
-/// The reduction alone at realistic shapes: weights from gradients, weighted sum (the kernel
-/// path the explainer uses), ReLU, normalisation, upsampling to 224x224, read back.
+/// The input is the explained layer, global average pooling and a linear layer follow: a model
+/// whose forward and backward are negligible, so that [`gradcam::Explainer::explain_capture`]
+/// on its capture times the method and the post-processing alone.
+#[derive(burn::module::Module, Debug)]
+struct Gap {
+    fc: burn::nn::Linear,
+}
+
+impl CamModel for Gap {
+    fn layers(&self) -> Vec<String> {
+        vec!["input".into()]
+    }
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        let x = probe.layer("input", x); // [n, k, h, w]
+        self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, 1000]
+    }
+}
+
+/// The reduction alone at realistic shapes: Grad-CAM's weights from the captured gradients,
+/// the weighted sum (the kernel path), ReLU, normalisation, upsampling to 224x224, read back.
 /// `[32, 2048, 7, 7]` is ResNet-50's layer4 at batch 32; `[32, 256, 28, 28]` a mid-level layer.
 fn reduction(backend: &str, k: usize, side: usize) -> Box<dyn FnMut()> {
     let device = device(backend).expect("a backend of this build");
+    let model = Gap {
+        fc: burn::nn::LinearConfig::new(k, 1000).init(&device),
+    };
+    let explainer = ExplainerConfig::new()
+        .with_method(Method::GradCam)
+        .init(&model)
+        .unwrap();
     let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
-    let grads = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
+    let capture = explainer.capture(acts, &Targets::top1()).unwrap();
     Box::new(move || {
-        let weights = reduce::channel_weights(grads.clone()).reshape([32, 1, k]);
-        let raw = kernel::weighted_sum(acts.clone(), weights);
-        let cam = reduce::finish(raw, true, gradcam::Normalization::MinMax);
-        fetch(reduce::upsample(cam, [224, 224]));
+        let e = explainer.explain_capture(&capture).unwrap();
+        fetch(gradcam_upsampled(e.layers[0].heatmap.clone()));
     })
+}
+
+/// The layer's map upsampled to 224x224 (the Gap model's input is the layer itself, so its
+/// heatmap is at the layer's resolution).
+fn gradcam_upsampled(map: Tensor<4>) -> Tensor<4> {
+    burn::tensor::module::interpolate(
+        map,
+        burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size([224, 224]),
+    )
 }

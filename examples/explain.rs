@@ -1,8 +1,8 @@
-//! Explain a photo with a pretrained ImageNet model and write the Grad-CAM overlay.
+//! Explain a photo with a pretrained ImageNet model and write the class-activation overlay.
 //!
 //! ```sh
-//! cargo run --features flex,ndarray --example explain -- assets/chelsea.png
-//! cargo run --features flex,ndarray --example explain -- photo.jpg --model efficientnet-lite0 --no-relu
+//! cargo run --features flex,ndarray,wgpu --example explain -- assets/chelsea.png
+//! cargo run --features flex,ndarray,wgpu --example explain -- photo.jpg --model efficientnet-lite0 --method hires-cam --no-relu
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -12,16 +12,23 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use gradcam::models::{EfficientNetLite0, SqueezeNet, imagenet_classes, load_weights};
 use gradcam::{
-    Colormap, GradCam, GradCamConfig, GradCamError, Normalization, Preprocess, Probe, Targets,
-    load_image, overlay, save_png, signed_to_unit, strip,
+    CamModel, Colormap, ExplainerConfig, GradCamError, Method, Normalization, Preprocess, Probe,
+    Targets, load_image, overlay, save_png, signed_to_unit, strip,
 };
 
-const USAGE: &str = "usage: explain <image> [--model squeezenet|efficientnet-lite0] [--layer NAME] \
-[--class N] [--no-relu] [--colormap jet|turbo|viridis] [--out PATH] [--device flex|ndarray|wgpu]";
+const USAGE: &str = "usage: explain <image> [--model squeezenet|efficientnet-lite0] [--layer NAME]
+  [--method grad-cam|grad-cam++|xgrad-cam|hires-cam|element-wise-grad-cam|layer-cam|eigen-cam|
+            eigen-grad-cam|score-cam|ablation-cam] [--class N] [--no-relu]
+  [--colormap jet|turbo|viridis] [--out PATH] [--device flex|ndarray|wgpu]
+
+Writes two files, and nothing else: PATH (default out/explain.png), the overlay at the photo's
+own resolution, and PATH with the extension strip.png, the model input | ReLU on | ReLU off.
+Neither may be the input photo.";
 
 struct Args {
     image: PathBuf,
     model: String,
+    method: Method,
     layer: Option<String>,
     class: Option<usize>,
     relu: bool,
@@ -35,6 +42,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         image: PathBuf::new(),
         model: "squeezenet".into(),
+        method: Method::GradCam,
         layer: None,
         class: None,
         relu: true,
@@ -47,6 +55,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--model" => parsed.model = value("--model")?,
             "--layer" => parsed.layer = Some(value("--layer")?),
+            "--method" => {
+                parsed.method = value("--method")?
+                    .parse()
+                    .map_err(|e: GradCamError| e.to_string())?
+            }
             "--class" => {
                 let v = value("--class")?;
                 parsed.class = Some(
@@ -74,7 +87,37 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     parsed.image = image.ok_or("missing the image to explain")?;
+    for out in [parsed.out.clone(), strip_path(&parsed.out)] {
+        if same_file(&out, &parsed.image) {
+            return Err(format!(
+                "refusing to write {} over the input photo; pick another --out",
+                out.display()
+            ));
+        }
+    }
     Ok(parsed)
+}
+
+/// The second file `explain` writes: `PATH` with the extension `strip.png`.
+fn strip_path(out: &Path) -> PathBuf {
+    out.with_extension("strip.png")
+}
+
+/// Whether two paths name the same file (the first need not exist yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| {
+        p.canonicalize().ok().or_else(|| {
+            let parent = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Some(parent.canonicalize().ok()?.join(p.file_name()?))
+        })
+    };
+    match (canonical(a), canonical(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn device(name: &str) -> Result<Device, String> {
@@ -129,7 +172,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run<M: GradCam>(
+fn run<M: CamModel>(
     model: &M,
     prep: Preprocess,
     args: &Args,
@@ -137,7 +180,9 @@ fn run<M: GradCam>(
 ) -> Result<(), String> {
     let text = |e: GradCamError| e.to_string();
     let photo = load_image(&args.image).map_err(text)?;
-    let input = prep.to_tensor(std::slice::from_ref(&photo), device); // [1, 3, h, w]
+    let input = prep
+        .to_tensor(std::slice::from_ref(&photo), device)
+        .map_err(text)?; // [1, 3, h, w]
     let names = imagenet_classes();
 
     let logits = model.forward_probed(input.clone(), &mut Probe::passthrough()); // [1, 1000]
@@ -154,7 +199,9 @@ fn run<M: GradCam>(
     }
 
     let class = args.class.unwrap_or(ranked[0]);
-    let mut config = GradCamConfig::new().with_relu(args.relu);
+    let mut config = ExplainerConfig::new()
+        .with_method(args.method)
+        .with_relu(args.relu);
     if let Some(layer) = &args.layer {
         config = config.with_layer(layer.clone());
     }
@@ -164,18 +211,25 @@ fn run<M: GradCam>(
         .explain(input.clone(), &Targets::class(class))
         .map_err(text)?;
     let [h, w] = prep.size;
-    let heat = explanation.heatmap_values(0, 0);
-    let shown = overlay(&photo, &args.colormap.paint(&heat, [h, w]), 0.5);
+    let heat = explanation.heatmap_values(0, 0).map_err(text)?;
+    let shown = overlay(
+        &photo,
+        &args.colormap.paint(&heat, [h, w]).map_err(text)?,
+        0.5,
+    )
+    .map_err(text)?;
     save_png(&shown, &args.out).map_err(text)?;
     println!(
-        "explained class {class} ({}) at layer `{layer}`, ReLU {}: wrote {}",
+        "explained class {class} ({}) with {} at layer `{layer}`, ReLU {}: wrote {}",
         names.get(class).unwrap_or(&"?"),
+        args.method,
         if args.relu { "on" } else { "off" },
         args.out.display()
     );
 
     // The strip: photo | ReLU on | ReLU off (signed map on a diverging colormap).
-    let signed = GradCamConfig::new()
+    let signed = ExplainerConfig::new()
+        .with_method(args.method)
         .with_layer(layer)
         .with_relu(false)
         .with_normalization(Normalization::None)
@@ -183,7 +237,7 @@ fn run<M: GradCam>(
         .map_err(text)?
         .explain(input, &Targets::class(class))
         .map_err(text)?;
-    let raw = signed.heatmap_values(0, 0);
+    let raw = signed.heatmap_values(0, 0).map_err(text)?;
     let relu_on = if args.relu {
         heat
     } else {
@@ -192,18 +246,26 @@ fn run<M: GradCam>(
             .map(|v| if max > 0.0 { v.max(0.0) / max } else { 0.0 })
             .collect()
     };
-    let resized = prep.resize(&photo);
+    let resized = prep.resize(&photo).map_err(text)?;
     let panels = [
         resized.clone(),
-        overlay(&resized, &args.colormap.paint(&relu_on, [h, w]), 0.5),
         overlay(
             &resized,
-            &Colormap::Diverging.paint(&signed_to_unit(&raw), [h, w]),
+            &args.colormap.paint(&relu_on, [h, w]).map_err(text)?,
+            0.5,
+        )
+        .map_err(text)?,
+        overlay(
+            &resized,
+            &Colormap::Diverging
+                .paint(&signed_to_unit(&raw), [h, w])
+                .map_err(text)?,
             0.6,
-        ),
+        )
+        .map_err(text)?,
     ];
-    let strip_path = args.out.with_extension("strip.png");
-    save_png(&strip(&panels), &strip_path).map_err(text)?;
+    let strip_path = strip_path(&args.out);
+    save_png(&strip(&panels).map_err(text)?, &strip_path).map_err(text)?;
     println!(
         "wrote {} (photo | ReLU on | ReLU off, blue = negative evidence)",
         strip_path.display()

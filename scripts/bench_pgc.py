@@ -15,6 +15,8 @@ measurement only; torch.set_num_threads(os.cpu_count()) unless --threads):
 
   forward   `model(x)` under torch.no_grad()
   gradcam   `GradCAM(model, target_layers=[layer])(input_tensor=x, targets=None)`: pgc
+  grad-cam++, hires-cam, ..., score-cam, ablation-cam: the same call with that pgc class
+            (names as our `Method`s spell them; `gradcam` = `grad-cam`)
             end to end, input tensor -> grayscale CAMs as a numpy [B,H,W] array, targets =
             each image's top-1 class. (pgc's own cost as used in practice: it also computes
             parameter gradients, since the model's parameters require grad, and keeps the
@@ -60,7 +62,22 @@ MODELS = {
 }
 ALIASES = {"squeezenet1_1": "squeezenet", "efficientnet_lite0": "lite0", "efficientnet-lite0": "lite0"}
 DEFAULT_BATCHES = (1, 8, 32)
-MODES = ("forward", "gradcam")
+# Our method names (`Method` in Rust) -> pytorch-grad-cam's class. `gradcam` is kept as the
+# name of the Grad-CAM mode of earlier tables.
+METHODS = {
+    "gradcam": "GradCAM",
+    "grad-cam": "GradCAM",
+    "grad-cam++": "GradCAMPlusPlus",
+    "xgrad-cam": "XGradCAM",
+    "hires-cam": "HiResCAM",
+    "element-wise-grad-cam": "GradCAMElementWise",
+    "layer-cam": "LayerCAM",
+    "eigen-cam": "EigenCAM",
+    "eigen-grad-cam": "EigenGradCAM",
+    "score-cam": "ScoreCAM",
+    "ablation-cam": "AblationCAM",
+}
+MODES = ("forward",) + tuple(METHODS)
 
 
 def cpu_model():
@@ -117,8 +134,15 @@ def child(spec):
                 torch.cuda.synchronize()  # CUDA launches are asynchronous
             return out
     else:
-        from pytorch_grad_cam import GradCAM
-        cam = GradCAM(model=model, target_layers=[layer])
+        import pytorch_grad_cam
+        cls = getattr(pytorch_grad_cam, METHODS[spec["mode"]])
+        cam = cls(model=model, target_layers=[layer])
+        if spec["mode"] == "score-cam":
+            cam.batch_size = 32  # pgc's default is 16; ours is 32
+        if spec["mode"] in ("score-cam", "ablation-cam"):
+            import tqdm
+            from functools import partialmethod
+            tqdm.tqdm.__init__ = partialmethod(tqdm.tqdm.__init__, disable=True)
 
         def call():
             out = cam(input_tensor=x, targets=None)
@@ -127,7 +151,7 @@ def child(spec):
 
     setup_rss = maxrss_mib()
     quick = spec["quick"]
-    warmup = 1 if quick else 2
+    warmup = 1 if quick else spec.get("warmup", 2)
     t_last = None
     for _ in range(warmup):
         t0 = time.perf_counter()
@@ -136,7 +160,7 @@ def child(spec):
     if quick:
         n = 1
     else:
-        n = max(3, min(10_000, int(round(spec["seconds"] / max(t_last, 1e-6)))))
+        n = max(spec.get("min_iters", 3), min(10_000, int(round(spec["seconds"] / max(t_last, 1e-6)))))
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -144,7 +168,7 @@ def child(spec):
         times.append(time.perf_counter() - t0)
     row = {
         "model": spec["model"], "batch": spec["batch"], "mode": spec["mode"],
-        "target_layer": MODELS[spec["model"]][1] if spec["mode"] == "gradcam" else None,
+        "target_layer": MODELS[spec["model"]][1] if spec["mode"] != "forward" else None,
         "input_shape": [spec["batch"], 3, size, size],
         "warmup": warmup, "iters": n,
         "median_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3,
@@ -153,7 +177,7 @@ def child(spec):
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
         "device": device if device == "cpu" else torch.cuda.get_device_name(), "quick": quick,
     }
-    if spec["mode"] == "gradcam":
+    if spec["mode"] != "forward":
         from importlib.metadata import version
         row["grad_cam"] = version("grad-cam")
     print(json.dumps(row), flush=True)
@@ -180,7 +204,10 @@ def main():
     ap.add_argument("--rows", default=None,
                     help="comma-separated model:batch (model alone = batches 1,8,32); models: "
                          + ", ".join(MODELS) + " (default: all x 1,8,32)")
-    ap.add_argument("--modes", default=",".join(MODES), help="forward,gradcam (default both)")
+    ap.add_argument("--modes", default="forward,gradcam",
+                    help="forward and any of " + ", ".join(METHODS) + " (default forward,gradcam)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up calls (default 2)")
+    ap.add_argument("--min-iters", type=int, default=3, help="at least this many timed calls (default 3)")
     ap.add_argument("--seconds", type=float, default=5.0, help="target time per measurement (default 5)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default os.cpu_count())")
     ap.add_argument("--quick", action="store_true", help="1 warm-up + 1 timed call (smoke test)")
@@ -206,7 +233,8 @@ def main():
     for name, batch in rows:
         for mode in modes:
             spec = {"model": name, "batch": batch, "mode": mode, "threads": a.threads,
-                    "seconds": a.seconds, "quick": a.quick, "device": a.device}
+                    "seconds": a.seconds, "quick": a.quick, "device": a.device, "warmup": a.warmup,
+                    "min_iters": a.min_iters}
             p = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                                capture_output=True, text=True)
             if p.returncode != 0:

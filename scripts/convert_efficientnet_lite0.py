@@ -31,7 +31,8 @@ import models_pt  # noqa: E402
 from preprocess import lite0_input, load_photo  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE", "/tmp/gradcam-pkgs"))
+CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradcam-pkgs")
 PTH = CACHE / "raw" / "efficientnet-lite0-57934424.pth"
 
 BN = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean", "running_var": "running_var"}

@@ -26,7 +26,8 @@ import models_pt  # noqa: E402
 from preprocess import load_photo, squeezenet_input  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE", "/tmp/gradcam-pkgs"))
+CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradcam-pkgs")
 H5 = CACHE / "raw" / "squeezenet_weights_tf_dim_ordering_tf_kernels.h5"
 
 

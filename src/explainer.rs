@@ -1,89 +1,181 @@
-//! The Grad-CAM explainer: forward to the layer without autodiff, backward only through the rest,
-//! then the map reduction.
+//! The configuration, its init, and explain: forward to the layer without autodiff, backward
+//! only through the rest when the method needs gradients, the method, then the shared
+//! post-processing.
 
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 
-use crate::config::GradCamConfig;
+use crate::capture::{Capture, CaptureProbe, Replace, repeat_rows};
 use crate::error::{GradCamError, Result};
-use crate::kernel;
-use crate::model::{Captured, GradCam, LayerInfo, Probe};
-use crate::reduce;
-use crate::target::{ScoreFn, Target, Targets};
+use crate::explanation::{ExplainedTarget, Explanation, LayerMap};
+use crate::host::read;
+use crate::methods::{CamMap, CamMethod, GradCam as GradCamMethod, LayerCapture, Rerun};
+use crate::postprocess::{self, Normalization};
+use crate::probe::{CamModel, LayerInfo, Probe};
+use crate::target::{Resolved, Targets, resolve_classes, row_scores, score_rows};
+use crate::weighted_sum::weighted_sum_unchecked;
 
-/// Explains a model with Grad-CAM. Built by [`GradCamConfig::init`].
-#[derive(Debug)]
-pub struct GradCamExplainer<M> {
-    model: M,
-    config: GradCamConfig,
+/// Configuration of an explainer, in burn's `XConfig::new().with_..()` style.
+///
+/// ```
+/// use gradcam::methods::{Method, ScoreCam};
+/// use gradcam::{ExplainerConfig, Normalization};
+///
+/// let config = ExplainerConfig::new()
+///     .with_layer("layer4")
+///     .with_method(Method::HiResCam)
+///     .with_relu(false)
+///     .with_normalization(Normalization::None);
+/// assert_eq!(config.layers, vec!["layer4".to_string()]);
+/// assert_eq!(config.method.name(), "hires-cam");
+///
+/// // Methods with settings are configured themselves.
+/// let score_cam = ExplainerConfig::new().with_method(ScoreCam::new().with_batch_size(64));
+/// ```
+#[derive(Clone)]
+pub struct ExplainerConfig {
+    /// The layers to explain, by the names the model announces. Empty: the model's
+    /// [`default_layer`](crate::CamModel::default_layer) (its last layer unless it says
+    /// otherwise).
+    pub layers: Vec<String>,
+    /// Apply the ReLU to the method's map (every method's default, and pytorch-grad-cam's only
+    /// choice: keep only evidence *for* the target). With `false` the map keeps its negative
+    /// evidence.
+    pub relu: bool,
+    /// How each map is scaled before upsampling.
+    pub normalization: Normalization,
+    /// The CAM method: Grad-CAM unless set.
+    pub method: Arc<dyn CamMethod>,
 }
 
-/// The maps of one explained layer, for every image and target.
-#[derive(Debug, Clone)]
-pub struct LayerMap {
-    /// The layer's name.
-    pub name: String,
-    /// The channel weights `alpha_k`, `[n, m, k]`.
-    pub weights: Tensor<3>,
-    /// The signed map `sum_k alpha_k A^k` at the layer's resolution, before ReLU and
-    /// normalisation, `[n, m, h, w]`.
-    pub raw: Tensor<4>,
-    /// The map after ReLU (if on) and normalisation, at the layer's resolution, `[n, m, h, w]`.
-    pub cam: Tensor<4>,
-    /// `cam` upsampled to the input's size, `[n, m, H, W]` (not normalised again).
-    pub heatmap: Tensor<4>,
+impl fmt::Debug for ExplainerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExplainerConfig")
+            .field("layers", &self.layers)
+            .field("relu", &self.relu)
+            .field("normalization", &self.normalization)
+            .field("method", &self.method)
+            .finish()
+    }
 }
 
-/// What was explained for one image and target.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ExplainedTarget {
-    /// The class, for class and top-prediction targets; `None` for a custom score.
-    pub class: Option<usize>,
-    /// The score whose gradient was followed (a logit, or the custom score).
-    pub score: f32,
+impl Default for ExplainerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-/// The result of [`GradCamExplainer::explain`]; tensors stay on the input's device.
-#[derive(Debug, Clone)]
-pub struct Explanation {
-    /// One entry per explained layer, in forward order.
-    pub layers: Vec<LayerMap>,
-    /// The heatmap, `[n, m, H, W]`: the layers' upsampled maps clipped at 0 (with the ReLU on),
-    /// averaged and normalised again (see [`reduce::combine_layers`]); with min-max
-    /// normalisation it spans exactly `[0, 1]`. Equal to pytorch-grad-cam's output.
-    pub heatmap: Tensor<4>,
-    /// `[n][m]`: what each map explains.
-    pub targets: Vec<Vec<ExplainedTarget>>,
-}
+impl ExplainerConfig {
+    /// The default: Grad-CAM at the model's default layer, ReLU on, min-max normalisation.
+    pub fn new() -> Self {
+        Self {
+            layers: Vec::new(),
+            relu: true,
+            normalization: Normalization::MinMax,
+            method: Arc::new(GradCamMethod),
+        }
+    }
 
-impl Explanation {
-    /// The heatmap of image `image` and target `target`, row-major `[H, W]`, read to the host.
+    /// Explain this one layer.
+    pub fn with_layer(mut self, layer: impl Into<String>) -> Self {
+        self.layers = vec![layer.into()];
+        self
+    }
+
+    /// Explain several layers in one pass; the fused heatmap averages them as pytorch-grad-cam
+    /// does.
+    pub fn with_layers<S: Into<String>>(mut self, layers: impl IntoIterator<Item = S>) -> Self {
+        self.layers = layers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Turn the ReLU on the method's map on or off.
+    pub fn with_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// Choose the normalisation.
+    pub fn with_normalization(mut self, normalization: Normalization) -> Self {
+        self.normalization = normalization;
+        self
+    }
+
+    /// Choose the method: a [`Method`](crate::methods::Method) by name, a configured built-in
+    /// such as [`ScoreCam`](crate::methods::ScoreCam), or your own [`CamMethod`].
+    pub fn with_method(mut self, method: impl CamMethod + 'static) -> Self {
+        self.method = Arc::new(method);
+        self
+    }
+
+    /// Build an explainer for `model`.
     ///
-    /// # Panics
-    /// If `image` or `target` is out of range of this explanation, or the device cannot be
-    /// read.
-    pub fn heatmap_values(&self, image: usize, target: usize) -> Vec<f32> {
-        let [n, m, _, _] = self.heatmap.dims();
-        assert!(
-            image < n && target < m,
-            "map ({image}, {target}) of an [{n}, {m}] explanation"
-        );
-        read(
-            self.heatmap
-                .clone()
-                .slice([image..image + 1, target..target + 1]),
-        )
+    /// The explainer keeps `model.valid()`: a copy without autodiff and with every training
+    /// flag off (BatchNorm uses its running statistics, dropout is off). `model` itself is not
+    /// changed.
+    ///
+    /// # Errors
+    /// [`GradCamError::UnknownLayer`] if a configured layer is not among `model.layers()`,
+    /// [`GradCamError::RepeatedLayer`] if one is listed twice.
+    pub fn init<M: CamModel>(&self, model: &M) -> Result<Explainer<M>> {
+        let available = model.layers();
+        let layers = if self.layers.is_empty() {
+            match model.default_layer() {
+                Some(layer) => vec![layer],
+                None => {
+                    return Err(GradCamError::UnknownLayer {
+                        name: "<the default layer>".to_string(),
+                        available,
+                    });
+                }
+            }
+        } else {
+            self.layers.clone()
+        };
+        if let Some(name) = layers.iter().find(|name| !available.contains(name)) {
+            return Err(GradCamError::UnknownLayer {
+                name: name.clone(),
+                available,
+            });
+        }
+        if let Some((_, name)) = layers
+            .iter()
+            .enumerate()
+            .find(|(i, name)| layers[..*i].contains(name))
+        {
+            return Err(GradCamError::RepeatedLayer { name: name.clone() });
+        }
+        let model = model.valid();
+        let (device, dtype) = crate::parameters::device_and_dtype(&model).unzip();
+        Ok(Explainer {
+            model,
+            config: Self {
+                layers,
+                ..self.clone()
+            },
+            device,
+            dtype,
+        })
     }
 }
 
-impl<M: GradCam> GradCamExplainer<M> {
-    pub(crate) fn new(model: M, config: GradCamConfig) -> Self {
-        Self { model, config }
-    }
+/// Explains a model with the configured CAM method. Built by [`ExplainerConfig::init`].
+///
+/// `Send + Sync` when the model is: one explainer can serve several threads at once.
+#[derive(Debug)]
+pub struct Explainer<M> {
+    model: M,
+    config: ExplainerConfig,
+    device: Option<Device>,
+    dtype: Option<DType>,
+}
 
+impl<M: CamModel> Explainer<M> {
     /// The configuration, with the default layer resolved.
-    pub fn config(&self) -> &GradCamConfig {
+    pub fn config(&self) -> &ExplainerConfig {
         &self.config
     }
 
@@ -96,114 +188,239 @@ impl<M: GradCam> GradCamExplainer<M> {
     ///
     /// # Shapes
     /// - `input`: `[n, c, h, w]`
+    ///
+    /// # Errors
+    /// The input errors of [`Explainer::explain`], and [`GradCamError::ForwardPanicked`].
     pub fn layer_shapes(&self, input: Tensor<4>) -> Result<Vec<LayerInfo>> {
         let input = self.check_input(input)?;
         let mut probe = Probe::recorder();
-        let _ = self.model.forward_probed(input, &mut probe);
+        forward(&self.model, input, &mut probe)?;
         Ok(probe.into_recorded())
     }
 
-    /// Explain `targets` for a batch of images.
+    /// Explain `targets` for a batch of images: [`Explainer::capture`], then
+    /// [`Explainer::explain_capture`].
     ///
-    /// One forward runs up to the first explained layer without autodiff; the activation
-    /// becomes a gradient leaf there (repeated once per target when there are several per
-    /// image) and one backward runs through the rest of the network only. No parameter gets a
-    /// gradient.
+    /// One forward runs up to the first explained layer without autodiff. For methods that need
+    /// gradients, the activation becomes a gradient leaf there (repeated once per target when
+    /// there are several per image) and one backward runs through the rest of the network only;
+    /// no parameter gets a gradient.
     ///
     /// # Shapes
     /// - `input`: `[n, c, H, W]`
     /// - the explanation's maps are `[n, m, ..]` for `m` targets per image.
     ///
     /// # Errors
-    /// Empty batch, input shape the model rejects, target count or class out of range, a
-    /// model that breaks its contract, NaN or infinity in scores or gradients: see
+    /// An input that is empty, has the wrong shape, is too small, lives on another device or has
+    /// another dtype than the model; a target count or class out of range; a model that breaks
+    /// its contract or panics; NaN or infinity in the scores, gradients or maps: see
     /// [`GradCamError`].
     pub fn explain(&self, input: Tensor<4>, targets: &Targets) -> Result<Explanation> {
-        let input = self.check_input(input)?; // [n, c, H, W]
-        let [n, _, height, width] = input.dims();
-        let (m, targets) = targets.resolve(n)?;
+        let capture = self.capture(input, targets)?;
+        self.explain_capture(&capture)
+    }
 
-        let mut probe = Probe::capture(self.config.layers.clone(), m);
-        let logits = self.model.forward_probed(input, &mut probe); // [n * m, classes]
-        let (captured, duplicate) = probe.into_capture().expect("a capture probe").finish();
-        if let Some(name) = duplicate {
+    /// The forward (and, when the method needs them, the backward) of [`Explainer::explain`]:
+    /// the activations and gradients at the explained layers and the resolved targets.
+    ///
+    /// # Shapes
+    /// - `input`: `[n, c, H, W]`
+    ///
+    /// # Errors
+    /// As [`Explainer::explain`].
+    pub fn capture(&self, input: Tensor<4>, targets: &Targets) -> Result<Capture> {
+        let input = self.check_input(input)?; // [n, c, H, W]
+        let [n, _, _, _] = input.dims();
+        let (m, targets) = targets.resolve(n)?;
+        let gradients = self.config.method.needs_gradients();
+
+        let mut probe = Probe::capture(CaptureProbe::new(
+            self.config.layers.clone(),
+            n,
+            m,
+            gradients,
+        ));
+        let logits = forward(&self.model, input.clone(), &mut probe)?; // [n * m or n, classes]
+        let captured = probe.into_capture().expect("a capture probe").finish();
+        if let Some(name) = captured.duplicate {
             return Err(GradCamError::DuplicateLayer { name });
+        }
+        if let Some((name, got, expected)) = captured.batch_error {
+            return Err(GradCamError::LayerBatch {
+                name,
+                got,
+                expected,
+            });
         }
         if let Some(name) = self
             .config
             .layers
             .iter()
-            .find(|name| !captured.iter().any(|c| &c.name == *name))
+            .find(|name| !captured.layers.iter().any(|c| &c.name == *name))
         {
             return Err(GradCamError::LayerNotReached { name: name.clone() });
         }
         let [rows, classes] = logits.dims();
-        if rows != n * m {
+        let expected_rows = if gradients { n * m } else { n };
+        if rows != expected_rows {
             return Err(GradCamError::OutputShape {
                 got: [rows, classes],
-                expected_rows: n * m,
+                expected_rows,
+            });
+        }
+        if classes == 0 {
+            return Err(GradCamError::ZeroClasses { rows });
+        }
+
+        let host_logits = read(logits.clone()); // [rows * classes]
+        let row_of = |t: usize| if gradients { t } else { t / m };
+        let resolved = resolve_classes(&targets, &host_logits, classes, row_of)?;
+        let per_target_logits = if gradients {
+            logits
+        } else {
+            repeat_logits(logits, m)
+        }; // [n * m, classes]
+        let scores = row_scores(per_target_logits, &resolved)?; // [n * m]
+        let host_scores = read(scores.clone());
+        if host_scores.iter().any(|v| !v.is_finite()) {
+            return Err(GradCamError::NonFinite {
+                what: "scores".to_string(),
             });
         }
 
-        let (objective, explained) = objective(logits, &targets)?;
-        if !objective.is_tracked() {
-            // The scores do not depend on any explained layer: nothing to differentiate.
-            return Err(GradCamError::NoGradient {
-                name: self.config.layers[0].clone(),
+        let mut grads = None;
+        if gradients {
+            let objective = scores.clone().sum();
+            if !objective.is_tracked() {
+                // The scores do not depend on any explained layer: nothing to differentiate.
+                return Err(GradCamError::NoGradient {
+                    name: self.config.layers[0].clone(),
+                });
+            }
+            grads = Some(objective.backward());
+        }
+        let mut layers = Vec::with_capacity(captured.layers.len());
+        for layer in captured.layers {
+            let gradients = match (&grads, layer.leaf) {
+                (Some(grads), Some(leaf)) => {
+                    let g = leaf.grad(grads).ok_or_else(|| GradCamError::NoGradient {
+                        name: layer.name.clone(),
+                    })?; // [n * m, k, h, w]
+                    let [_, k, h, w] = g.dims();
+                    Some(g.reshape([n, m, k, h, w]))
+                }
+                _ => None,
+            };
+            layers.push(LayerCapture {
+                name: layer.name,
+                activations: layer.activations,
+                gradients,
+                targets_per_image: m,
             });
         }
-        let grads = objective.backward();
+        let sums: Vec<(String, Tensor<1>)> = layers
+            .iter()
+            .filter_map(|l| {
+                let g = l.gradients.clone()?;
+                Some((format!("gradients of layer `{}`", l.name), g.sum()))
+            })
+            .collect();
+        check_finite(sums)?;
 
-        let mut layers = Vec::with_capacity(captured.len());
-        for captured in captured {
-            let Captured {
-                name,
-                activation,
-                per_target,
-                leaf,
-            } = captured;
-            let grad = leaf
-                .grad(&grads)
-                .ok_or_else(|| GradCamError::NoGradient { name: name.clone() })?; // [n * m, k, h, w]
-            let weights = reduce::channel_weights(grad); // [n * m, k]
-            let [_, k] = weights.dims();
-            check_finite(weights.clone().sum(), || {
-                format!("gradients of layer `{name}`")
-            })?;
-            let raw = if per_target {
-                let [_, _, h, w] = activation.dims();
-                kernel::weighted_sum(activation, weights.clone().reshape([n * m, 1, k]))
-                    .reshape([n, m, h, w])
-            } else {
-                kernel::weighted_sum(activation, weights.clone().reshape([n, m, k]))
-            }; // [n, m, h, w]
-            let cam = reduce::finish(raw.clone(), self.config.relu, self.config.normalization);
-            let heatmap = reduce::upsample(cam.clone(), [height, width]); // [n, m, H, W]
+        let targets = resolved
+            .iter()
+            .zip(&host_scores)
+            .map(|(target, &score)| ExplainedTarget {
+                class: match target {
+                    Resolved::Class(class) => Some(*class),
+                    Resolved::Score(_) => None,
+                },
+                score,
+            })
+            .collect::<Vec<_>>();
+        Ok(Capture {
+            input,
+            layers,
+            targets: targets.chunks(m).map(<[_]>::to_vec).collect(),
+            scores: scores.without_autodiff().reshape([n, m]),
+            resolved,
+        })
+    }
+
+    /// The configured method and the shared post-processing on a [`Capture`]: per layer the
+    /// method's map (channel weights become `sum_k w_k A^k`), then ReLU, normalisation,
+    /// upsampling, and the fusion of the layers.
+    ///
+    /// # Errors
+    /// [`GradCamError::InvalidArgument`] if the method needs gradients the capture lacks (it was
+    /// made for a gradient-free method) or returns maps of the wrong shape; the method's own
+    /// errors; [`GradCamError::NonFinite`] if a map holds NaN or infinity.
+    pub fn explain_capture(&self, capture: &Capture) -> Result<Explanation> {
+        let method = &self.config.method;
+        let [n, _, height, width] = capture.input.dims();
+        let m = capture.scores.dims()[1];
+        let rerun = Reruns {
+            model: &self.model,
+            capture,
+        };
+        let mut layers = Vec::with_capacity(capture.layers.len());
+        for layer in &capture.layers {
+            if method.needs_gradients() && layer.gradients.is_none() {
+                return Err(GradCamError::invalid(format!(
+                    "{} needs gradients, and this capture has none: capture with an explainer \
+                     whose method needs them",
+                    method.name()
+                )));
+            }
+            let [_, k, h, w] = layer.activations.dims();
+            let (weights, raw) = match method.compute(layer, &rerun)? {
+                CamMap::Weights(weights) if weights.dims() == [n, m, k] => {
+                    let raw = weighted_sum_unchecked(layer.activations.clone(), weights.clone());
+                    (Some(weights), raw)
+                }
+                CamMap::Map(raw) if raw.dims() == [n, m, h, w] => (None, raw),
+                other => {
+                    return Err(GradCamError::invalid(format!(
+                        "method {} returned {other:?} for activations {:?} and {m} targets per \
+                         image; expected weights [{n}, {m}, {k}] or a map [{n}, {m}, {h}, {w}]",
+                        method.name(),
+                        [n, k, h, w]
+                    )));
+                }
+            }; // raw: [n, m, h, w]
+            let cam = postprocess::finish(raw.clone(), self.config.relu, self.config.normalization);
+            let heatmap = postprocess::upsample(cam.clone(), [height, width]); // [n, m, H, W]
             layers.push(LayerMap {
-                name,
-                weights: weights.reshape([n, m, k]),
+                name: layer.name.clone(),
+                weights,
                 raw,
                 cam,
                 heatmap,
             });
         }
-        let heatmap = reduce::combine_layers(
+        let heatmap = postprocess::combine_layers(
             layers.iter().map(|l| l.heatmap.clone()).collect(),
             self.config.relu,
             self.config.normalization,
         );
+        let mut sums: Vec<(String, Tensor<1>)> = layers
+            .iter()
+            .map(|l| (format!("map of layer `{}`", l.name), l.raw.clone().sum()))
+            .collect();
+        sums.push(("fused heatmap".to_string(), heatmap.clone().sum()));
+        check_finite(sums)?;
         Ok(Explanation {
             layers,
             heatmap,
-            targets: explained.chunks(m).map(<[_]>::to_vec).collect(),
+            targets: capture.targets.clone(),
         })
     }
 
-    /// The input without autodiff, after the checks the model's declared shape allows.
+    /// The input without autodiff, after every check the model's declarations allow.
     fn check_input(&self, input: Tensor<4>) -> Result<Tensor<4>> {
         let shape = input.dims();
-        if shape.contains(&0) {
-            return Err(GradCamError::EmptyBatch { shape });
+        if let Some(axis) = shape.iter().position(|&d| d == 0) {
+            return Err(GradCamError::EmptyInput { shape, axis });
         }
         let expected = self.model.input_shape();
         if expected
@@ -221,134 +438,131 @@ impl<M: GradCam> GradCamExplainer<M> {
                 got: shape,
             });
         }
+        let min = self.model.min_input_size();
+        if shape[2] < min[0] || shape[3] < min[1] {
+            return Err(GradCamError::InputTooSmall {
+                min,
+                got: [shape[2], shape[3]],
+            });
+        }
+        if let Some(device) = &self.device
+            && input.device() != *device
+        {
+            return Err(GradCamError::DeviceMismatch {
+                input: format!("{:?}", input.device()),
+                model: format!("{device:?}"),
+            });
+        }
+        if let Some(dtype) = self.dtype
+            && input.dtype() != dtype
+        {
+            return Err(GradCamError::DTypeMismatch {
+                input: input.dtype(),
+                model: dtype,
+            });
+        }
         Ok(input.without_autodiff())
     }
 }
 
-/// The sum of every row's target score, and what each row explains.
+/// Further forwards for Score-CAM and Ablation-CAM.
+struct Reruns<'a, M> {
+    model: &'a M,
+    capture: &'a Capture,
+}
+
+impl<M: CamModel> Reruns<'_, M> {
+    /// Each of image `image`'s targets on every row of `logits`, `[r, m]`.
+    fn targets_of(&self, logits: Tensor<2>, image: usize, rows: usize) -> Result<Tensor<2>> {
+        let got = logits.dims();
+        if got[0] != rows {
+            return Err(GradCamError::OutputShape {
+                got,
+                expected_rows: rows,
+            });
+        }
+        let m = self.capture.scores.dims()[1];
+        let scores = self.capture.resolved[image * m..(image + 1) * m]
+            .iter()
+            .map(|target| score_rows(logits.clone(), target))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(scores, 1))
+    }
+}
+
+impl<M: CamModel> Rerun for Reruns<'_, M> {
+    fn input(&self) -> Tensor<4> {
+        self.capture.input.clone()
+    }
+
+    fn scores(&self, inputs: Tensor<4>, image: usize) -> Result<Tensor<2>> {
+        let rows = inputs.dims()[0];
+        let logits = forward(self.model, inputs, &mut Probe::passthrough())?;
+        self.targets_of(logits, image, rows)
+    }
+
+    fn scores_with_layer(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+    ) -> Result<Tensor<2>> {
+        let rows = activations.dims()[0];
+        let input = self.capture.input.clone().narrow(0, image, 1);
+        let mut probe = Probe::replace(Replace::new(layer.to_string(), activations));
+        let logits = forward(self.model, input, &mut probe)?;
+        let replace = probe.into_replace().expect("a replacing probe");
+        if let Some(shape) = replace.mismatch {
+            return Err(GradCamError::invalid(format!(
+                "the replacement for layer `{layer}` does not fit its activations [_, {}, {}, {}]",
+                shape[0], shape[1], shape[2]
+            )));
+        }
+        if !replace.done() {
+            return Err(GradCamError::LayerNotReached {
+                name: layer.to_string(),
+            });
+        }
+        self.targets_of(logits, image, rows)
+    }
+
+    fn original_scores(&self) -> Tensor<2> {
+        self.capture.scores.clone()
+    }
+}
+
+/// The model's forward, with a panic inside it turned into [`GradCamError::ForwardPanicked`].
+fn forward<M: CamModel>(model: &M, input: Tensor<4>, probe: &mut Probe) -> Result<Tensor<2>> {
+    catch_unwind(AssertUnwindSafe(|| model.forward_probed(input, probe))).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        GradCamError::ForwardPanicked { message }
+    })
+}
+
+/// Each row of logits repeated `m` times, for the targets of gradient-free methods.
 ///
 /// # Shapes
-/// - `logits`: `[r, classes]`, one row per image and target
-/// - returns a one-element tensor on the autodiff graph
-fn objective(logits: Tensor<2>, targets: &[Target]) -> Result<(Tensor<1>, Vec<ExplainedTarget>)> {
-    let [rows, classes] = logits.dims();
-    let host = read(logits.clone()); // [r * classes]
-    let mut explained = vec![
-        ExplainedTarget {
-            class: None,
-            score: 0.0
-        };
-        rows
-    ];
-    let mut mask = vec![0.0f32; rows * classes];
-    let mut any_class = false;
-    let mut scored: Vec<(ScoreFn, Vec<usize>)> = Vec::new();
-    for (row, target) in targets.iter().enumerate() {
-        let logits_row = &host[row * classes..(row + 1) * classes];
-        let class = match target {
-            Target::TopPrediction => argmax(logits_row),
-            Target::Class(class) if *class < classes => *class,
-            Target::Class(class) => {
-                return Err(GradCamError::ClassOutOfRange {
-                    class: *class,
-                    num_classes: classes,
-                });
-            }
-            Target::Score(f) => {
-                match scored.iter_mut().find(|(g, _)| Arc::ptr_eq(f, g)) {
-                    Some((_, rows)) => rows.push(row),
-                    None => scored.push((f.clone(), vec![row])),
-                }
-                continue;
-            }
-        };
-        let score = logits_row[class];
-        if !score.is_finite() {
-            return Err(GradCamError::NonFinite {
-                what: "scores".to_string(),
-            });
-        }
-        mask[row * classes + class] = 1.0;
-        any_class = true;
-        explained[row] = ExplainedTarget {
-            class: Some(class),
-            score,
-        };
-    }
-
-    let device = logits.device().without_autodiff();
-    let mut objective: Option<Tensor<1>> = None;
-    let mut add = |part: Tensor<1>| {
-        objective = Some(match objective.take() {
-            Some(sum) => sum + part,
-            None => part,
-        });
-    };
-    if any_class {
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, classes]), &device);
-        add((logits.clone() * mask).sum());
-    }
-    for (f, rows_of_f) in scored {
-        let index = rows_of_f.iter().map(|&r| r as i64).collect::<Vec<_>>();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows_of_f.len()]), &device);
-        let scores = f(logits.clone().select(0, index)); // [r_f]
-        if scores.dims() != [rows_of_f.len()] {
-            return Err(GradCamError::ScoreShape {
-                got: scores.dims().to_vec(),
-                expected: rows_of_f.len(),
-            });
-        }
-        let values = read(scores.clone());
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(GradCamError::NonFinite {
-                what: "scores".to_string(),
-            });
-        }
-        for (&row, score) in rows_of_f.iter().zip(values) {
-            explained[row] = ExplainedTarget { class: None, score };
-        }
-        add(scores.sum());
-    }
-    Ok((objective.expect("at least one target"), explained))
+/// - `logits`: `[n, classes]`
+/// - returns `[n * m, classes]`
+fn repeat_logits(logits: Tensor<2>, m: usize) -> Tensor<2> {
+    let [n, classes] = logits.dims();
+    repeat_rows(logits.reshape([n, classes, 1, 1]), m).reshape([n * m, classes])
 }
 
-/// The index of the largest value (the first one on ties).
-fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
-}
-
-/// Fail with [`GradCamError::NonFinite`] unless the one-element `value` is finite.
-fn check_finite(value: Tensor<1>, what: impl FnOnce() -> String) -> Result<()> {
-    if read(value).iter().all(|v| v.is_finite()) {
-        Ok(())
-    } else {
-        Err(GradCamError::NonFinite { what: what() })
+/// Fail with [`GradCamError::NonFinite`] naming the first non-finite sum, reading all sums in
+/// one transfer.
+fn check_finite(sums: Vec<(String, Tensor<1>)>) -> Result<()> {
+    if sums.is_empty() {
+        return Ok(());
     }
-}
-
-/// Read a tensor back to the host as `f32`s, without its autodiff graph.
-///
-/// # Panics
-/// If the backend cannot read the tensor back (a lost device): not something input can cause.
-pub(crate) fn read<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor
-        .without_autodiff()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data converts to a Vec<f32>")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::argmax;
-
-    #[test]
-    fn argmax_takes_the_first_of_ties() {
-        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
-        assert_eq!(argmax(&[f32::NEG_INFINITY, -5.0]), 1);
+    let (names, values): (Vec<_>, Vec<_>) = sums.into_iter().unzip();
+    let values = read(Tensor::cat(values, 0));
+    match names.into_iter().zip(values).find(|(_, v)| !v.is_finite()) {
+        Some((what, _)) => Err(GradCamError::NonFinite { what }),
+        None => Ok(()),
     }
 }

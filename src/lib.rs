@@ -2,28 +2,39 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod ablation;
-mod config;
+mod capture;
 mod error;
+#[cfg(feature = "eval")]
+pub mod eval;
 mod explainer;
-mod image_io;
-pub mod kernel;
-pub mod metrics;
-mod model;
+mod explanation;
+mod host;
+#[cfg(feature = "image")]
+pub mod image;
+pub mod methods;
 #[cfg(feature = "models")]
 pub mod models;
-mod overlay;
-pub mod reduce;
-pub mod synthetic;
+mod parameters;
+mod postprocess;
+mod probe;
 mod target;
+mod weighted_sum;
 
-pub use config::{GradCamConfig, Normalization};
+pub use capture::Capture;
 pub use error::{Fault, GradCamError, Result};
-pub use explainer::{ExplainedTarget, Explanation, GradCamExplainer, LayerMap};
-pub use image_io::{ChannelOrder, Preprocess, load_image, save_png};
-pub use model::{GradCam, LayerInfo, Probe};
-pub use overlay::{Colormap, overlay, resize_map, signed_to_unit, strip};
+pub use explainer::{Explainer, ExplainerConfig};
+pub use explanation::{ExplainedTarget, Explanation, LayerMap};
+pub use methods::{CamMethod, Method};
+pub use postprocess::Normalization;
+pub use probe::{CamModel, LayerInfo, Probe};
 pub use target::{ScoreFn, Target, Targets};
+pub use weighted_sum::weighted_sum;
+
+#[cfg(feature = "image")]
+pub use crate::image::{
+    ChannelOrder, Colormap, Preprocess, load_image, overlay, resize_map, save_png, signed_to_unit,
+    strip,
+};
 
 /// The architecture guide (docs/architecture.md), compiled and run as doctests.
 #[cfg(doctest)]

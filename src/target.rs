@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use burn::tensor::Tensor;
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::error::{GradCamError, Result};
 
@@ -124,7 +124,7 @@ impl Targets {
     /// targets of one image together.
     pub(crate) fn resolve(&self, batch: usize) -> Result<(usize, Vec<Target>)> {
         let rows = self.rows.len();
-        if rows != 1 && rows != batch {
+        if rows == 0 || (rows != 1 && rows != batch) {
             return Err(GradCamError::TargetCount { got: rows, batch });
         }
         let per_image = self.rows[0].len();
@@ -150,9 +150,117 @@ impl Targets {
     }
 }
 
+/// A target resolved against the logits: a class, or a score function.
+#[derive(Clone)]
+pub(crate) enum Resolved {
+    Class(usize),
+    Score(ScoreFn),
+}
+
+/// Resolve every target against the host copy of the logits: top-1 becomes the argmax of the
+/// target's logits row, classes are checked against the number of classes.
+///
+/// `row_of(t)` is the logits row of target `t`.
+pub(crate) fn resolve_classes(
+    targets: &[Target],
+    logits: &[f32],
+    classes: usize,
+    row_of: impl Fn(usize) -> usize,
+) -> Result<Vec<Resolved>> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(t, target)| {
+            let row = &logits[row_of(t) * classes..(row_of(t) + 1) * classes];
+            Ok(match target {
+                Target::TopPrediction => Resolved::Class(argmax(row)),
+                Target::Class(class) if *class < classes => Resolved::Class(*class),
+                Target::Class(class) => {
+                    return Err(GradCamError::ClassOutOfRange {
+                        class: *class,
+                        num_classes: classes,
+                    });
+                }
+                Target::Score(f) => Resolved::Score(f.clone()),
+            })
+        })
+        .collect()
+}
+
+/// Every row of `logits` scored by one target.
+///
+/// # Shapes
+/// - `logits`: `[r, classes]`
+/// - returns `[r]`
+pub(crate) fn score_rows(logits: Tensor<2>, target: &Resolved) -> Result<Tensor<1>> {
+    let [rows, _] = logits.dims();
+    match target {
+        Resolved::Class(class) => Ok(logits.narrow(1, *class, 1).reshape([rows])),
+        Resolved::Score(f) => {
+            let scores = f(logits);
+            if scores.dims() != [rows] {
+                return Err(GradCamError::ScoreShape {
+                    got: scores.dims().to_vec(),
+                    expected: rows,
+                });
+            }
+            Ok(scores)
+        }
+    }
+}
+
+/// Each row's score under its own target: one-hot masks for classes, the score functions on
+/// the rows that use them. Differentiable where the logits are.
+///
+/// # Shapes
+/// - `logits`: `[r, classes]`, one row per target
+/// - returns `[r]`
+pub(crate) fn row_scores(logits: Tensor<2>, targets: &[Resolved]) -> Result<Tensor<1>> {
+    let [rows, classes] = logits.dims();
+    let device = logits.device().without_autodiff();
+    let mut mask = vec![0.0f32; rows * classes];
+    let mut scored: Vec<(ScoreFn, Vec<usize>)> = Vec::new();
+    for (row, target) in targets.iter().enumerate() {
+        match target {
+            Resolved::Class(class) => mask[row * classes + class] = 1.0,
+            Resolved::Score(f) => match scored.iter_mut().find(|(g, _)| Arc::ptr_eq(f, g)) {
+                Some((_, rows)) => rows.push(row),
+                None => scored.push((f.clone(), vec![row])),
+            },
+        }
+    }
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, classes]), &device);
+    let mut scores = (logits.clone() * mask).sum_dim(1).reshape([rows]); // [r]
+    for (f, rows_of_f) in scored {
+        let index = rows_of_f.iter().map(|&r| r as i64).collect::<Vec<_>>();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows_of_f.len()]), &device);
+        let values = score_rows(logits.clone().select(0, index.clone()), &Resolved::Score(f))?; // [r_f]
+        scores = scores.select_assign(0, index, values, IndexingUpdateOp::Add);
+    }
+    Ok(scores)
+}
+
+/// The index of the largest value (the first one on ties; NaN never wins).
+pub(crate) fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, v)| {
+        if *v > values[best] || values[best].is_nan() {
+            i
+        } else {
+            best
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_of_ties_and_skips_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, -5.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, -5.0, 2.0]), 2);
+    }
 
     #[test]
     fn broadcast_row_repeats_per_image() {
@@ -189,6 +297,10 @@ mod tests {
         assert!(matches!(
             Targets::classes(Vec::<usize>::new()).resolve(2),
             Err(GradCamError::TargetCount { got: 0, .. })
+        ));
+        assert!(matches!(
+            Targets::rows(Vec::new()).resolve(2),
+            Err(GradCamError::TargetCount { got: 0, batch: 2 })
         ));
     }
 }

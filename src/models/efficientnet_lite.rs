@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
 use super::layers::conv_bn;
-use crate::image_io::{ChannelOrder, Preprocess};
-use crate::model::{GradCam, Probe};
+use crate::image::{ChannelOrder, Preprocess};
+use crate::probe::{CamModel, Probe};
 
 /// Convolution (no bias) and BatchNorm.
 #[derive(Module, Debug)]
@@ -198,7 +198,7 @@ impl EfficientNetLite0 {
     }
 }
 
-impl GradCam for EfficientNetLite0 {
+impl CamModel for EfficientNetLite0 {
     fn layers(&self) -> Vec<String> {
         let mut layers = vec!["stem".to_string()];
         layers.extend((0..self.blocks.len()).map(|i| format!("blocks.{i}")));

@@ -10,8 +10,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
 use super::layers::conv_bn;
-use crate::image_io::{ChannelOrder, Preprocess};
-use crate::model::{GradCam, Probe};
+use crate::image::{ChannelOrder, Preprocess};
+use crate::probe::{CamModel, Probe};
 
 fn conv(i: usize, o: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
@@ -251,7 +251,7 @@ impl ResNet {
     }
 }
 
-impl GradCam for ResNet {
+impl CamModel for ResNet {
     fn layers(&self) -> Vec<String> {
         ["stem", "layer1", "layer2", "layer3", "layer4"]
             .map(String::from)

@@ -9,8 +9,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::pointwise;
-use crate::image_io::{ChannelOrder, Preprocess};
-use crate::model::{GradCam, Probe};
+use crate::image::{ChannelOrder, Preprocess};
+use crate::probe::{CamModel, Probe};
 
 /// A fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated (1x1 first).
 #[derive(Module, Debug)]
@@ -123,7 +123,7 @@ impl SqueezeNet {
     }
 }
 
-impl GradCam for SqueezeNet {
+impl CamModel for SqueezeNet {
     fn layers(&self) -> Vec<String> {
         [
             "conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
@@ -157,5 +157,11 @@ impl GradCam for SqueezeNet {
 
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), None, None]
+    }
+
+    /// 31 x 31: the stride-2 unpadded 3x3 stem and three unpadded 3x3/2 max-pools need
+    /// `((((s - 3) / 2 + 1 - 3) / 2 + 1 - 3) / 2 + 1 - 3) / 2 + 1 >= 1`.
+    fn min_input_size(&self) -> [usize; 2] {
+        [31, 31]
     }
 }

@@ -13,8 +13,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::metrics::BBox;
-use crate::model::{GradCam, Probe};
+use gradcam::eval::BBox;
+use gradcam::{CamModel, Probe};
 
 /// The side of a scene in pixels.
 pub const SCENE_SIZE: usize = 64;
@@ -208,7 +208,12 @@ pub fn scene_batch(scenes: &[Scene], device: &Device) -> Tensor<4> {
 pub fn two_class_accuracy(model: &ShapesNet, scenes: &[Scene], device: &Device) -> f32 {
     let mut correct = 0;
     for chunk in scenes.chunks(250) {
-        let logits = crate::explainer::read(model.forward(scene_batch(chunk, device)));
+        let logits = model
+            .forward(scene_batch(chunk, device))
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 logits");
         for (scene, row) in chunk.iter().zip(logits.chunks(SHAPE_CLASSES.len())) {
             let mut order: Vec<usize> = (0..row.len()).collect();
             order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
@@ -293,7 +298,7 @@ impl ShapesNet {
     }
 }
 
-impl GradCam for ShapesNet {
+impl CamModel for ShapesNet {
     fn layers(&self) -> Vec<String> {
         ["block1", "block2", "block3", "block4"]
             .map(String::from)
@@ -312,6 +317,10 @@ impl GradCam for ShapesNet {
 
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), Some(SCENE_SIZE), Some(SCENE_SIZE)]
+    }
+
+    fn min_input_size(&self) -> [usize; 2] {
+        [4, 4] // two 2x2 max-pools
     }
 }
 

@@ -1,17 +1,14 @@
 //! Does the ReLU matter? The same explanations with the ReLU on and off, scored with every metric
-//! of [`metrics`](crate::metrics), for any model and any boxed data.
+//! of [`gradcam::eval`], for any model, any method and any boxed data.
 
 use burn::tensor::Tensor;
-
-use crate::config::GradCamConfig;
-use crate::error::Result;
-use crate::metrics::{
+use gradcam::eval::{
     BBox, auc, confidence_change, deletion_insertion, energy_in_box, localisation_iou,
     pointing_game,
 };
-use crate::model::GradCam;
+use gradcam::{CamModel, ExplainerConfig, GradCamError, Method, Result, Target, Targets};
+
 use crate::synthetic::Scene;
-use crate::target::{Target, Targets};
 
 /// One explanation to score: a class, its object's box and, where there is one, another
 /// object's box (for the off-class energy).
@@ -160,9 +157,12 @@ impl Ablation {
 /// - `images`: `[n, c, h, w]`; `cases`: `n` rows of `m` cases
 ///
 /// # Errors
-/// As [`GradCamExplainer::explain`](crate::GradCamExplainer::explain).
-pub fn relu_ablation<M: GradCam>(
+/// [`GradCamError::InvalidArgument`] unless there is one row of cases per image, all of the
+/// same length; otherwise as [`Explainer::explain`](gradcam::Explainer::explain) and the
+/// metrics.
+pub fn relu_ablation<M: CamModel>(
     model: &M,
+    method: Method,
     layer: &str,
     images: Tensor<4>,
     cases: &[Vec<AblationCase>],
@@ -170,6 +170,15 @@ pub fn relu_ablation<M: GradCam>(
 ) -> Result<Ablation> {
     let [n, c, h, w] = images.dims();
     let m = cases.first().map_or(0, Vec::len);
+    if cases.len() != n || m == 0 || cases.iter().any(|row| row.len() != m) {
+        return Err(GradCamError::InvalidArgument {
+            what: format!(
+                "{} rows of cases for {n} images; give one row per image, all of the same \
+                 (non-zero) length",
+                cases.len()
+            ),
+        });
+    }
     let targets = Targets::rows(
         cases
             .iter()
@@ -186,19 +195,20 @@ pub fn relu_ablation<M: GradCam>(
         .reshape([n * m, c, h, w]); // [n * m, c, h, w]
     let mut result = Ablation::default();
     for relu in [true, false] {
-        let explanation = GradCamConfig::new()
+        let explanation = ExplainerConfig::new()
+            .with_method(method)
             .with_layer(layer)
             .with_relu(relu)
             .init(model)?
             .explain(images.clone(), &targets)?;
         let maps = explanation.heatmap.reshape([n * m, h, w]); // [n * m, h, w]
         let mut samples = MetricSamples {
-            pointing: pointing_game(maps.clone(), &boxes)
+            pointing: pointing_game(maps.clone(), &boxes)?
                 .into_iter()
                 .map(|hit| if hit { 100.0 } else { 0.0 })
                 .collect(),
-            energy: energy_in_box(maps.clone(), &boxes),
-            localisation: localisation_iou(maps.clone(), &boxes, 0.15),
+            energy: energy_in_box(maps.clone(), &boxes)?,
+            localisation: localisation_iou(maps.clone(), &boxes, 0.15)?,
             ..MetricSamples::default()
         };
         let with_other: Vec<usize> = (0..flat.len())
@@ -216,13 +226,13 @@ pub fn relu_ablation<M: GradCam>(
                 ),
                 &maps.device(),
             );
-            samples.off_energy = energy_in_box(maps.clone().select(0, index), &others);
+            samples.off_energy = energy_in_box(maps.clone().select(0, index), &others)?;
         }
         let (deletion, insertion) =
-            deletion_insertion(model, repeated.clone(), maps.clone(), &classes, steps);
+            deletion_insertion(model, repeated.clone(), maps.clone(), &classes, steps)?;
         samples.deletion = deletion.iter().map(|curve| auc(curve)).collect();
         samples.insertion = insertion.iter().map(|curve| auc(curve)).collect();
-        let pairs = confidence_change(model, repeated.clone(), maps, &classes);
+        let pairs = confidence_change(model, repeated.clone(), maps, &classes)?;
         samples.drop = pairs
             .iter()
             .map(|(y, o)| 100.0 * (y - o).max(0.0) / y)

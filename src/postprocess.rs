@@ -1,4 +1,4 @@
-//! The map reduction: from activations and gradients to normalised, upsampled heatmaps.
+//! What every method's map goes through: ReLU switch, normalisation, upsampling, layer fusion.
 //!
 //! Backend-agnostic tensor ops, all on the device: no value comes back to the host here.
 
@@ -7,41 +7,22 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use crate::config::Normalization;
+/// How each map is scaled before it is upsampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Normalization {
+    /// Per map, at the layer's resolution: `x = x - min(x); x = x / (max(x) + 1e-7)`, which is
+    /// `(x - min) / (max - min + 1e-7)`, exactly pytorch-grad-cam's `scale_cam_image`. A flat map
+    /// becomes all zeros, never NaN. Bilinear upsampling is a convex combination, so the
+    /// upsampled map stays in `[0, 1]`.
+    #[default]
+    MinMax,
+    /// No scaling: maps keep the units of the score (after the ReLU, if it is on).
+    None,
+}
 
 /// The epsilon of min-max normalisation (pytorch-grad-cam's).
-pub const NORMALIZATION_EPSILON: f32 = 1e-7;
-
-/// Grad-CAM's channel weights: `alpha_k = mean over (i, j) of dY/dA^k_ij`.
-///
-/// # Shapes
-/// - `grads`: `[b, k, h, w]`
-/// - returns `[b, k]`
-pub fn channel_weights(grads: Tensor<4>) -> Tensor<2> {
-    let [b, k, h, w] = grads.dims();
-    grads
-        .reshape([b, k, h * w]) // one reduction instead of one per axis
-        .mean_dim(2) // [b, k, 1]
-        .reshape([b, k])
-}
-
-/// The weighted channel sum `sum_k alpha_k A^k`, for `m` weight vectors per activation.
-///
-/// One batched matrix product: each activation is read once for all its `m` targets. This is
-/// the tensor-op reference; the explainer runs [`kernel::weighted_sum`](crate::kernel::weighted_sum),
-/// the same op as one device kernel on CubeCL backends.
-///
-/// # Shapes
-/// - `activations`: `[b, k, h, w]`
-/// - `weights`: `[b, m, k]`
-/// - returns `[b, m, h, w]`
-pub fn weighted_sum(activations: Tensor<4>, weights: Tensor<3>) -> Tensor<4> {
-    let [b, k, h, w] = activations.dims();
-    let [_, m, _] = weights.dims();
-    weights
-        .matmul(activations.reshape([b, k, h * w])) // [b, m, h * w]
-        .reshape([b, m, h, w])
-}
+pub(crate) const NORMALIZATION_EPSILON: f32 = 1e-7;
 
 /// Per-map min-max normalisation: `(x - min) / (max - min + 1e-7)` over each `[h, w]` map.
 ///
@@ -50,7 +31,7 @@ pub fn weighted_sum(activations: Tensor<4>, weights: Tensor<3>) -> Tensor<4> {
 /// # Shapes
 /// - `maps`: `[b, m, h, w]`
 /// - returns `[b, m, h, w]`
-pub fn normalize_min_max(maps: Tensor<4>) -> Tensor<4> {
+pub(crate) fn normalize_min_max(maps: Tensor<4>) -> Tensor<4> {
     let [b, m, h, w] = maps.dims();
     let flat = maps.reshape([b, m, h * w]); // [b, m, h * w]
     let shifted = flat.clone() - flat.min_dim(2); // [b, m, h * w]
@@ -64,7 +45,7 @@ pub fn normalize_min_max(maps: Tensor<4>) -> Tensor<4> {
 /// # Shapes
 /// - `maps`: `[b, m, h, w]`
 /// - returns `[b, m, size[0], size[1]]`
-pub fn upsample(maps: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+pub(crate) fn upsample(maps: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = maps.dims();
     if [h, w] == size {
         return maps;
@@ -82,7 +63,7 @@ pub fn upsample(maps: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
 /// # Shapes
 /// - `raw`: `[b, m, h, w]`
 /// - returns `[b, m, h, w]`
-pub fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization) -> Tensor<4> {
+pub(crate) fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization) -> Tensor<4> {
     let cam = if relu_on { relu(raw) } else { raw };
     match normalization {
         Normalization::MinMax => normalize_min_max(cam),
@@ -98,11 +79,19 @@ pub fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization) -> Te
 /// # Shapes
 /// - `heatmaps`: `L >= 1` maps of `[b, m, H, W]`
 /// - returns `[b, m, H, W]`
-pub fn combine_layers(
+///
+/// # Panics
+/// If `heatmaps` is empty: the explainer always passes one map per explained layer, and a
+/// configuration has at least one.
+pub(crate) fn combine_layers(
     heatmaps: Vec<Tensor<4>>,
     relu_on: bool,
     normalization: Normalization,
 ) -> Tensor<4> {
+    assert!(
+        !heatmaps.is_empty(),
+        "combine_layers needs at least one layer"
+    );
     let stacked = Tensor::stack::<5>(heatmaps, 0); // [L, b, m, H, W]
     let stacked = if relu_on { relu(stacked) } else { stacked };
     let mean = stacked.mean_dim(0).squeeze_dim::<4>(0); // [b, m, H, W]
@@ -123,21 +112,6 @@ mod tests {
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_into_vec::<f32>().unwrap()
-    }
-
-    #[test]
-    fn channel_weights_are_spatial_means() {
-        let grads = tensor((0..12).map(|v| v as f32).collect(), [1, 3, 2, 2]);
-        assert_eq!(values(channel_weights(grads)), vec![1.5, 5.5, 9.5]);
-    }
-
-    #[test]
-    fn weighted_sum_matches_a_hand_sum_for_each_target() {
-        // Two channels of 1x2; targets weight them (1, 0) and (2, -1).
-        let acts = tensor(vec![1.0, 2.0, 10.0, 20.0], [1, 2, 1, 2]);
-        let weights = tensor(vec![1.0, 0.0, 2.0, -1.0], [1, 2, 2]);
-        let got = values(weighted_sum(acts, weights));
-        assert_eq!(got, vec![1.0, 2.0, -8.0, -16.0]);
     }
 
     #[test]

@@ -4,18 +4,17 @@
 //! Margins come from the measurement (docs/relu-ablation.md): the full run has 1000 cases;
 //! here 60 scenes (120 cases) of the same held-out stream, each bound about half the measured
 //! effect.
-#![cfg(all(feature = "flex", feature = "models"))]
+#![cfg(feature = "flex")]
 
 use burn::tensor::Device;
-use gradcam::ablation::{AblationCase, mean_ci, relu_ablation};
 use gradcam::models::load_weights;
-use gradcam::synthetic::{Scene, ShapesNet, scene, scene_batch, two_class_accuracy};
-use gradcam::{GradCamConfig, Targets};
+use gradcam::{ExplainerConfig, GradCamError, Method, Targets};
+use gradcam_lab::ablation::{AblationCase, mean_ci, relu_ablation};
+use gradcam_lab::shapes_net_weights;
+use gradcam_lab::synthetic::{Scene, ShapesNet, scene, scene_batch, two_class_accuracy};
 
 fn model(device: &Device) -> ShapesNet {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes_net.safetensors");
-    load_weights(ShapesNet::new(device), path).unwrap()
+    load_weights(ShapesNet::new(device), shapes_net_weights()).unwrap()
 }
 
 #[test]
@@ -35,7 +34,8 @@ fn the_relu_effects_keep_their_measured_direction_and_size() {
     let model = model(&device);
     let scenes: Vec<Scene> = (0..60).map(|i| scene(9000, i)).collect();
     let cases: Vec<Vec<AblationCase>> = scenes.iter().map(AblationCase::for_scene).collect();
-    let result = relu_ablation(&model, "block4", scene_batch(&scenes, &device), &cases, 8).unwrap();
+    let batch = scene_batch(&scenes, &device);
+    let result = relu_ablation(&model, Method::GradCam, "block4", batch, &cases, 8).unwrap();
     let (on, off) = (&result.relu_on, &result.relu_off);
     eprintln!("{}", result.table());
     let mean = |v: &[f32]| mean_ci(v).0;
@@ -56,7 +56,7 @@ fn the_relu_effects_keep_their_measured_direction_and_size() {
     for i in differing {
         let (image, object) = (i / 2, i % 2);
         let argmax_at_layer = |relu: bool| {
-            let e = GradCamConfig::new()
+            let e = ExplainerConfig::new()
                 .with_layer("block4")
                 .with_relu(relu)
                 .init(&model)
@@ -91,4 +91,15 @@ fn the_relu_effects_keep_their_measured_direction_and_size() {
     // the class faster than the ReLU map, whose non-positive pixels are all tied at zero.
     let deletion = mean(&on.deletion) - mean(&off.deletion); // measured +0.05
     assert!(deletion >= 0.02, "deletion AUC: on - off = {deletion}");
+}
+
+#[test]
+fn one_row_of_cases_for_many_images_is_an_error() {
+    let device = Device::flex();
+    let model = model(&device);
+    let scenes: Vec<Scene> = (0..3).map(|i| scene(9000, i)).collect();
+    let one_row = vec![AblationCase::for_scene(&scenes[0])];
+    let batch = scene_batch(&scenes, &device);
+    let err = relu_ablation(&model, Method::GradCam, "block4", batch, &one_row, 4).unwrap_err();
+    assert!(matches!(err, GradCamError::InvalidArgument { .. }), "{err}");
 }

@@ -1,15 +1,15 @@
-//! Train the scenes CNN (`gradcam::synthetic::ShapesNet`) from a fixed seed and write its
-//! weights to `assets/shapes_net.safetensors`.
+//! Train the scenes CNN (`gradcam_lab::synthetic::ShapesNet`) from a fixed seed and write its
+//! weights where `--out` says (default `out/shapes_net.safetensors`; the committed copy is
+//! `lab/weights/shapes_net.safetensors`).
 //!
 //! ```sh
-//! cargo run --features flex,ndarray --example train_shapes   # ~7 minutes on 2 CPU cores
+//! cargo run -p gradcam-lab --features flex,ndarray,wgpu --example train_shapes   # ~7 minutes on 2 CPU cores
 //! ```
 //!
 //! Multi-label training: both objects' classes are positives (binary cross-entropy on the
 //! logits), 12 epochs over 6000 scenes, Adam. Accuracy = the two highest logits are exactly the
 //! scene's two classes, on 1000 validation scenes of another stream.
 
-use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -17,7 +17,9 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gradcam::synthetic::{SHAPE_CLASSES, Scene, ShapesNet, scene, scene_batch, two_class_accuracy};
+use gradcam_lab::synthetic::{
+    SHAPE_CLASSES, Scene, ShapesNet, scene, scene_batch, two_class_accuracy,
+};
 
 const SEED: u64 = 2024;
 const TRAIN: u64 = 6000;
@@ -36,7 +38,24 @@ fn labels(scenes: &[Scene], device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(data, [scenes.len(), k]), device)
 }
 
+const USAGE: &str = "usage: train_shapes [--out PATH]
+
+Trains the scenes CNN and writes one file: its weights to PATH (default
+out/shapes_net.safetensors). The committed weights in lab/weights/ are not touched unless PATH
+names them.";
+
 fn main() {
+    let mut out = std::path::PathBuf::from("out/shapes_net.safetensors");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--out", Some(path)) => out = path.into(),
+            _ => {
+                eprintln!("{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
     let device = Device::flex();
     device.seed(SEED);
     let train: Vec<Scene> = (0..TRAIN).map(|i| scene(SEED, i)).collect();
@@ -78,8 +97,11 @@ fn main() {
     }
     let model = model.valid();
     let acc = two_class_accuracy(&model, &valid, &device);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes_net.safetensors");
-    let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+    let path = out.as_path();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).expect("create the output folder");
+    }
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
     model.save_into(&mut store).expect("write the weights");
     println!(
         "validation accuracy {:.1} % on {VALID} scenes; wrote {}",

@@ -1,0 +1,13 @@
+//! Photos in and pictures out (feature `image`): decoding with limits, preprocessing for a model,
+//! colormaps, overlays. The core works on tensors and does not need any of this.
+
+mod colormap;
+mod decode;
+mod overlay;
+mod preprocess;
+
+pub use ::image::{Limits, RgbImage};
+pub use colormap::{Colormap, signed_to_unit};
+pub use decode::{default_limits, load_image, load_image_with_limits, save_png};
+pub use overlay::{overlay, resize_map, strip};
+pub use preprocess::{ChannelOrder, MAX_SIDE, Preprocess};

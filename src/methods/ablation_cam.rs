@@ -1,0 +1,69 @@
+//! Ablation-CAM: Desai and Ramaswamy, "Ablation-CAM: Visual Explanations for Deep Convolutional
+//! Network via Gradient-free Localization", WACV 2020
+//! ([paper](https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf)).
+
+use burn::tensor::{Tensor, TensorData};
+
+use super::{CamMap, CamMethod, LayerCapture, Rerun};
+use crate::error::{GradCamError, Result};
+use crate::host::read;
+
+/// Ablation-CAM: each channel weighted by the relative drop of the score when it is zeroed,
+///
+/// ```text
+/// w_k = (y - y_k) / y      y_k = the score with A^k set to 0      map = sum_k w_k A^k
+/// ```
+///
+/// No gradients; `k` forwards per image of the network *after* the layer only (the probe swaps
+/// in the ablated copies, so the layers before it run once per chunk for one image, where
+/// pytorch-grad-cam recomputes them for every copy). Chunks of [`AblationCam::with_batch_size`]
+/// copies run on the device; one set of forwards serves every target of an image.
+///
+/// Ablation sets the channel to 0, as the paper does. pytorch-grad-cam 1.5.7 does the same when
+/// the layer's minimum activation is 0 (every post-ReLU layer), and otherwise writes
+/// `min - 1e7` (compounding within a chunk); on layers with signed activations the two differ.
+/// A zero target score is an error (the weights divide by it).
+#[derive(Clone)]
+pub struct AblationCam {
+    chunks: super::Chunks,
+}
+
+chunked_method!(AblationCam);
+
+impl CamMethod for AblationCam {
+    fn name(&self) -> &'static str {
+        "ablation-cam"
+    }
+
+    fn needs_gradients(&self) -> bool {
+        false
+    }
+
+    fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
+        let original = model.original_scores(); // [n, m]
+        if read(original.clone()).contains(&0.0) {
+            return Err(GradCamError::NonFinite {
+                what: "Ablation-CAM weights (a target score is 0, and they divide by it)".into(),
+            });
+        }
+        let [n, k, _, _] = layer.activations.dims();
+        let device = original.device();
+        let mut weights = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = layer.activations.clone().narrow(0, i, 1); // [1, k, h, w]
+            let mut scores = Vec::new();
+            for (start, chunk) in self.chunks.of(k)? {
+                let mut keep = vec![1.0f32; chunk * k];
+                (0..chunk).for_each(|r| keep[r * k + start + r] = 0.0);
+                let keep = Tensor::<4>::from_data(TensorData::new(keep, [chunk, k, 1, 1]), &device);
+                scores.push(model.scores_with_layer(&layer.name, a.clone() * keep, i)?); // [chunk, m]
+                self.chunks
+                    .report(&layer.name, i * k + start + chunk, n * k);
+            }
+            let y = original.clone().narrow(0, i, 1); // [1, m]
+            let ablated = Tensor::cat(scores, 0); // [k, m]
+            weights.push(((y.clone() - ablated) / y).transpose()); // [m, k]
+        }
+        Ok(CamMap::Weights(Tensor::stack(weights, 0))) // [n, m, k]
+    }
+}

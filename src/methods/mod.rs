@@ -1,0 +1,410 @@
+//! The CAM methods, each one small file over one seam: [`CamMethod`].
+//!
+//! The explainer runs the forward (and the backward, for methods that need gradients), hands
+//! each explained layer to the method as a [`LayerCapture`], and post-processes what comes back
+//! the same way for every method: ReLU switch, normalisation, upsampling, layer fusion. A method
+//! returns either channel weights, which the explainer turns into `sum_k w_k A^k` with one device
+//! kernel, or a map of its own.
+//!
+//! | method | map | passes |
+//! |---|---|---|
+//! | [`GradCam`] | `sum_k mean_ij(G_k) A_k` | forward + partial backward |
+//! | [`GradCamPlusPlus`] | `sum_k (sum_ij alpha_kij ReLU(G_kij)) A_k` | same |
+//! | [`XGradCam`] | `sum_k (sum_ij G_k A_k / (sum_ij A_k + 1e-7)) A_k` | same |
+//! | [`HiResCam`] | `sum_k G_k (.) A_k` | same |
+//! | [`ElementWiseGradCam`] | `sum_k ReLU(G_k (.) A_k)` | same |
+//! | [`LayerCam`] | `sum_k ReLU(G_k) (.) A_k` | same |
+//! | [`EigenCam`] | first principal component of `A` | forward only |
+//! | [`EigenGradCam`] | first principal component of `G (.) A` | forward + partial backward |
+//! | [`ScoreCam`] | `sum_k softmax_k(score(x (.) M_k)) A_k` | 1 + k forwards per image |
+//! | [`AblationCam`] | `sum_k (y - y_k) / y A_k` | forward + k forwards after the layer |
+//!
+//! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
+//!
+//! # What is shared, and where it does not apply
+//!
+//! - **The ReLU switch and the signed map** work for every method. Element-wise Grad-CAM's map
+//!   is a sum of ReLUs and never negative, so the switch changes nothing; LayerCAM's is never
+//!   negative on post-ReLU layers (`ReLU(G) >= 0`, `A >= 0`), where the same holds.
+//! - **Several targets per image** cost one forward up to the layer for the gradient methods
+//!   (the rows are repeated at the cut), one set of `k` forwards per image for Score-CAM and
+//!   Ablation-CAM (every target reads its score from the same logits), and nothing at all for
+//!   Eigen-CAM, whose map does not depend on the target (every target gets the same map).
+//! - **Several layers**: every method; Score-CAM and Ablation-CAM run their forwards once per
+//!   layer.
+//! - **Every backend**: every method runs the same code on `flex`, `ndarray`, `wgpu` and
+//!   `vulkan`. The Eigen methods read the activations back and project on the host in `f64`.
+//! - **The CubeCL kernel** ([`weighted_sum`](crate::weighted_sum)) forms the map of every method
+//!   that returns channel weights (Grad-CAM, Grad-CAM++, XGrad-CAM, Score-CAM, Ablation-CAM);
+//!   HiResCAM, Element-wise Grad-CAM and LayerCAM weight each pixel, so their map is an
+//!   element-wise product and a channel sum in tensor ops.
+
+/// The settings of a method that runs many forwards: rows per forward, and a callback after
+/// each chunk.
+#[derive(Clone)]
+struct Chunks {
+    batch_size: usize,
+    progress: Option<ProgressFn>,
+}
+
+impl Chunks {
+    /// 32 rows per forward, no callback.
+    fn new() -> Self {
+        Self {
+            batch_size: 32,
+            progress: None,
+        }
+    }
+
+    /// The chunks `(start, len)` of `total` rows, after checking the setting.
+    fn of(&self, total: usize) -> Result<impl Iterator<Item = (usize, usize)>> {
+        let size = self.batch_size;
+        if size == 0 {
+            return Err(GradCamError::invalid("a batch size of 0; use at least 1"));
+        }
+        Ok((0..total)
+            .step_by(size)
+            .map(move |start| (start, size.min(total - start))))
+    }
+
+    /// Report `done` of `total` forwards for `layer`.
+    fn report(&self, layer: &str, done: usize, total: usize) {
+        if let Some(progress) = &self.progress {
+            progress(&Progress {
+                layer: layer.to_string(),
+                done,
+                total,
+            });
+        }
+    }
+}
+
+/// The constructor, settings, `Default` and `Debug` of a method whose only state is [`Chunks`].
+macro_rules! chunked_method {
+    ($method:ident) => {
+        impl $method {
+            /// 32 rows per forward, no progress callback.
+            pub fn new() -> Self {
+                Self {
+                    chunks: super::Chunks::new(),
+                }
+            }
+
+            /// Rows per forward (at least 1): more use more memory and fewer launches.
+            pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+                self.chunks.batch_size = batch_size;
+                self
+            }
+
+            /// Called after every chunk of forwards.
+            pub fn with_progress(
+                mut self,
+                progress: impl Fn(&super::Progress) + Send + Sync + 'static,
+            ) -> Self {
+                self.chunks.progress = Some(std::sync::Arc::new(progress));
+                self
+            }
+        }
+
+        impl Default for $method {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Debug for $method {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($method))
+                    .field("batch_size", &self.chunks.batch_size)
+                    .finish()
+            }
+        }
+    };
+}
+
+mod ablation_cam;
+mod eigen_cam;
+mod eigen_grad_cam;
+mod element_wise;
+mod grad_cam;
+mod grad_cam_plus_plus;
+mod hires_cam;
+mod layer_cam;
+mod projection;
+mod score_cam;
+mod xgrad_cam;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use burn::tensor::Tensor;
+
+use crate::error::{GradCamError, Result};
+
+pub use ablation_cam::AblationCam;
+pub use eigen_cam::EigenCam;
+pub use eigen_grad_cam::EigenGradCam;
+pub use element_wise::ElementWiseGradCam;
+pub use grad_cam::GradCam;
+pub use grad_cam_plus_plus::GradCamPlusPlus;
+pub use hires_cam::HiResCam;
+pub use layer_cam::LayerCam;
+pub use projection::first_component_projection;
+pub use score_cam::ScoreCam;
+pub use xgrad_cam::XGradCam;
+
+/// A class-activation-map method: from one layer's activations (and gradients) to a map.
+///
+/// Implement it to add a method; pass it to
+/// [`ExplainerConfig::with_method`](crate::ExplainerConfig::with_method).
+///
+/// ```
+/// use burn::tensor::activation::relu;
+/// use gradcam::methods::{CamMap, CamMethod, LayerCapture, Rerun};
+///
+/// /// Gradient-weighted activations, but only where the gradient is positive on average.
+/// #[derive(Debug)]
+/// struct PositiveGradCam;
+///
+/// impl CamMethod for PositiveGradCam {
+///     fn name(&self) -> &'static str {
+///         "positive-grad-cam"
+///     }
+///     fn compute(&self, layer: &LayerCapture, _: &dyn Rerun) -> gradcam::Result<CamMap> {
+///         let g = layer.gradients(); // [n, m, k, h, w]
+///         let [n, m, k, h, w] = g.dims();
+///         let weights = relu(g.reshape([n, m, k, h * w]).mean_dim(3)); // [n, m, k, 1]
+///         Ok(CamMap::Weights(weights.reshape([n, m, k])))
+///     }
+/// }
+/// ```
+pub trait CamMethod: fmt::Debug + Send + Sync {
+    /// The method's name, as the `explain` example and the CLI spell it (`"grad-cam"`).
+    fn name(&self) -> &'static str;
+
+    /// Whether the method needs `dy/dA` (then the explainer runs the backward through the
+    /// layers after the first explained one). Default: yes.
+    fn needs_gradients(&self) -> bool {
+        true
+    }
+
+    /// The map of one layer, for every image and target.
+    ///
+    /// # Errors
+    /// Whatever the method finds wrong with its numbers, and the errors of `model`'s forwards.
+    fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap>;
+}
+
+/// One explained layer as a method sees it.
+#[derive(Debug, Clone)]
+pub struct LayerCapture {
+    /// The layer's name.
+    pub name: String,
+    /// The activations `A`, `[n, k, h, w]`, without autodiff.
+    pub activations: Tensor<4>,
+    /// `dy/dA` for each image and target, `[n, m, k, h, w]`; `None` for methods that do not need
+    /// gradients.
+    pub gradients: Option<Tensor<5>>,
+    /// `m`: targets per image.
+    pub targets_per_image: usize,
+}
+
+impl LayerCapture {
+    /// The gradients, for a method that declared [`CamMethod::needs_gradients`].
+    ///
+    /// # Shapes
+    /// - returns `[n, m, k, h, w]`
+    ///
+    /// # Panics
+    /// If the method declared that it does not need gradients: a bug in the method.
+    pub fn gradients(&self) -> Tensor<5> {
+        self.gradients
+            .clone()
+            .expect("a method that reads gradients must return true from `needs_gradients`")
+    }
+
+    /// The activations with a target axis, to broadcast against the gradients.
+    ///
+    /// # Shapes
+    /// - returns `[n, 1, k, h, w]`
+    pub fn activations5(&self) -> Tensor<5> {
+        self.activations.clone().unsqueeze_dim::<5>(1)
+    }
+}
+
+/// What a method computes for one layer.
+#[derive(Debug, Clone)]
+pub enum CamMap {
+    /// Channel weights `w`, `[n, m, k]`: the map is `sum_k w_k A^k`, formed by the explainer with
+    /// one device kernel that reads `A` once for all targets.
+    Weights(Tensor<3>),
+    /// A map the method formed itself, `[n, m, h, w]`, signed, before the ReLU.
+    Map(Tensor<4>),
+}
+
+/// Further forwards of the model, for the methods that score perturbed inputs or activations
+/// (Score-CAM, Ablation-CAM). Implemented by the explainer.
+pub trait Rerun {
+    /// The explained batch, `[n, c, H, W]`, without autodiff.
+    fn input(&self) -> Tensor<4>;
+
+    /// The score of every row under each of image `image`'s targets, for inputs derived from
+    /// that image.
+    ///
+    /// # Shapes
+    /// - `inputs`: `[r, c, H, W]`
+    /// - returns `[r, m]`
+    fn scores(&self, inputs: Tensor<4>, image: usize) -> Result<Tensor<2>>;
+
+    /// The same, with the activations of `layer` replaced by `activations` (rows derived from
+    /// image `image`'s); only the layers after it do new work.
+    ///
+    /// # Shapes
+    /// - `activations`: `[r, k, h, w]`
+    /// - returns `[r, m]`
+    fn scores_with_layer(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+    ) -> Result<Tensor<2>>;
+
+    /// The unperturbed scores, `[n, m]`.
+    fn original_scores(&self) -> Tensor<2>;
+}
+
+/// Progress of a method that runs many forwards: called after each chunk.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How far a many-forward method has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The layer being explained.
+    pub layer: String,
+    /// Forwards done so far for this layer (rows, over all images).
+    pub done: usize,
+    /// Forwards this layer needs in all.
+    pub total: usize,
+}
+
+/// The built-in methods by name, for command lines and configuration files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Method {
+    /// [`GradCam`].
+    #[default]
+    GradCam,
+    /// [`GradCamPlusPlus`].
+    GradCamPlusPlus,
+    /// [`XGradCam`].
+    XGradCam,
+    /// [`HiResCam`].
+    HiResCam,
+    /// [`ElementWiseGradCam`].
+    ElementWiseGradCam,
+    /// [`LayerCam`].
+    LayerCam,
+    /// [`EigenCam`].
+    EigenCam,
+    /// [`EigenGradCam`].
+    EigenGradCam,
+    /// [`ScoreCam`] with its default settings.
+    ScoreCam,
+    /// [`AblationCam`] with its default settings.
+    AblationCam,
+}
+
+impl Method {
+    /// Every built-in method.
+    pub const ALL: [Method; 10] = [
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::HiResCam,
+        Method::ElementWiseGradCam,
+        Method::LayerCam,
+        Method::EigenCam,
+        Method::EigenGradCam,
+        Method::ScoreCam,
+        Method::AblationCam,
+    ];
+
+    /// The method with its default settings.
+    pub fn build(self) -> Arc<dyn CamMethod> {
+        match self {
+            Method::GradCam => Arc::new(GradCam),
+            Method::GradCamPlusPlus => Arc::new(GradCamPlusPlus),
+            Method::XGradCam => Arc::new(XGradCam),
+            Method::HiResCam => Arc::new(HiResCam),
+            Method::ElementWiseGradCam => Arc::new(ElementWiseGradCam),
+            Method::LayerCam => Arc::new(LayerCam),
+            Method::EigenCam => Arc::new(EigenCam),
+            Method::EigenGradCam => Arc::new(EigenGradCam),
+            Method::ScoreCam => Arc::new(ScoreCam::new()),
+            Method::AblationCam => Arc::new(AblationCam::new()),
+        }
+    }
+
+    /// The name, as [`CamMethod::name`] spells it.
+    pub fn name(self) -> &'static str {
+        self.build().name()
+    }
+}
+
+/// A built-in method with its default settings is a method itself.
+impl CamMethod for Method {
+    fn name(&self) -> &'static str {
+        Method::name(*self)
+    }
+
+    fn needs_gradients(&self) -> bool {
+        self.build().needs_gradients()
+    }
+
+    fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
+        self.build().compute(layer, model)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = GradCamError;
+
+    /// Parse a name as [`CamMethod::name`] spells it (`grad-cam`, `grad-cam++`, `score-cam`, ...),
+    /// ignoring case and treating `_` as `-`.
+    fn from_str(s: &str) -> Result<Self> {
+        let wanted = s.to_ascii_lowercase().replace('_', "-");
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+                GradCamError::invalid(format!(
+                    "unknown method `{s}`; the methods are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_parses_from_its_name() {
+        for method in Method::ALL {
+            assert_eq!(method.name().parse::<Method>().unwrap(), method);
+            assert_eq!(method.to_string(), method.name());
+        }
+        assert_eq!("Grad_CAM".parse::<Method>().unwrap(), Method::GradCam);
+        let err = "gradcam".parse::<Method>().unwrap_err();
+        assert!(err.to_string().contains("score-cam"), "{err}");
+    }
+}

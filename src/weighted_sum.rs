@@ -1,0 +1,317 @@
+//! The weighted channel sum `sum_k w_k A^k` as one device op, a Burn backend extension.
+//!
+//! `CamBackend::cam_weighted_sum` has a default body in backend tensor ops (a batched matrix
+//! product): it serves `flex` and `ndarray` and stays differentiable through `Autodiff`. On
+//! CubeCL backends (`wgpu`, `vulkan`) a `#[cube(launch)]` kernel computes each output pixel in one
+//! thread, reading the activations once for each target. [`weighted_sum`] is the public entry:
+//! the same function on every backend, with its shapes checked.
+
+// burn-ndarray is deprecated upstream but still a supported backend here.
+#![allow(deprecated)]
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::{Autodiff, Backend, backend_extension, tensor::FloatTensor};
+use burn::tensor::Tensor;
+
+use crate::error::{GradCamError, Result};
+
+/// The weighted channel sum as a backend operation.
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(feature = "wgpu"),
+    Fusion: cfg(feature = "wgpu"),
+    Autodiff,
+)]
+pub(crate) trait CamBackend: Backend {
+    /// `out[b, j, p] = sum_k weights[b, j, k] * activations[b, k, p]`.
+    ///
+    /// # Shapes
+    /// - `activations`: `[b, k, p]`
+    /// - `weights`: `[b, m, k]`
+    /// - returns `[b, m, p]`
+    #[fusion(dtype = activations, shape = output_shape(activations, weights))]
+    fn cam_weighted_sum(
+        activations: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::float_matmul(weights, activations)
+    }
+}
+
+/// The output shape `[b, m, p]` of [`CamBackend::cam_weighted_sum`].
+#[allow(dead_code)]
+fn output_shape(
+    activations: &burn::tensor::Shape,
+    weights: &burn::tensor::Shape,
+) -> burn::tensor::Shape {
+    burn::tensor::Shape::new([activations[0], weights[1], activations[2]])
+}
+
+#[cfg(feature = "flex")]
+impl CamBackend for burn::backend::Flex {}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)]
+impl CamBackend for burn::backend::NdArray {}
+
+impl<B: Backend + CamBackend, C: CheckpointStrategy> CamBackend for Autodiff<B, C> {}
+
+#[cfg(feature = "wgpu")]
+mod cube {
+    use burn::backend::cubecl::dtype_to_storage_type;
+    use burn::backend::tensor::FloatTensor;
+    use burn::tensor::Shape;
+    use burn_cubecl::CubeBackend;
+    // The `#[cube]` macro names `cubecl::..` paths.
+    use burn_cubecl::cubecl;
+    use burn_cubecl::cubecl::calculate_cube_count_elemwise;
+    use burn_cubecl::cubecl::prelude::*;
+    use burn_cubecl::kernel::into_contiguous;
+    use burn_cubecl::ops::numeric::empty_device_dtype;
+
+    /// One thread per output element `(b, j, p)`: the sum over channels of weight times
+    /// activation. Threads of a cube run over consecutive pixels, so reads of `acts` coalesce.
+    #[cube(launch)]
+    fn weighted_sum_kernel<F: Float>(
+        acts: &Tensor<F>,
+        weights: &Tensor<F>,
+        out: &mut Tensor<F>,
+        #[define(F)] _dtype: ElemType,
+    ) {
+        let idx = ABSOLUTE_POS;
+        if idx >= out.len() {
+            terminate!();
+        }
+        let pixels = out.shape(2);
+        let targets = out.shape(1);
+        let channels = acts.shape(1);
+        let p = idx % pixels;
+        let j = (idx / pixels) % targets;
+        let b = idx / (pixels * targets);
+        let act_base = b * channels * pixels + p;
+        let weight_base = (b * targets + j) * channels;
+        let mut acc = F::new(0.0);
+        for c in 0..channels {
+            acc += weights[weight_base + c] * acts[act_base + c * pixels];
+        }
+        out[idx] = acc;
+    }
+
+    impl super::CamBackend for CubeBackend {
+        fn cam_weighted_sum(
+            activations: FloatTensor<Self>,
+            weights: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
+            let acts = into_contiguous(activations);
+            let weights = into_contiguous(weights);
+            let (b, p) = (acts.meta.shape()[0], acts.meta.shape()[2]);
+            let m = weights.meta.shape()[1];
+            let dtype = acts.dtype;
+            let out = empty_device_dtype(
+                acts.client.clone(),
+                acts.device.clone(),
+                Shape::new([b, m, p]),
+                dtype,
+            );
+            let count = b * m * p;
+            let client = acts.client.clone();
+            let cube_dim = CubeDim::new(&client, count);
+            let cube_count = calculate_cube_count_elemwise(&client, count, cube_dim);
+            weighted_sum_kernel::launch(
+                &client,
+                cube_count,
+                cube_dim,
+                acts.into_tensor_arg(),
+                weights.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                dtype_to_storage_type(dtype),
+            );
+            out
+        }
+    }
+}
+
+/// The weighted channel sum `sum_k w_k A^k` for `m` weight vectors per image: one CubeCL kernel
+/// on `wgpu`/`vulkan` (each activation read once for all targets), a batched matrix product on
+/// the CPU backends.
+///
+/// # Shapes
+/// - `activations`: `[b, k, h, w]`
+/// - `weights`: `[b, m, k]`
+/// - returns `[b, m, h, w]`
+///
+/// # Errors
+/// [`GradCamError::InvalidArgument`] if the weights' batch or channel count differs from the
+/// activations', or a tensor is empty.
+pub fn weighted_sum(activations: Tensor<4>, weights: Tensor<3>) -> Result<Tensor<4>> {
+    let [b, k, h, w] = activations.dims();
+    let [wb, m, wk] = weights.dims();
+    if [wb, wk] != [b, k] || b * k * h * w * m == 0 {
+        return Err(GradCamError::invalid(format!(
+            "weighted_sum: weights {:?} do not fit activations {:?} (expected [{b}, m, {k}], \
+             nothing empty)",
+            [wb, m, wk],
+            [b, k, h, w]
+        )));
+    }
+    Ok(weighted_sum_unchecked(activations, weights))
+}
+
+/// [`weighted_sum`] for callers that built the shapes themselves.
+///
+/// # Panics
+/// If the shapes do not fit (a bug in the caller: the GPU kernel would read out of bounds).
+pub(crate) fn weighted_sum_unchecked(activations: Tensor<4>, weights: Tensor<3>) -> Tensor<4> {
+    let [b, k, h, w] = activations.dims();
+    let [wb, m, wk] = weights.dims();
+    assert_eq!(
+        [wb, wk],
+        [b, k],
+        "weighted_sum: weights {:?} for activations {:?}",
+        [wb, m, wk],
+        [b, k, h, w]
+    );
+    let acts = activations.reshape([b, k, h * w]).into_dispatch();
+    let out =
+        <burn::backend::Dispatch as CamBackend>::cam_weighted_sum(acts, weights.into_dispatch());
+    Tensor::<3>::from_dispatch(out).reshape([b, m, h, w])
+}
+
+/// The tensor-op reference: one batched matrix product.
+///
+/// # Shapes
+/// - `activations`: `[b, k, h, w]`
+/// - `weights`: `[b, m, k]`
+/// - returns `[b, m, h, w]`
+#[cfg(test)]
+pub(crate) fn weighted_sum_reference(activations: Tensor<4>, weights: Tensor<3>) -> Tensor<4> {
+    let [b, k, h, w] = activations.dims();
+    let [_, m, _] = weights.dims();
+    weights
+        .matmul(activations.reshape([b, k, h * w])) // [b, m, h * w]
+        .reshape([b, m, h, w])
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use crate::host::read;
+    use burn::tensor::{Device, TensorData};
+
+    /// `len` values in `[-scale, scale)` from a fixed-seed LCG.
+    fn tensor<const D: usize>(
+        seed: u64,
+        shape: [usize; D],
+        scale: f32,
+        device: &Device,
+    ) -> Tensor<D> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f32> = (0..shape.iter().product())
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// `gamma_n = n u / (1 - n u)`, `u = 2^-24`: a float32 sum of `n` terms in any order is
+    /// within `gamma_n` times the sum of their magnitudes of the exact sum (Higham, eq. 3.5).
+    fn gamma(n: usize) -> f32 {
+        let nu = n as f32 / (1u64 << 24) as f32;
+        nu / (1.0 - nu)
+    }
+
+    /// `(b, k, h, w, m)`: odd sizes, one pixel, one channel, batches of 1 and 33, pixel counts
+    /// that are not multiples of a workgroup.
+    const SHAPES: [[usize; 5]; 6] = [
+        [1, 1, 1, 1, 1],
+        [33, 3, 5, 7, 2],
+        [2, 17, 13, 11, 3],
+        [1, 64, 1, 1, 1],
+        [3, 1, 16, 16, 1],
+        [1, 300, 7, 7, 1],
+    ];
+
+    /// Both the op and the reference sum `k` products per output: each is within
+    /// `gamma_(k+1) sum |w a|` of the exact value, so they differ by at most twice that.
+    fn against_reference(device: &Device) {
+        for (i, [b, k, h, w, m]) in SHAPES.into_iter().enumerate() {
+            let acts = tensor(300 + i as u64, [b, k, h, w], 2.0, device);
+            let weights = tensor(400 + i as u64, [b, m, k], 1.0, device);
+            let got = weighted_sum(acts.clone(), weights.clone()).unwrap();
+            assert_eq!(got.dims(), [b, m, h, w]);
+            let bound = read(weighted_sum_reference(
+                acts.clone().abs(),
+                weights.clone().abs(),
+            ));
+            let expected = read(weighted_sum_reference(acts, weights));
+            for (j, ((g, e), s)) in read(got).iter().zip(&expected).zip(&bound).enumerate() {
+                let tol = 2.0 * gamma(k + 1) * s * (1.0 + 2.0 * gamma(k + 1));
+                assert!(
+                    (g - e).abs() <= tol,
+                    "shape {:?} value {j}: {g} vs {e}",
+                    [b, k, h, w, m]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_op_matches_the_tensor_op_reference_on_cpu() {
+        against_reference(&Device::flex());
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // burn-ndarray is deprecated upstream, still supported here
+        against_reference(&Device::ndarray());
+    }
+
+    #[cfg(feature = "wgpu")]
+    #[test]
+    #[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
+    fn wgpu_kernel_matches_the_tensor_op_reference() {
+        let device = Device::wgpu(Default::default());
+        device
+            .identity()
+            .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
+        against_reference(&device);
+    }
+
+    #[test]
+    fn gradients_through_the_op_equal_the_reference() {
+        let device = Device::flex();
+        let [b, k, h, w, m] = [3, 5, 4, 6, 2];
+        let probe = tensor(7, [b, m, h, w], 1.0, &device);
+        let grads = |use_op: bool| {
+            let acts = tensor(5, [b, k, h, w], 1.0, &device)
+                .autodiff()
+                .require_grad();
+            let weights = tensor(6, [b, m, k], 1.0, &device).autodiff().require_grad();
+            let out = if use_op {
+                weighted_sum(acts.clone(), weights.clone()).unwrap()
+            } else {
+                weighted_sum_reference(acts.clone(), weights.clone())
+            };
+            let g = (out * probe.clone()).sum().backward();
+            (
+                read(acts.grad(&g).unwrap()),
+                read(weights.grad(&g).unwrap()),
+            )
+        };
+        let (ka, kw) = grads(true);
+        let (ra, rw) = grads(false);
+        // dA sums m products per value, dW sums h w: both paths are matmuls of the same
+        // values, each within gamma of the exact; |probe|, |w|, |a| <= 1 bound every term.
+        for (got, want, n) in [(&ka, &ra, m), (&kw, &rw, h * w)] {
+            for (g, r) in got.iter().zip(want.iter()) {
+                assert!((g - r).abs() <= 2.0 * gamma(n + 1) * n as f32, "{g} vs {r}");
+            }
+        }
+        assert!(
+            ka.iter().any(|v| v.abs() > 1e-3),
+            "the gradient is not trivially zero"
+        );
+    }
+}

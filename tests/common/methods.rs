@@ -1,0 +1,115 @@
+//! Every method's formula again, written independently over enclosures ([`Iv`]): what any
+//! float32 implementation of it (ours, pytorch-grad-cam's numpy) must produce.
+//!
+//! `a` and `g` are one image's activations and gradients, channel-major `[k][p]` for `p = h w`
+//! pixels. Each function returns the signed map `[p]` (and the channel weights where the method
+//! has them).
+
+use super::Iv;
+
+/// Grad-CAM: `w_k = mean_p g_kp`, `map_p = sum_k w_k a_kp`.
+pub fn grad_cam(a: &[Iv], g: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let p = a.len() / k;
+    let w: Vec<Iv> = (0..k).map(|c| Iv::mean(&g[c * p..(c + 1) * p])).collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+/// `sum_k w_k a_kp`.
+pub fn weighted(a: &[Iv], w: &[Iv], k: usize) -> Vec<Iv> {
+    let p = a.len() / k;
+    (0..p)
+        .map(|i| Iv::sum((0..k).map(|c| w[c].mul(a[c * p + i]))))
+        .collect()
+}
+
+/// Grad-CAM++ (eq. 19 as pytorch-grad-cam computes it): `alpha = g^2 / (2 g^2 + (sum_p a) g^3 +
+/// 1e-6)`, 0 where `g <= 0`; `w_k = sum_p alpha relu(g)`.
+pub fn grad_cam_plus_plus(a: &[Iv], g: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let p = a.len() / k;
+    let w: Vec<Iv> = (0..k)
+        .map(|c| {
+            let s = Iv::sum(a[c * p..(c + 1) * p].iter().copied());
+            Iv::sum((0..p).map(|i| {
+                let gi = g[c * p + i];
+                if gi.hi <= 0.0 {
+                    return Iv::exact(0.0);
+                }
+                let g2 = gi.mul(gi);
+                let g3 = g2.mul(gi);
+                let alpha = g2.div(g2.scale(2.0).add(s.mul(g3)).add_const(1e-6));
+                let term = alpha.mul(gi.relu());
+                // Where g may be <= 0 the term may be exactly 0 instead.
+                if gi.lo <= 0.0 {
+                    term.hull_with(term, 0.0)
+                } else {
+                    term
+                }
+            }))
+        })
+        .collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+/// XGrad-CAM: `w_k = sum_p g a / (sum_p a + 1e-7)`.
+pub fn xgrad_cam(a: &[Iv], g: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let p = a.len() / k;
+    let w: Vec<Iv> = (0..k)
+        .map(|c| {
+            let s = Iv::sum(a[c * p..(c + 1) * p].iter().copied()).add_const(1e-7);
+            Iv::sum((0..p).map(|i| g[c * p + i].mul(a[c * p + i]))).div(s)
+        })
+        .collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+/// `map_p = sum_k f(g_kp, a_kp)`.
+fn elementwise(a: &[Iv], g: &[Iv], k: usize, f: impl Fn(Iv, Iv) -> Iv) -> Vec<Iv> {
+    let p = a.len() / k;
+    (0..p)
+        .map(|i| Iv::sum((0..k).map(|c| f(g[c * p + i], a[c * p + i]))))
+        .collect()
+}
+
+/// HiResCAM: `sum_k g a`.
+pub fn hires_cam(a: &[Iv], g: &[Iv], k: usize) -> Vec<Iv> {
+    elementwise(a, g, k, |g, a| g.mul(a))
+}
+
+/// Element-wise Grad-CAM: `sum_k relu(g a)`.
+pub fn element_wise_grad_cam(a: &[Iv], g: &[Iv], k: usize) -> Vec<Iv> {
+    elementwise(a, g, k, |g, a| g.mul(a).relu())
+}
+
+/// LayerCAM: `sum_k relu(g) a`.
+pub fn layer_cam(a: &[Iv], g: &[Iv], k: usize) -> Vec<Iv> {
+    elementwise(a, g, k, |g, a| g.relu().mul(a))
+}
+
+/// Score-CAM's weights from the masked scores: `softmax_k(s)` as `exp(s - max) / sum exp(s -
+/// max)`; pytorch-grad-cam's `torch.nn.Softmax` computes the same.
+pub fn score_cam(a: &[Iv], scores: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let max = Iv::max(scores);
+    let e: Vec<Iv> = scores.iter().map(|s| s.sub(max).exp()).collect();
+    let total = Iv::sum(e.iter().copied());
+    let w: Vec<Iv> = e.iter().map(|e| e.div(total)).collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+/// Ablation-CAM's weights: `(y - y_k) / y`.
+pub fn ablation_cam(a: &[Iv], original: Iv, scores: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let w: Vec<Iv> = scores
+        .iter()
+        .map(|s| original.sub(*s).div(original))
+        .collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+impl Iv {
+    /// The hull of `self`, `other` and the point `v`.
+    pub fn hull_with(self, other: Iv, v: f64) -> Iv {
+        Iv {
+            lo: self.lo.min(other.lo).min(v),
+            hi: self.hi.max(other.hi).max(v),
+        }
+    }
+}

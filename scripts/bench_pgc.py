@@ -159,6 +159,8 @@ def child(spec):
         t_last = time.perf_counter() - t0
     if quick:
         n = 1
+    elif t_last is None:  # --warmup 0: no estimate of a call's time
+        n = spec.get("min_iters", 3)
     else:
         n = max(spec.get("min_iters", 3), min(10_000, int(round(spec["seconds"] / max(t_last, 1e-6)))))
     times = []

@@ -1,10 +1,10 @@
 //! Decoding photos (with limits: files from outside are untrusted) and writing PNGs.
 
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::Path;
 
-use ::image::error::{ImageError, LimitErrorKind};
-use ::image::{ImageReader, Limits, RgbImage};
+use ::image::error::{DecodingError, ImageError, ImageFormatHint, LimitErrorKind};
+use ::image::{ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{GradCamError, Result};
 
@@ -35,19 +35,33 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
 /// As [`load_image`].
 pub fn load_image_with_limits(path: impl AsRef<Path>, limits: Limits) -> Result<RgbImage> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|source| GradCamError::Io {
+    let io = |source| GradCamError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
-    })?;
-    let mut reader = ImageReader::new(BufReader::new(file))
-        .with_guessed_format()
-        .map_err(|source| GradCamError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
+    };
     let max_alloc = limits.max_alloc;
+    // The file is read whole (photos are small next to their pixels), within the same limit.
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if max_alloc.is_some_and(|max| size > max) {
+        return Err(GradCamError::ImageTooLarge {
+            path: path.to_path_buf(),
+            limit: "file size".to_string(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(io)?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(GradCamError::Image {
+            path: path.to_path_buf(),
+            source: ImageError::Decoding(DecodingError::new(
+                ImageFormatHint::Exact(ImageFormat::Jpeg),
+                "the file ends inside its last scan (truncated)",
+            )),
+        });
+    }
     reader.limits(limits);
     let image = reader.decode().map_err(|source| match source {
         ImageError::Limits(limit) => GradCamError::ImageTooLarge {
@@ -80,6 +94,18 @@ pub fn load_image_with_limits(path: impl AsRef<Path>, limits: Limits) -> Result<
         });
     }
     Ok(image.to_rgb8())
+}
+
+/// Whether a JPEG stream is whole: an end-of-image marker (`FF D9`) follows its last
+/// start-of-scan (`FF DA`). The decoder fills a scan cut short with grey and reports no error;
+/// entropy-coded data never holds a marker (a data byte `FF` is written `FF 00`), and an EXIF
+/// thumbnail's markers come before the image's own scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |code: u8| move |w: &[u8]| w == [0xFF, code];
+    bytes
+        .windows(2)
+        .rposition(marker(0xDA))
+        .is_some_and(|sos| bytes[sos..].windows(2).any(marker(0xD9)))
 }
 
 /// Write an RGB image as PNG, creating the parent folder.
@@ -164,8 +190,10 @@ mod tests {
 
     #[test]
     fn truncated_png_and_jpeg_are_decode_errors() {
-        let image = DynamicImage::ImageRgb8(ImageBuffer::from_fn(64, 48, |x, y| {
-            ::image::Rgb([x as u8 * 4, y as u8 * 5, 7])
+        // 640 x 480 with detail everywhere: a JPEG cut anywhere in its scan still decodes,
+        // grey-filled, unless the end-of-image check catches it.
+        let image = DynamicImage::ImageRgb8(ImageBuffer::from_fn(640, 480, |x, y| {
+            ::image::Rgb([(x * 7 + y) as u8, ((y * 5) ^ x) as u8, (x * y) as u8])
         }));
         for (name, format) in [
             ("cut.png", ::image::ImageFormat::Png),
@@ -174,11 +202,33 @@ mod tests {
             let mut bytes = std::io::Cursor::new(Vec::new());
             image.write_to(&mut bytes, format).unwrap();
             let bytes = bytes.into_inner();
-            let path = temp(name);
-            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-            let err = load_image(&path).unwrap_err();
-            assert!(matches!(err, GradCamError::Image { .. }), "{name}: {err}");
+            let whole = temp(&format!("whole-{name}"));
+            std::fs::write(&whole, &bytes).unwrap();
+            assert_eq!(load_image(&whole).unwrap().dimensions(), (640, 480));
+            // For the JPEG also just its end-of-image marker missing.
+            let ends = format == ::image::ImageFormat::Jpeg;
+            let cuts = [bytes.len() / 3, bytes.len() / 2, bytes.len() - 2];
+            for &cut in &cuts[..if ends { 3 } else { 2 }] {
+                let path = temp(name);
+                std::fs::write(&path, &bytes[..cut]).unwrap();
+                let err = load_image(&path).unwrap_err();
+                assert!(
+                    matches!(err, GradCamError::Image { .. }),
+                    "{name} at {cut}: {err}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_end_of_image_check_reads_markers_not_data() {
+        let sos_then_eoi = [0xFF, 0xD8, 0xFF, 0xDA, 1, 0xFF, 0x00, 2, 0xFF, 0xD9];
+        assert!(jpeg_is_complete(&sos_then_eoi));
+        // A thumbnail's end-of-image before the image's own scan does not count.
+        assert!(!jpeg_is_complete(&[
+            0xFF, 0xD9, 0xFF, 0xDA, 1, 0xFF, 0x00, 2
+        ]));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xD9]));
     }
 
     #[test]

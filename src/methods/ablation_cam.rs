@@ -17,7 +17,9 @@ use crate::host::read;
 /// No gradients; `k` forwards per image of the network *after* the layer only (the probe swaps
 /// in the ablated copies, so the layers before it run once per chunk for one image, where
 /// pytorch-grad-cam recomputes them for every copy). Chunks of [`AblationCam::with_batch_size`]
-/// copies run on the device; one set of forwards serves every target of an image.
+/// copies run on the device (128 by default, pytorch-grad-cam's is 32: the layers before the cut
+/// run once a chunk, so fewer chunks save more of them, and the memory is that of a forward of
+/// the network after the cut at that batch); one set of forwards serves every target of an image.
 ///
 /// Ablation sets the channel to 0, as the paper does. pytorch-grad-cam 1.5.7 does the same when
 /// the layer's minimum activation is 0 (every post-ReLU layer), and otherwise writes
@@ -28,7 +30,7 @@ pub struct AblationCam {
     chunks: super::Chunks,
 }
 
-chunked_method!(AblationCam);
+chunked_method!(AblationCam, 128);
 
 impl CamMethod for AblationCam {
     fn name(&self) -> &'static str {

@@ -48,10 +48,10 @@ struct Chunks {
 }
 
 impl Chunks {
-    /// 32 rows per forward, no callback.
-    fn new() -> Self {
+    /// `batch_size` rows per forward, no callback.
+    fn new(batch_size: usize) -> Self {
         Self {
-            batch_size: 32,
+            batch_size,
             progress: None,
         }
     }
@@ -79,14 +79,15 @@ impl Chunks {
     }
 }
 
-/// The constructor, settings, `Default` and `Debug` of a method whose only state is [`Chunks`].
+/// The constructor, settings, `Default` and `Debug` of a method whose only state is [`Chunks`],
+/// with its default rows per forward.
 macro_rules! chunked_method {
-    ($method:ident) => {
+    ($method:ident, $batch_size:literal) => {
         impl $method {
-            /// 32 rows per forward, no progress callback.
+            #[doc = concat!(stringify!($batch_size), " rows per forward, no progress callback.")]
             pub fn new() -> Self {
                 Self {
-                    chunks: super::Chunks::new(),
+                    chunks: super::Chunks::new($batch_size),
                 }
             }
 

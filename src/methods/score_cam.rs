@@ -24,7 +24,7 @@ pub struct ScoreCam {
     chunks: super::Chunks,
 }
 
-chunked_method!(ScoreCam);
+chunked_method!(ScoreCam, 32);
 
 impl CamMethod for ScoreCam {
     fn name(&self) -> &'static str {

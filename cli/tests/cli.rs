@@ -1,0 +1,210 @@
+//! The `gradcam` command end to end, on a folder built here: two photos, a truncated JPEG and a
+//! text file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::tensor::Device;
+use gradcam::models::{SqueezeNet, load_weights};
+use gradcam::{ExplainerConfig, Target, Targets, load_image};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn gradcam() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gradcam"))
+}
+
+/// A fresh folder under the target directory (no temp-dir crate needed).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every file under `dir` with its bytes, sorted.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<f32>().unwrap())
+}
+
+#[test]
+fn a_folder_gives_overlays_at_photo_resolution_raw_maps_and_a_summary() {
+    let root = scratch("folder");
+    let photos = root.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(repo("assets/chelsea.png"), photos.join("a_chelsea.png")).unwrap();
+    std::fs::copy(repo("assets/coffee.png"), photos.join("b_coffee.png")).unwrap();
+    let jpeg = std::fs::read(repo("assets/quokka.jpg")).unwrap();
+    std::fs::write(photos.join("c_truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    std::fs::write(photos.join("d_notes.txt"), "not a photo\n").unwrap();
+    let before = snapshot(&photos);
+    let out = root.join("out");
+
+    let run = gradcam()
+        .arg(&photos)
+        .args(["--top", "2", "--batch", "4", "--raw", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // Two files fail: the exit code says so, and each is named on stderr.
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("c_truncated.jpg") && stderr.contains("d_notes.txt"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("explained 2 of 4 photos (2 failed)"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&photos), before, "the input folder was written");
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let entries = summary["photos"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries[2]["error"].is_string() && entries[3]["error"].is_string());
+    assert_eq!(summary["layer"], "fire9");
+
+    // Chelsea is a cat: its top class is one of ImageNet's domestic cats (281-285).
+    let chelsea = &entries[0];
+    let maps = chelsea["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 2);
+    let class = |m: &serde_json::Value| m["class"].as_u64().unwrap() as usize;
+    assert!((281..=285).contains(&class(&maps[0])), "{chelsea}");
+    assert!(maps[0]["score"].as_f64().unwrap() >= maps[1]["score"].as_f64().unwrap());
+
+    // The overlay keeps the photo's own size (not the model's 227 x 227 square).
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let overlay = load_image(out.join(maps[0]["overlay"].as_str().unwrap())).unwrap();
+    assert_eq!(overlay.dimensions(), photo.dimensions());
+    assert_ne!(overlay.dimensions().0, overlay.dimensions().1);
+    assert_eq!(
+        chelsea["size"],
+        serde_json::json!([photo.width(), photo.height()])
+    );
+
+    // The .npy maps are the library's maps for the same batch and classes. Bound: the same
+    // float32 computation on the same inputs in another process, so any difference is a thread's
+    // summation order: a few float32 ulps of a [0, 1] value, far under 1e-5; the other class's
+    // map (a deliberately wrong answer) is much further off.
+    let device = Device::flex();
+    let model = load_weights(
+        SqueezeNet::new(&device),
+        repo("assets/squeezenet1_1.safetensors"),
+    )
+    .unwrap();
+    let coffee = load_image(repo("assets/coffee.png")).unwrap();
+    let input = SqueezeNet::preprocess()
+        .to_tensor(&[photo, coffee], &device)
+        .unwrap();
+    let rows: Vec<Vec<Target>> = entries[..2]
+        .iter()
+        .map(|e| {
+            e["maps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| class(m).into())
+                .collect()
+        })
+        .collect();
+    let explanation = ExplainerConfig::new()
+        .init(&model)
+        .unwrap()
+        .explain(input, &Targets::rows(rows))
+        .unwrap();
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    for (i, entry) in entries[..2].iter().enumerate() {
+        for (t, map) in entry["maps"].as_array().unwrap().iter().enumerate() {
+            let (shape, values) = read_npy(&out.join(map["raw"].as_str().unwrap()));
+            assert_eq!(shape, [227, 227]);
+            let ours = explanation.heatmap_values(i, t).unwrap();
+            assert!(max_diff(&values, &ours) <= 1e-5, "photo {i} target {t}");
+            let wrong = explanation.heatmap_values(i, 1 - t).unwrap();
+            assert!(
+                max_diff(&values, &wrong) > 1e-2,
+                "photo {i}: both classes' maps agree"
+            );
+        }
+    }
+}
+
+#[test]
+fn it_never_writes_into_an_input_folder_and_reports_bad_arguments() {
+    let root = scratch("refuse");
+    let photos = root.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(repo("assets/chelsea.png"), photos.join("chelsea.png")).unwrap();
+    let before = snapshot(&photos);
+    for out in [photos.clone(), photos.join("maps")] {
+        let run = gradcam()
+            .arg(&photos)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&run.stderr).contains("refusing to write"));
+    }
+    // Beside a photo named on its own is its folder too.
+    let run = gradcam()
+        .arg(photos.join("chelsea.png"))
+        .arg("--out")
+        .arg(&photos)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(snapshot(&photos), before);
+
+    // Bad weights: a clear message and exit code 2, nothing explained.
+    let bad = root.join("bad.safetensors");
+    std::fs::write(&bad, b"not safetensors").unwrap();
+    let run = gradcam()
+        .arg(&photos)
+        .arg("--weights")
+        .arg(&bad)
+        .arg("--out")
+        .arg(root.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("bad.safetensors"));
+    // A ResNet without weights says how to get them; an unknown method lists the known ones.
+    let run = gradcam()
+        .arg(&photos)
+        .args(["--model", "resnet50"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--weights"));
+    let run = gradcam()
+        .arg(&photos)
+        .args(["--method", "grad-kam"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+}

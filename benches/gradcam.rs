@@ -73,6 +73,16 @@ fn main() {
             }
         }
     }
+    // Resizing a photo to 224 x 224 bilinear: ours (Pillow's algorithm, equal to PIL), the
+    // `fast_image_resize` crate (SIMD, not Pillow-equal) and the `image` crate's Triangle.
+    for (w, h) in [(451, 300), (4032, 3024)] {
+        for path in ["ours", "fast_image_resize", "image"] {
+            let name = format!("resize/{w}x{h}->224/{path}");
+            if wanted(&name) {
+                report(&name, resize_row(path, w, h), 5);
+            }
+        }
+    }
     // The weighted sum alone: the backend-extension op (the CubeCL kernel on wgpu) against the
     // tensor-op reference (a batched matmul), with the bytes each call must move at least.
     println!(
@@ -170,6 +180,36 @@ fn timed(call: &mut dyn FnMut(), samples: usize) -> Vec<f64> {
 }
 
 /// Print the median and minimum of `samples` timed calls.
+/// One resize of a synthetic `w x h` photo (detail everywhere) to 224 x 224, bilinear.
+fn resize_row(path: &'static str, w: u32, h: u32) -> Box<dyn FnMut()> {
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
+    let photo = gradcam::image::RgbImage::from_fn(w, h, |x, y| {
+        ::image::Rgb([(x * 7 + y) as u8, ((y * 5) ^ x) as u8, (x * y) as u8])
+    });
+    let mut resizer = Resizer::new();
+    Box::new(move || {
+        let out: Vec<u8> = match path {
+            "ours" => gradcam::Resize::Bilinear
+                .apply(&photo, [224, 224])
+                .unwrap()
+                .into_raw(),
+            "fast_image_resize" => {
+                let src = images::ImageRef::new(w, h, photo.as_raw(), PixelType::U8x3).unwrap();
+                let mut dst = images::Image::new(224, 224, PixelType::U8x3);
+                let options =
+                    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+                resizer.resize(&src, &mut dst, &options).unwrap();
+                dst.into_vec()
+            }
+            _ => {
+                ::image::imageops::resize(&photo, 224, 224, ::image::imageops::FilterType::Triangle)
+                    .into_raw()
+            }
+        };
+        std::hint::black_box(out);
+    })
+}
+
 fn report(name: &str, mut call: Box<dyn FnMut()>, samples: usize) {
     let times = timed(&mut call, samples);
     let median = if samples % 2 == 1 {

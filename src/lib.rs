@@ -32,8 +32,8 @@ pub use weighted_sum::weighted_sum;
 
 #[cfg(feature = "image")]
 pub use crate::image::{
-    ChannelOrder, Colormap, Preprocess, load_image, overlay, resize_map, save_png, signed_to_unit,
-    strip,
+    ChannelOrder, Colormap, Preprocess, Resize, load_image, overlay, resize_map, save_png,
+    signed_to_unit, strip,
 };
 
 /// The architecture guide (docs/architecture.md), compiled and run as doctests.

@@ -873,3 +873,86 @@ fn the_case_that_differed_between_cpus_lite0_blocks10() {
         &["blocks.10"],
     );
 }
+
+/// The fixture's input in intensity levels (0..255, RGB), undoing `prep`'s normalisation.
+fn levels(input: &[f32], prep: &gradcam::Preprocess) -> Vec<f64> {
+    let plane = input.len() / 3;
+    let mut out = vec![0.0; input.len()];
+    for c in 0..3 {
+        let rgb = match prep.order {
+            gradcam::ChannelOrder::Rgb => c,
+            gradcam::ChannelOrder::Bgr => 2 - c,
+        };
+        for p in 0..plane {
+            let x = input[c * plane + p] as f64;
+            out[rgb * plane + p] =
+                (x * prep.std[c] as f64 + prep.mean[c] as f64) / prep.scale as f64 * 255.0;
+        }
+    }
+    out
+}
+
+/// From the photo file, as a user starts: our decoding and our default resize (Pillow's bilinear
+/// algorithm, `gradcam::Resize`) give the input that PIL gave the fixtures, and from it our
+/// Grad-CAM maps pass the same end-to-end bounds as from the fixture's own input, with
+/// pytorch-grad-cam's map (made from PIL's input) inside them.
+///
+/// Bounds: the inputs equal PIL's in every intensity level (the resize is Pillow's integer
+/// algorithm, `tests/resize.rs`; the 1e-3 level absorbs only the float32 normalisation and its
+/// inverse here); the maps as in the end-to-end check (`DELTA` of each tensor's scale, float32
+/// enclosures).
+#[test]
+fn from_the_photo_file_the_input_is_pils_and_the_maps_pass_the_oracle() {
+    let device = Device::flex();
+    for name in FIXTURES {
+        let mut fx = Fixture::load(name);
+        let photo = if name.contains("chelsea") {
+            "chelsea.png"
+        } else {
+            "coffee.png"
+        };
+        let image = gradcam::load_image(root("assets").join(photo)).unwrap();
+        let prep = if name.starts_with("squeezenet") {
+            SqueezeNet::preprocess()
+        } else if name.starts_with("efficientnet") {
+            EfficientNetLite0::preprocess()
+        } else {
+            ResNet::preprocess()
+        };
+        let ours = host(
+            prep.to_tensor(std::slice::from_ref(&image), &device)
+                .unwrap(),
+        );
+        let (shape, theirs) = fx.get("input").clone();
+        let (a, b) = (levels(&ours, &prep), levels(&theirs, &prep));
+        // Levels are integers; 1e-3 absorbs the float32 normalisation and its inverse.
+        let differing = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| (*x - *y).abs() > 1e-3)
+            .count();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{name}: {differing} of {} input values differ from PIL's, by at most {worst:.4} levels",
+            a.len()
+        );
+        assert_eq!(
+            differing, 0,
+            "{name}: our resize is up to {worst} levels from PIL's"
+        );
+        fx.tensors.insert("input".into(), (shape, ours));
+        let first = fx.layers()[0].clone();
+        let methods = [Method::GradCam];
+        if name.starts_with("squeezenet") {
+            network_and_end_to_end(&squeezenet(&device), &fx, &device, &methods, &[&first]);
+        } else if name.starts_with("efficientnet") {
+            network_and_end_to_end(&lite0(&device), &fx, &device, &methods, &[&first]);
+        } else {
+            network_and_end_to_end(&resnet18(&device), &fx, &device, &methods, &[&first]);
+        }
+    }
+}

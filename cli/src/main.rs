@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use gradcam::{CamModel, Colormap, ExplainerConfig, Method, Preprocess, Target, Targets};
+use gradcam::{CamModel, Colormap, ExplainerConfig, Method, Preprocess, Resize, Target, Targets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::inputs::{Decoded, decode_in_background, list_photos};
@@ -70,6 +70,10 @@ pub struct Args {
     /// Also write each map as <name>.<class>.npy.
     #[arg(long)]
     pub raw: bool,
+    /// How each photo becomes the model's input: PIL's bilinear or bicubic resize of the whole
+    /// photo, or torchvision's Resize(256 for 224) + CenterCrop.
+    #[arg(long, value_enum, default_value_t = Fit::Bilinear)]
+    pub resize: Fit,
     /// The overlay's colormap.
     #[arg(long, value_enum, default_value_t = Palette::Jet)]
     pub colormap: Palette,
@@ -81,6 +85,30 @@ resolution, float32), and summary.json (per photo: file, size, and per class its
 and the files written; or the error). <name> is the photo's file stem, made unique. Exit code: \
 0 when every photo was explained, 1 when any failed, 2 for bad arguments or a model that does \
 not load.";
+
+/// The resizes of `--resize`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Fit {
+    /// PIL's `Image.resize(size, BILINEAR)`, as the bundled models' fixtures.
+    Bilinear,
+    /// PIL's `Image.resize(size, BICUBIC)`.
+    Bicubic,
+    /// torchvision's `Resize(s) + CenterCrop(size)`, `s = size * 8 / 7` (256 for 224).
+    CenterCrop,
+}
+
+impl Fit {
+    /// The resize for a model input of `[height, width]`.
+    pub fn resize(self, [height, width]: [usize; 2]) -> Resize {
+        match self {
+            Self::Bilinear => Resize::Bilinear,
+            Self::Bicubic => Resize::Bicubic,
+            Self::CenterCrop => Resize::ShorterSideThenCenterCrop {
+                shorter: (height.max(width) * 8 / 7) as u32,
+            },
+        }
+    }
+}
 
 /// Colormaps for the overlay.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -131,6 +159,7 @@ pub fn run<M: CamModel>(
     args: &Args,
     device: &burn::tensor::Device,
 ) -> Result<Summary, String> {
+    let prep = &prep.clone().with_resize(args.resize.resize(prep.size));
     let photos = list_photos(&args.inputs)?;
     let mut outputs = Outputs::create(&args.out, &args.inputs, args)?;
     let mut config = ExplainerConfig::new()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use gradcam::models::imagenet_classes;
 use gradcam::{Colormap, Explanation, Preprocess, overlay, resize_map, save_png};
-use image::RgbImage;
+use image::{RgbImage, imageops};
 use npyz::WriterBuilder;
 use serde::Serialize;
 
@@ -151,22 +151,24 @@ impl Outputs {
         let text = |e: gradcam::GradCamError| e.to_string();
         let stem = self.unique_stem(path);
         let (width, height) = photo.dimensions();
+        // The part of the photo the model saw (all of it, or a centre crop).
+        let (x, y, rw, rh) = prep
+            .resize
+            .source_region((width, height), prep.size)
+            .map_err(text)?;
+        let seen = imageops::crop_imm(photo, x, y, rw, rh).to_image();
         let mut maps = Vec::new();
         for (t, target) in explanation.targets[i].iter().enumerate() {
             let heat = explanation.heatmap_values(i, t).map_err(text)?; // [H, W]
             let label = target.class.map_or("score".into(), |c| c.to_string());
-            let at_photo =
-                resize_map(&heat, prep.size, [height as usize, width as usize]).map_err(text)?;
-            let painted = self
-                .colormap
-                .paint(&at_photo, [height as usize, width as usize])
-                .map_err(text)?;
+            let region = [rh as usize, rw as usize];
+            let at_photo = resize_map(&heat, prep.size, region).map_err(text)?;
+            let painted = self.colormap.paint(&at_photo, region).map_err(text)?;
+            let mut shown = photo.clone();
+            let blended = overlay(&seen, &painted, 0.5).map_err(text)?;
+            imageops::replace(&mut shown, &blended, i64::from(x), i64::from(y));
             let overlay_name = format!("{stem}.{label}.png");
-            save_png(
-                &overlay(photo, &painted, 0.5).map_err(text)?,
-                self.dir.join(&overlay_name),
-            )
-            .map_err(text)?;
+            save_png(&shown, self.dir.join(&overlay_name)).map_err(text)?;
             let raw = if self.raw {
                 let name = format!("{stem}.{label}.npy");
                 write_npy(&self.dir.join(&name), &heat, prep.size)?;

@@ -208,3 +208,37 @@ fn it_never_writes_into_an_input_folder_and_reports_bad_arguments() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
 }
+
+#[test]
+fn a_centre_crop_overlay_paints_only_the_part_the_model_saw() {
+    let root = scratch("crop");
+    let out = root.join("out");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--resize", "center-crop", "--class", "285", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let shown = load_image(out.join("chelsea.285.png")).unwrap();
+    // 451 x 300 -> Resize(259) -> 389 x 259, centre 227 x 227 from (81, 16): in the photo
+    // x in [94, 357), y in [19, 282) (gradcam::Resize::source_region).
+    let (x, y, w, h) = gradcam::Resize::ShorterSideThenCenterCrop { shorter: 259 }
+        .source_region(photo.dimensions(), [227, 227])
+        .unwrap();
+    assert_eq!((x, y, w, h), (94, 19, 263, 263));
+    let changed = |px: u32, py: u32| photo.get_pixel(px, py) != shown.get_pixel(px, py);
+    let outside = (0..300)
+        .filter(|&py| changed(10, py) || changed(440, py))
+        .count()
+        + (0..451)
+            .filter(|&px| changed(px, 5) || changed(px, 295))
+            .count();
+    let inside = (0..300).filter(|&py| changed(225, py)).count();
+    assert_eq!(outside, 0, "the overlay painted outside the crop");
+    assert!(
+        inside > 250,
+        "only {inside} of 300 pixels painted inside the crop"
+    );
+}

@@ -5,9 +5,11 @@ mod colormap;
 mod decode;
 mod overlay;
 mod preprocess;
+mod resize;
 
 pub use ::image::{Limits, RgbImage};
 pub use colormap::{Colormap, signed_to_unit};
 pub use decode::{default_limits, load_image, load_image_with_limits, save_png};
 pub use overlay::{overlay, resize_map, strip};
 pub use preprocess::{ChannelOrder, MAX_SIDE, Preprocess};
+pub use resize::Resize;

@@ -1,9 +1,9 @@
 //! From photos to a model's input tensor: resize, channel order, normalisation.
 
 use ::image::RgbImage;
-use ::image::imageops::{self, FilterType};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::Resize;
 use crate::error::{GradCamError, Result};
 
 /// The largest side [`Preprocess`] accepts, in pixels.
@@ -18,7 +18,7 @@ pub enum ChannelOrder {
     Bgr,
 }
 
-/// How a model wants its input: size, channel order and normalisation.
+/// How a model wants its input: size, resize, channel order and normalisation.
 ///
 /// A pixel `p` in `[0, 1]` becomes `(p * scale - mean[c]) / std[c]`, with `mean` and `std` in
 /// the model's channel order.
@@ -26,6 +26,8 @@ pub enum ChannelOrder {
 pub struct Preprocess {
     /// `[height, width]` of the model's input.
     pub size: [usize; 2],
+    /// How a photo is brought to `size` (default: PIL's bilinear resize of the whole photo).
+    pub resize: Resize,
     /// Channel order.
     pub order: ChannelOrder,
     /// What a full-intensity pixel is worth before the mean is subtracted (1 or 255).
@@ -37,25 +39,19 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
-    /// Resize to the model's size (bilinear, antialiased when shrinking).
+    /// Bring a photo to the model's size with [`Preprocess::resize`](field@Preprocess::resize).
     ///
     /// # Errors
     /// As [`Preprocess::to_tensor`], for the settings.
     pub fn resize(&self, image: &RgbImage) -> Result<RgbImage> {
         self.check()?;
-        let [h, w] = self.size;
-        if image.dimensions() == (w as u32, h as u32) {
-            return Ok(image.clone());
-        }
-        if image.width() == 0 || image.height() == 0 {
-            return Err(GradCamError::invalid("an image of zero pixels"));
-        }
-        Ok(imageops::resize(
-            image,
-            w as u32,
-            h as u32,
-            FilterType::Triangle,
-        ))
+        self.resize.apply(image, self.size)
+    }
+
+    /// The same settings with another resize.
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.resize = resize;
+        self
     }
 
     /// Resize and normalise a batch of images into one tensor.
@@ -123,6 +119,7 @@ mod tests {
     fn prep() -> Preprocess {
         Preprocess {
             size: [2, 2],
+            resize: Resize::Bilinear,
             order: ChannelOrder::Bgr,
             scale: 255.0,
             mean: [1.0, 2.0, 3.0],

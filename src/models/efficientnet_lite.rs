@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
 use super::layers::conv_bn;
-use crate::image::{ChannelOrder, Preprocess};
+use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::probe::{CamModel, Probe};
 
 /// Convolution (no bias) and BatchNorm.
@@ -181,6 +181,7 @@ impl EfficientNetLite0 {
     pub fn preprocess() -> Preprocess {
         Preprocess {
             size: [Self::INPUT_SIZE, Self::INPUT_SIZE],
+            resize: Resize::Bilinear,
             order: ChannelOrder::Rgb,
             scale: 255.0,
             mean: [127.0; 3],

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
 use super::layers::conv_bn;
-use crate::image::{ChannelOrder, Preprocess};
+use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::probe::{CamModel, Probe};
 
 fn conv(i: usize, o: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
@@ -234,6 +234,7 @@ impl ResNet {
     pub fn preprocess() -> Preprocess {
         Preprocess {
             size: [224, 224],
+            resize: Resize::Bilinear,
             order: ChannelOrder::Rgb,
             scale: 1.0,
             mean: [0.485, 0.456, 0.406],

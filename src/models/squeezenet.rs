@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::pointwise;
-use crate::image::{ChannelOrder, Preprocess};
+use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::probe::{CamModel, Probe};
 
 /// A fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated (1x1 first).
@@ -106,6 +106,7 @@ impl SqueezeNet {
     pub fn preprocess() -> Preprocess {
         Preprocess {
             size: [Self::INPUT_SIZE, Self::INPUT_SIZE],
+            resize: Resize::Bilinear,
             order: ChannelOrder::Bgr,
             scale: 255.0,
             mean: [103.939, 116.779, 123.68],

@@ -41,6 +41,11 @@ pub use crate::image::{
 #[doc = include_str!("../docs/architecture.md")]
 pub struct ArchitectureGuide;
 
+/// The ViT guide (docs/vit.md), compiled and run as doctests.
+#[cfg(all(doctest, feature = "flex"))]
+#[doc = include_str!("../docs/vit.md")]
+pub struct VitGuide;
+
 /// The guide for pytorch-grad-cam users (docs/pytorch-grad-cam.md), compiled as doctests.
 #[cfg(all(doctest, feature = "models"))]
 #[doc = include_str!("../docs/pytorch-grad-cam.md")]

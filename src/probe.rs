@@ -67,11 +67,12 @@ pub trait CamModel: Module {
 
     /// The forward pass, passing each explainable activation through `probe`.
     ///
-    /// Use the tensor that [`Probe::layer`] returns for the rest of the forward: while
-    /// explaining, it may be a gradient leaf, hold one row per image and target, or (for
-    /// Ablation-CAM) hold other values altogether. Layers after an explained one must treat the
-    /// rows independently, as every inference-mode CNN does, and must not combine them with
-    /// tensors computed before the layer.
+    /// Use the tensor that [`Probe::layer`] (or [`Probe::tokens`] for a transformer's tokens)
+    /// returns for the rest of the forward: while explaining, it may be a gradient leaf, hold
+    /// one row per image and target, or (for Ablation-CAM) hold other values altogether. Layers
+    /// after an explained one must treat the rows independently, as every inference-mode CNN
+    /// does, and combine them with a tensor computed before the layer only through
+    /// [`Probe::carry`] (a residual connection around the layer).
     ///
     /// # Shapes
     /// - `input`: `[n, c, h, w]`
@@ -186,6 +187,115 @@ impl Probe {
         }
     }
 
+    /// Pass a transformer layer's token activations through the probe: the tokens after the
+    /// first `special` (a class token, distillation or register tokens) laid out on a
+    /// `[height, width]` grid become the `[n, dim, height, width]` activation that
+    /// [`Probe::layer`] sees, so every method explains them as a feature map on the grid (what
+    /// pytorch-grad-cam's `reshape_transform` does for a ViT). Continue the forward with the
+    /// tokens it returns: the special tokens unchanged (repeated with the rows), the grid tokens
+    /// as [`Probe::layer`] returned them.
+    ///
+    /// The gradients of the grid tokens are those of the whole tensor's: the special tokens are
+    /// held at their values, which does not change a partial derivative.
+    ///
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::Probe;
+    ///
+    /// let device = Device::flex();
+    /// let tokens = Tensor::<3>::ones([2, 1 + 14 * 14, 192], &device); // class token + 14 x 14
+    /// let out = Probe::passthrough().tokens("blocks.11.norm1", tokens, [14, 14], 1);
+    /// assert_eq!(out.dims(), [2, 197, 192]);
+    /// ```
+    ///
+    /// # Shapes
+    /// - `tokens`: `[n, special + height * width, dim]`, grid tokens in row-major order
+    /// - returns `[n', special + height * width, dim]`, `n'` as [`Probe::layer`]'s
+    ///
+    /// # Panics
+    /// If the token count is not `special + height * width`: the model's own layout, a contract
+    /// of its code rather than of its input.
+    pub fn tokens(
+        &mut self,
+        name: &str,
+        tokens: Tensor<3>,
+        [height, width]: [usize; 2],
+        special: usize,
+    ) -> Tensor<3> {
+        let [n, count, dim] = tokens.dims();
+        assert_eq!(
+            count,
+            special + height * width,
+            "layer `{name}`: {count} tokens, not {special} special + {height} x {width}"
+        );
+        if matches!(self.mode, Mode::Pass) {
+            return tokens;
+        }
+        let leading = tokens.clone().narrow(1, 0, special); // [n, special, dim]
+        let grid = tokens
+            .narrow(1, special, height * width)
+            .reshape([n, height, width, dim])
+            .permute([0, 3, 1, 2]); // [n, dim, height, width]
+        let out = self.layer(name, grid); // [n', dim, height, width]
+        let rows = out.dims()[0];
+        let grid = out
+            .permute([0, 2, 3, 1])
+            .reshape([rows, height * width, dim]); // [n', height * width, dim]
+        if special == 0 {
+            return grid;
+        }
+        // The rows of one image stay together, as the probe repeats them.
+        let mut leading = leading
+            .unsqueeze_dim::<4>(1) // [n, 1, special, dim]
+            .repeat_dim(1, rows / n.max(1))
+            .reshape([rows, special, dim]);
+        if grid.is_autodiff() {
+            leading = leading.autodiff();
+        }
+        Tensor::cat(vec![leading, grid], 1)
+    }
+
+    /// Bring a tensor computed before an explained layer to the rows of one computed after it,
+    /// for a connection around the layer (a transformer block's residual around its attention,
+    /// where [`Probe::tokens`] taps the block's first norm): each image's row repeated as the
+    /// probe repeats it (rows of one image together). Combined with a tensor after the layer it
+    /// is a constant, which is what the layer's gradient is taken with.
+    ///
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::Probe;
+    ///
+    /// let device = Device::flex();
+    /// let x = Tensor::<3>::ones([2, 17, 32], &device); // before the block's norm
+    /// let y = Tensor::<3>::ones([6, 17, 32], &device); // after the probe: 3 targets an image
+    /// assert_eq!((Probe::carry(x, y.dims()[0]) + y).dims(), [6, 17, 32]);
+    /// ```
+    ///
+    /// # Shapes
+    /// - `before`: `[n, ...]`
+    /// - returns `[rows, ...]`
+    ///
+    /// # Panics
+    /// If `rows` is not a multiple of `n`: rows from the probe always are.
+    pub fn carry<const D: usize>(before: Tensor<D>, rows: usize) -> Tensor<D> {
+        let dims = before.dims();
+        let n = dims[0];
+        if rows == n {
+            return before;
+        }
+        assert!(
+            n > 0 && rows.is_multiple_of(n),
+            "{rows} rows are not a multiple of the {n} rows before the layer"
+        );
+        let rest: usize = dims[1..].iter().product();
+        let mut out = dims;
+        out[0] = rows;
+        before
+            .reshape([n, 1, rest])
+            .repeat_dim(1, rows / n) // [n, rows / n, rest]
+            .reshape(out)
+    }
+
     pub(crate) fn into_recorded(self) -> Vec<LayerInfo> {
         match self.mode {
             Mode::Record(layers) => layers,
@@ -226,5 +336,51 @@ mod tests {
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[1].name, "b");
         assert_eq!(layers[1].shape, [1, 2, 4, 5]);
+    }
+
+    #[test]
+    fn tokens_become_a_grid_for_the_probe_and_come_back_in_place() {
+        let device = Device::flex();
+        // 2 images, a class token and a 2 x 3 grid of 4-dim tokens; token value = 100 i + 10 t + d.
+        let values: Vec<f32> = (0..2 * 7 * 4)
+            .map(|v| (100 * (v / 28) + 10 * (v % 28 / 4) + v % 4) as f32)
+            .collect();
+        let tokens = Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(values.clone(), [2, 7, 4]),
+            &device,
+        );
+        let mut probe = Probe::recorder();
+        let back = probe.tokens("t", tokens, [2, 3], 1);
+        assert_eq!(
+            back.into_data().try_into_vec::<f32>().unwrap(),
+            values,
+            "the round trip is exact"
+        );
+        assert_eq!(probe.into_recorded()[0].shape, [2, 4, 2, 3]);
+
+        // Replaced (as Ablation-CAM does) by 3 copies: the class token repeats with the rows,
+        // and grid token 1 + 3 y + x, dim d, is the replacement's [r, d, y, x].
+        let with: Vec<f32> = (0..3 * 4 * 6).map(|v| 1000.0 + v as f32).collect();
+        let with =
+            Tensor::<4>::from_data(burn::tensor::TensorData::new(with, [3, 4, 2, 3]), &device);
+        let mut probe = Probe::replace(Replace::new("t".into(), with));
+        let one = Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(values[..28].to_vec(), [1, 7, 4]),
+            &device,
+        );
+        let out = probe.tokens("t", one, [2, 3], 1);
+        assert_eq!(out.dims(), [3, 7, 4]);
+        let out: Vec<f32> = out.into_data().try_into_vec().unwrap();
+        let at = |r: usize, t: usize, d: usize| out[(r * 7 + t) * 4 + d];
+        assert_eq!([at(0, 0, 2), at(2, 0, 2)], [2.0, 2.0]); // the class token, every row
+        // r = 2, d = 1, y = 1, x = 2: 1000 + ((2 * 4 + 1) * 2 + 1) * 3 + 2 = 1059, token 1 + 5
+        assert_eq!(at(2, 6, 1), 1059.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "6 tokens, not 1 special + 2 x 3")]
+    fn a_token_count_off_the_grid_is_a_contract_panic() {
+        let device = Device::flex();
+        let _ = Probe::passthrough().tokens("t", Tensor::<3>::zeros([1, 6, 4], &device), [2, 3], 1);
     }
 }

@@ -210,19 +210,24 @@ impl Replace {
     }
 }
 
-/// Repeat each row `times` times, keeping the rows of one image together.
+/// Repeat each row `times` times, keeping the rows of one image together: the row layout of
+/// everything after the cut (activations, logits, a transformer's special tokens).
 ///
 /// # Shapes
-/// - `x`: `[n, k, h, w]`
-/// - returns `[n * times, k, h, w]`, row `i * times + j` = row `i` of `x`.
-pub(crate) fn repeat_rows(x: Tensor<4>, times: usize) -> Tensor<4> {
+/// - `x`: `[n, ...]`
+/// - returns `[n * times, ...]`, row `i * times + j` = row `i` of `x`.
+pub(crate) fn repeat_rows<const D: usize>(x: Tensor<D>, times: usize) -> Tensor<D> {
     if times == 1 {
         return x;
     }
-    let [n, k, h, w] = x.dims();
-    x.unsqueeze_dim::<5>(1) // [n, 1, k, h, w]
-        .repeat_dim(1, times) // [n, m, k, h, w]
-        .reshape([n * times, k, h, w])
+    let dims = x.dims();
+    let n = dims[0];
+    let rest: usize = dims[1..].iter().product();
+    let mut out = dims;
+    out[0] = n * times;
+    x.reshape([n, 1, rest]) // [n, 1, rest]
+        .repeat_dim(1, times) // [n, times, rest]
+        .reshape(out)
 }
 
 #[cfg(all(test, feature = "flex"))]

@@ -278,7 +278,7 @@ impl<M: CamModel> Explainer<M> {
         let per_target_logits = if gradients {
             logits
         } else {
-            repeat_logits(logits, m)
+            repeat_rows(logits, m)
         }; // [n * m, classes]
         let scores = row_scores(per_target_logits, &resolved)?; // [n * m]
         let host_scores = read(scores.clone());
@@ -541,16 +541,6 @@ fn forward<M: CamModel>(model: &M, input: Tensor<4>, probe: &mut Probe) -> Resul
             .unwrap_or_else(|| "a panic without a message".to_string());
         GradCamError::ForwardPanicked { message }
     })
-}
-
-/// Each row of logits repeated `m` times, for the targets of gradient-free methods.
-///
-/// # Shapes
-/// - `logits`: `[n, classes]`
-/// - returns `[n * m, classes]`
-fn repeat_logits(logits: Tensor<2>, m: usize) -> Tensor<2> {
-    let [n, classes] = logits.dims();
-    repeat_rows(logits.reshape([n, classes, 1, 1]), m).reshape([n * m, classes])
 }
 
 /// Fail with [`GradCamError::NonFinite`] naming the first non-finite sum, reading all sums in

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::capture::{CaptureProbe, Replace};
+use crate::capture::{CaptureProbe, Replace, repeat_rows};
 
 /// A Burn model that can be explained.
 ///
@@ -245,10 +245,7 @@ impl Probe {
             return grid;
         }
         // The rows of one image stay together, as the probe repeats them.
-        let mut leading = leading
-            .unsqueeze_dim::<4>(1) // [n, 1, special, dim]
-            .repeat_dim(1, rows / n.max(1))
-            .reshape([rows, special, dim]);
+        let mut leading = Self::carry(leading, rows); // [n', special, dim]
         if grid.is_autodiff() {
             leading = leading.autodiff();
         }
@@ -287,13 +284,7 @@ impl Probe {
             n > 0 && rows.is_multiple_of(n),
             "{rows} rows are not a multiple of the {n} rows before the layer"
         );
-        let rest: usize = dims[1..].iter().product();
-        let mut out = dims;
-        out[0] = rows;
-        before
-            .reshape([n, 1, rest])
-            .repeat_dim(1, rows / n) // [n, rows / n, rest]
-            .reshape(out)
+        repeat_rows(before, rows / n)
     }
 
     pub(crate) fn into_recorded(self) -> Vec<LayerInfo> {

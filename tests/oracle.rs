@@ -32,7 +32,6 @@ use gradcam::CamMethod;
 use gradcam::methods::{CamMap, LayerCapture, Method, Rerun};
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_torchvision, load_weights};
 use gradcam::{CamModel, ExplainerConfig, Probe, Targets, weighted_sum};
-use safetensors::SafeTensors;
 
 use common::DELTA;
 
@@ -49,32 +48,14 @@ struct Fixture {
 
 impl Fixture {
     fn load(name: &str) -> Self {
-        let bytes = std::fs::read(root("tests/fixtures").join(name)).unwrap();
-        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-        let metadata = meta
-            .metadata()
-            .clone()
-            .unwrap_or_default()
+        let (tensors, metadata) = common::read_fixture(&root("tests/fixtures").join(name));
+        // Float32 values (int64 classes as floats), exactly as stored.
+        let tensors = tensors
             .into_iter()
+            .map(|(key, (shape, values))| {
+                (key, (shape, values.into_iter().map(|v| v as f32).collect()))
+            })
             .collect();
-        let file = SafeTensors::deserialize(&bytes).unwrap();
-        let mut tensors = BTreeMap::new();
-        for (key, view) in file.tensors() {
-            let values = match view.dtype() {
-                safetensors::Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                safetensors::Dtype::I64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
-                    .collect(),
-                other => panic!("{key}: {other:?}"),
-            };
-            tensors.insert(key, (view.shape().to_vec(), values));
-        }
         Self {
             name: name.to_string(),
             tensors,

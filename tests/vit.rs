@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -17,7 +16,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::DELTA;
 use gradcam::models::load_weights;
 use gradcam::{CamModel, ExplainerConfig, Method, Probe, Targets};
-use safetensors::SafeTensors;
 
 const DIM: usize = 32;
 const HEADS: usize = 2;
@@ -126,34 +124,9 @@ fn root(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The fixture's float tensors (float64 ones as f64), by key.
-fn fixture() -> BTreeMap<String, (Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(root("tests/fixtures/tiny_vit_oracle.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(key, view)| {
-            let values = match view.dtype() {
-                safetensors::Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-                    .collect(),
-                safetensors::Dtype::F64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-                    .collect(),
-                safetensors::Dtype::I64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
-                    .collect(),
-                other => panic!("{key}: {other:?}"),
-            };
-            (key, (view.shape().to_vec(), values))
-        })
-        .collect()
+/// The oracle fixture's tensors, by key.
+fn fixture() -> common::Tensors {
+    common::read_fixture(&root("tests/fixtures/tiny_vit_oracle.safetensors")).0
 }
 
 fn max_diff(a: &[f32], b: &[f64]) -> f64 {

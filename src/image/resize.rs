@@ -44,30 +44,20 @@ impl Resize {
     /// [`GradCamError::InvalidArgument`] for an empty image, or a `shorter` side smaller than
     /// the crop.
     pub fn apply(self, image: &RgbImage, [height, width]: [usize; 2]) -> Result<RgbImage> {
-        let (w, h) = image.dimensions();
-        if w == 0 || h == 0 {
-            return Err(GradCamError::invalid("an image of zero pixels"));
-        }
+        let (w, h) = nonempty(image.dimensions())?;
         let (out_w, out_h) = (width as u32, height as u32);
         match self {
             Self::Bilinear => pil(image, out_w, out_h, Filter::Bilinear),
             Self::Bicubic => pil(image, out_w, out_h, Filter::Bicubic),
             Self::ShorterSideThenCenterCrop { shorter } => {
-                if shorter < out_w.max(out_h) {
-                    return Err(GradCamError::invalid(format!(
-                        "a shorter side of {shorter} cannot be cropped to {out_h} x {out_w}"
-                    )));
-                }
-                let (rw, rh) = shorter_side(w, h, shorter);
+                let crop = Crop::new(shorter, (w, h), (out_w, out_h))?;
+                let (rw, rh) = crop.resized;
                 let resized = pil(image, rw, rh, Filter::Bilinear)?;
-                let (left, top) = (centre(rw, out_w), centre(rh, out_h));
-                Ok(imageops::crop_imm(&resized, left, top, out_w, out_h).to_image())
+                Ok(imageops::crop_imm(&resized, crop.left, crop.top, out_w, out_h).to_image())
             }
         }
     }
-}
 
-impl Resize {
     /// The part of a `photo` (`(width, height)`) that the resized input of `[height, width]`
     /// shows, as `(x, y, width, height)` in photo pixels (rounded): the whole photo, or for
     /// [`Resize::ShorterSideThenCenterCrop`] the crop mapped back. Maps belong there, e.g. in an
@@ -77,25 +67,19 @@ impl Resize {
     /// As [`Resize::apply`].
     pub fn source_region(
         self,
-        (w, h): (u32, u32),
+        photo: (u32, u32),
         [height, width]: [usize; 2],
     ) -> Result<(u32, u32, u32, u32)> {
-        if w == 0 || h == 0 {
-            return Err(GradCamError::invalid("an image of zero pixels"));
-        }
+        let (w, h) = nonempty(photo)?;
         let Self::ShorterSideThenCenterCrop { shorter } = self else {
             return Ok((0, 0, w, h));
         };
         let (out_w, out_h) = (width as u32, height as u32);
-        if shorter < out_w.max(out_h) {
-            return Err(GradCamError::invalid(format!(
-                "a shorter side of {shorter} cannot be cropped to {out_h} x {out_w}"
-            )));
-        }
-        let (rw, rh) = shorter_side(w, h, shorter);
+        let crop = Crop::new(shorter, (w, h), (out_w, out_h))?;
+        let (rw, rh) = crop.resized;
         let (sx, sy) = (f64::from(w) / f64::from(rw), f64::from(h) / f64::from(rh));
         let back = |v: u32, s: f64| (f64::from(v) * s).round() as u32;
-        let (x, y) = (back(centre(rw, out_w), sx), back(centre(rh, out_h), sy));
+        let (x, y) = (back(crop.left, sx), back(crop.top, sy));
         Ok((
             x,
             y,
@@ -105,15 +89,43 @@ impl Resize {
     }
 }
 
-/// torchvision's `Resize(shorter)` size: the shorter side to `shorter`, the longer one to
-/// `floor(shorter * long / short)`.
-fn shorter_side(w: u32, h: u32, shorter: u32) -> (u32, u32) {
-    let (short, long) = (w.min(h), w.max(h));
-    let scaled = (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
-    if w <= h {
-        (shorter, scaled)
-    } else {
-        (scaled, shorter)
+/// `(width, height)`, or an error for an image of zero pixels.
+fn nonempty((w, h): (u32, u32)) -> Result<(u32, u32)> {
+    if w == 0 || h == 0 {
+        return Err(GradCamError::invalid("an image of zero pixels"));
+    }
+    Ok((w, h))
+}
+
+/// torchvision's `Resize(shorter) + CenterCrop`: the size after the resize and the crop's
+/// offset in it.
+struct Crop {
+    /// `(width, height)` after `Resize(shorter)`: the shorter side to `shorter`, the longer one
+    /// to `floor(shorter * long / short)`.
+    resized: (u32, u32),
+    left: u32,
+    top: u32,
+}
+
+impl Crop {
+    fn new(shorter: u32, (w, h): (u32, u32), (out_w, out_h): (u32, u32)) -> Result<Self> {
+        if shorter < out_w.max(out_h) {
+            return Err(GradCamError::invalid(format!(
+                "a shorter side of {shorter} cannot be cropped to {out_h} x {out_w}"
+            )));
+        }
+        let (short, long) = (w.min(h), w.max(h));
+        let scaled = (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
+        let (rw, rh) = if w <= h {
+            (shorter, scaled)
+        } else {
+            (scaled, shorter)
+        };
+        Ok(Self {
+            resized: (rw, rh),
+            left: centre(rw, out_w),
+            top: centre(rh, out_h),
+        })
     }
 }
 

@@ -21,6 +21,9 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// How closely two float32 evaluations of one network agree, relative to the largest magnitude
@@ -76,6 +79,48 @@ pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// The largest absolute difference.
+/// A fixture file's tensors by key: shape and values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f64>)>;
+
+/// A fixture file's tensors and its metadata. Float32, float64 and int64 tensors; every value is
+/// exact as a float64.
+pub fn read_fixture(path: &Path) -> (Tensors, BTreeMap<String, String>) {
+    use safetensors::{Dtype, SafeTensors};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(key, view)| {
+            let data = view.data();
+            let values = match view.dtype() {
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+                    .collect(),
+                Dtype::F64 => data
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                Dtype::I64 => data
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+                    .collect(),
+                other => panic!("{}: {key}: {other:?}", path.display()),
+            };
+            (key, (view.shape().to_vec(), values))
+        })
+        .collect();
+    (tensors, metadata)
+}
+
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -178,21 +223,11 @@ impl Iv {
                 hi: f64::INFINITY,
             };
         }
-        let inv = Self {
+        // The same four products and outward rounding as before: a product with the inverse.
+        self.mul(Self {
             lo: 1.0 / o.hi,
             hi: 1.0 / o.lo,
-        };
-        let p = [
-            self.lo * inv.lo,
-            self.lo * inv.hi,
-            self.hi * inv.lo,
-            self.hi * inv.hi,
-        ];
-        Self {
-            lo: p.iter().copied().fold(f64::INFINITY, f64::min),
-            hi: p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        }
-        .round(U)
+        })
     }
 
     pub fn scale(self, c: f64) -> Self {

@@ -24,6 +24,8 @@ pub struct Capture {
     /// The targets' scores, `[n, m]`, without autodiff.
     pub scores: Tensor<2>,
     pub(crate) resolved: Vec<Resolved>,
+    /// The class of every target, `[n * m]` as `f32` (`-1` for a custom score), on the device.
+    pub(crate) classes: Tensor<1>,
 }
 
 impl std::fmt::Debug for Capture {

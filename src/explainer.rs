@@ -4,9 +4,9 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use crate::capture::{Capture, CaptureProbe, Replace, repeat_rows};
 use crate::error::{GradCamError, Result};
@@ -199,12 +199,18 @@ impl<M: CamModel> Explainer<M> {
     }
 
     /// Explain `targets` for a batch of images: [`Explainer::capture`], then
-    /// [`Explainer::explain_capture`].
+    /// [`Explainer::explain_capture`], with one read back to the host at the end.
     ///
     /// One forward runs up to the first explained layer without autodiff. For methods that need
     /// gradients, the activation becomes a gradient leaf there (repeated once per target when
     /// there are several per image) and one backward runs through the rest of the network only;
-    /// no parameter gets a gradient.
+    /// no parameter gets a gradient. The top prediction is found on the device, so the device
+    /// never waits for the host in the middle of a call: the scores, classes and finiteness
+    /// checks come back together, after the maps are computed.
+    ///
+    /// The model may hold `f16` (or `bf16`) parameters: the network runs in its dtype, and the
+    /// scores, gradients, channel weights, weighted sum and normalisation are computed in `f32`
+    /// from the activations and gradients cast at the layer. Maps are always `f32`.
     ///
     /// # Shapes
     /// - `input`: `[n, c, H, W]`
@@ -216,12 +222,39 @@ impl<M: CamModel> Explainer<M> {
     /// its contract or panics; NaN or infinity in the scores, gradients or maps: see
     /// [`GradCamError`].
     pub fn explain(&self, input: Tensor<4>, targets: &Targets) -> Result<Explanation> {
-        let capture = self.capture(input, targets)?;
-        self.explain_capture(&capture)
+        let submitted = self.submit(input, targets)?;
+        let host = read(submitted.values(false));
+        submitted.finish(host).map(|(explanation, _)| explanation)
+    }
+
+    /// A forward and the method's computation for one batch, compiled ahead of time: run it
+    /// once with the batch shape you will explain, before the first batch that counts. On
+    /// `wgpu`/`vulkan` the first call of a shape compiles its kernels and autotunes them (tens
+    /// of seconds on a large model); later calls of the same shapes reuse them, and CubeCL's
+    /// autotune cache keeps the tuning for later processes (see docs/gpu.md).
+    ///
+    /// Returns how long the call took.
+    ///
+    /// # Shapes
+    /// - `shape`: `[n, c, H, W]` of the batches to come
+    ///
+    /// # Errors
+    /// As [`Explainer::explain`] for an input of zeros of that shape.
+    pub fn warm_up(&self, shape: [usize; 4]) -> Result<std::time::Duration> {
+        let start = std::time::Instant::now();
+        let device = self.device.clone().unwrap_or_default();
+        let input = match self.dtype {
+            Some(dtype) => Tensor::<4>::zeros(shape, (&device, dtype)),
+            None => Tensor::<4>::zeros(shape, &device),
+        };
+        let submitted = self.submit(input, &Targets::top1())?;
+        let _ = read(submitted.values(true));
+        Ok(start.elapsed())
     }
 
     /// The forward (and, when the method needs them, the backward) of [`Explainer::explain`]:
-    /// the activations and gradients at the explained layers and the resolved targets.
+    /// the activations and gradients at the explained layers (in `f32`, whatever the model's
+    /// dtype) and the resolved targets.
     ///
     /// # Shapes
     /// - `input`: `[n, c, H, W]`
@@ -229,6 +262,28 @@ impl<M: CamModel> Explainer<M> {
     /// # Errors
     /// As [`Explainer::explain`].
     pub fn capture(&self, input: Tensor<4>, targets: &Targets) -> Result<Capture> {
+        let (mut capture, checks) = self.capture_deferred(input, targets)?;
+        let values = deferred_values(&capture, &checks, None);
+        capture.targets = finish_checks(&capture, &checks, &read(values))?;
+        Ok(capture)
+    }
+
+    /// Submit one batch: every device op of [`Explainer::explain`], nothing read back.
+    pub(crate) fn submit(&self, input: Tensor<4>, targets: &Targets) -> Result<Submitted> {
+        let (capture, mut checks) = self.capture_deferred(input, targets)?;
+        let mut explanation = self.explain_layers(&capture)?;
+        checks.extend(map_checks(&explanation));
+        explanation.targets = Vec::new();
+        Ok(Submitted {
+            explanation,
+            capture,
+            checks,
+        })
+    }
+
+    /// [`Explainer::capture`] without its read: the targets stay empty, and the sums to check
+    /// for finiteness are returned beside it.
+    fn capture_deferred(&self, input: Tensor<4>, targets: &Targets) -> Result<(Capture, Checks)> {
         let input = self.check_input(input)?; // [n, c, H, W]
         let [n, _, _, _] = input.dims();
         let (m, targets) = targets.resolve(n)?;
@@ -272,21 +327,18 @@ impl<M: CamModel> Explainer<M> {
             return Err(GradCamError::ZeroClasses { rows });
         }
 
-        let host_logits = read(logits.clone()); // [rows * classes]
-        let row_of = |t: usize| if gradients { t } else { t / m };
-        let resolved = resolve_classes(&targets, &host_logits, classes, row_of)?;
+        let logits = to_f32(logits); // [n * m or n, classes]
+        let resolved = resolve_classes(&targets, classes)?;
         let per_target_logits = if gradients {
             logits
         } else {
             repeat_rows(logits, m)
         }; // [n * m, classes]
-        let scores = row_scores(per_target_logits, &resolved)?; // [n * m]
-        let host_scores = read(scores.clone());
-        if host_scores.iter().any(|v| !v.is_finite()) {
-            return Err(GradCamError::NonFinite {
-                what: "scores".to_string(),
-            });
-        }
+        let (scores, classes_of) = row_scores(per_target_logits, &resolved)?; // [n * m] each
+        let mut checks = vec![(
+            "scores".to_string(),
+            scores.clone().without_autodiff().sum(),
+        )];
 
         let mut grads = None;
         if gradients {
@@ -307,44 +359,33 @@ impl<M: CamModel> Explainer<M> {
                         name: layer.name.clone(),
                     })?; // [n * m, k, h, w]
                     let [_, k, h, w] = g.dims();
-                    Some(g.reshape([n, m, k, h, w]))
+                    let g = to_f32(g).reshape([n, m, k, h, w]);
+                    checks.push((
+                        format!("gradients of layer `{}`", layer.name),
+                        g.clone().sum(),
+                    ));
+                    Some(g)
                 }
                 _ => None,
             };
             layers.push(LayerCapture {
                 name: layer.name,
-                activations: layer.activations,
+                activations: to_f32(layer.activations),
                 gradients,
                 targets_per_image: m,
             });
         }
-        let sums: Vec<(String, Tensor<1>)> = layers
-            .iter()
-            .filter_map(|l| {
-                let g = l.gradients.clone()?;
-                Some((format!("gradients of layer `{}`", l.name), g.sum()))
-            })
-            .collect();
-        check_finite(sums)?;
-
-        let targets = resolved
-            .iter()
-            .zip(&host_scores)
-            .map(|(target, &score)| ExplainedTarget {
-                class: match target {
-                    Resolved::Class(class) => Some(*class),
-                    Resolved::Score(_) => None,
-                },
-                score,
-            })
-            .collect::<Vec<_>>();
-        Ok(Capture {
-            input,
-            layers,
-            targets: targets.chunks(m).map(<[_]>::to_vec).collect(),
-            scores: scores.without_autodiff().reshape([n, m]),
-            resolved,
-        })
+        Ok((
+            Capture {
+                input,
+                layers,
+                targets: Vec::new(),
+                scores: scores.without_autodiff().reshape([n, m]),
+                resolved,
+                classes: classes_of,
+            },
+            checks,
+        ))
     }
 
     /// The configured method and the shared post-processing on a [`Capture`]: per layer the
@@ -356,12 +397,21 @@ impl<M: CamModel> Explainer<M> {
     /// made for a gradient-free method) or returns maps of the wrong shape; the method's own
     /// errors; [`GradCamError::NonFinite`] if a map holds NaN or infinity.
     pub fn explain_capture(&self, capture: &Capture) -> Result<Explanation> {
+        let explanation = self.explain_layers(capture)?;
+        check_finite(map_checks(&explanation))?;
+        Ok(explanation)
+    }
+
+    /// [`Explainer::explain_capture`] without the finiteness check (nothing read back).
+    fn explain_layers(&self, capture: &Capture) -> Result<Explanation> {
         let method = &self.config.method;
         let [n, _, height, width] = capture.input.dims();
         let m = capture.scores.dims()[1];
         let rerun = Reruns {
             model: &self.model,
             capture,
+            dtype: self.dtype,
+            classes: OnceLock::new(),
         };
         let mut layers = Vec::with_capacity(capture.layers.len());
         for layer in &capture.layers {
@@ -403,12 +453,6 @@ impl<M: CamModel> Explainer<M> {
             self.config.relu,
             self.config.normalization,
         );
-        let mut sums: Vec<(String, Tensor<1>)> = layers
-            .iter()
-            .map(|l| (format!("map of layer `{}`", l.name), l.raw.clone().sum()))
-            .collect();
-        sums.push(("fused heatmap".to_string(), heatmap.clone().sum()));
-        check_finite(sums)?;
         Ok(Explanation {
             layers,
             heatmap,
@@ -469,10 +513,15 @@ impl<M: CamModel> Explainer<M> {
 struct Reruns<'a, M> {
     model: &'a M,
     capture: &'a Capture,
+    /// The model's float dtype: what the reruns' inputs and activations are cast to.
+    dtype: Option<DType>,
+    /// The capture's classes read back, the first time a top-prediction target needs its class.
+    classes: OnceLock<Vec<f32>>,
 }
 
 impl<M: CamModel> Reruns<'_, M> {
-    /// Each of image `image`'s targets on every row of `logits`, `[r, m]`.
+    /// Each of image `image`'s targets on every row of `logits`, `[r, m]`: the top prediction
+    /// stays the class the unperturbed image predicted.
     fn targets_of(&self, logits: Tensor<2>, image: usize, rows: usize) -> Result<Tensor<2>> {
         let got = logits.dims();
         if got[0] != rows {
@@ -481,22 +530,39 @@ impl<M: CamModel> Reruns<'_, M> {
                 expected_rows: rows,
             });
         }
+        let logits = to_f32(logits);
         let m = self.capture.scores.dims()[1];
-        let scores = self.capture.resolved[image * m..(image + 1) * m]
-            .iter()
-            .map(|target| score_rows(logits.clone(), target))
+        let scores = (image * m..(image + 1) * m)
+            .map(|t| match &self.capture.resolved[t] {
+                Resolved::Top => {
+                    let classes = self
+                        .classes
+                        .get_or_init(|| read(self.capture.classes.clone()));
+                    score_rows(logits.clone(), &Resolved::Class(classes[t] as usize))
+                }
+                target => score_rows(logits.clone(), target),
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::stack(scores, 1))
+    }
+
+    /// `x` in the model's float dtype.
+    fn in_model_dtype(&self, x: Tensor<4>) -> Tensor<4> {
+        match self.dtype {
+            Some(dtype) if x.dtype() != dtype => x.cast(FloatDType::from(dtype)),
+            _ => x,
+        }
     }
 }
 
 impl<M: CamModel> Rerun for Reruns<'_, M> {
     fn input(&self) -> Tensor<4> {
-        self.capture.input.clone()
+        to_f32(self.capture.input.clone())
     }
 
     fn scores(&self, inputs: Tensor<4>, image: usize) -> Result<Tensor<2>> {
         let rows = inputs.dims()[0];
+        let inputs = self.in_model_dtype(inputs);
         let logits = forward(self.model, inputs, &mut Probe::passthrough())?;
         self.targets_of(logits, image, rows)
     }
@@ -508,6 +574,7 @@ impl<M: CamModel> Rerun for Reruns<'_, M> {
         image: usize,
     ) -> Result<Tensor<2>> {
         let rows = activations.dims()[0];
+        let activations = self.in_model_dtype(activations);
         let input = self.capture.input.clone().narrow(0, image, 1);
         let mut probe = Probe::replace(Replace::new(layer.to_string(), activations));
         let logits = forward(self.model, input, &mut probe)?;
@@ -554,5 +621,95 @@ fn check_finite(sums: Vec<(String, Tensor<1>)>) -> Result<()> {
     match names.into_iter().zip(values).find(|(_, v)| !v.is_finite()) {
         Some((what, _)) => Err(GradCamError::NonFinite { what }),
         None => Ok(()),
+    }
+}
+
+/// `x` as `f32` (unchanged when it already is).
+fn to_f32<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.dtype() == DType::F32 {
+        x
+    } else {
+        x.cast(FloatDType::F32)
+    }
+}
+
+/// Named one-value sums whose finiteness a call checks, in the order they are reported.
+type Checks = Vec<(String, Tensor<1>)>;
+
+/// The sums of every layer's map and of the fused heatmap.
+fn map_checks(explanation: &Explanation) -> Checks {
+    let mut sums: Checks = explanation
+        .layers
+        .iter()
+        .map(|l| (format!("map of layer `{}`", l.name), l.raw.clone().sum()))
+        .collect();
+    sums.push((
+        "fused heatmap".to_string(),
+        explanation.heatmap.clone().sum(),
+    ));
+    sums
+}
+
+/// Everything a call reads back, in one `f32` tensor: the scores `[n * m]`, the classes
+/// `[n * m]`, the checked sums, then (when given) the heatmap `[n * m * H * W]`.
+fn deferred_values(capture: &Capture, checks: &Checks, heatmap: Option<Tensor<4>>) -> Tensor<1> {
+    let mut parts = vec![
+        capture.scores.clone().flatten::<1>(0, 1),
+        capture.classes.clone(),
+    ];
+    parts.extend(checks.iter().map(|(_, sum)| sum.clone()));
+    parts.extend(heatmap.map(|h| h.flatten::<1>(0, 3)));
+    Tensor::cat(parts, 0)
+}
+
+/// The targets from the values of [`deferred_values`], after the finiteness checks.
+fn finish_checks(
+    capture: &Capture,
+    checks: &Checks,
+    host: &[f32],
+) -> Result<Vec<Vec<ExplainedTarget>>> {
+    let targets = capture.resolved.len();
+    let m = capture.scores.dims()[1];
+    let (scores, rest) = host.split_at(targets);
+    let (classes, sums) = rest.split_at(targets);
+    if let Some(((what, _), _)) = checks.iter().zip(sums).find(|(_, v)| !v.is_finite()) {
+        return Err(GradCamError::NonFinite { what: what.clone() });
+    }
+    let explained = capture
+        .resolved
+        .iter()
+        .zip(scores.iter().zip(classes))
+        .map(|(target, (&score, &class))| ExplainedTarget {
+            class: match target {
+                Resolved::Score(_) => None,
+                Resolved::Class(_) | Resolved::Top => Some(class as usize),
+            },
+            score,
+        })
+        .collect::<Vec<_>>();
+    Ok(explained.chunks(m).map(<[_]>::to_vec).collect())
+}
+
+/// One batch submitted to the device, its results not read yet.
+pub(crate) struct Submitted {
+    explanation: Explanation,
+    capture: Capture,
+    checks: Checks,
+}
+
+impl Submitted {
+    /// The one tensor to read back: scores, classes, checks, and the heatmap when asked for.
+    pub(crate) fn values(&self, heatmap: bool) -> Tensor<1> {
+        let heatmap = heatmap.then(|| self.explanation.heatmap.clone());
+        deferred_values(&self.capture, &self.checks, heatmap)
+    }
+
+    /// The explanation from the values read back, with the heatmap's values when they were.
+    pub(crate) fn finish(self, host: Vec<f32>) -> Result<(Explanation, Vec<f32>)> {
+        let mut explanation = self.explanation;
+        explanation.targets = finish_checks(&self.capture, &self.checks, &host)?;
+        let head = 2 * self.capture.resolved.len() + self.checks.len();
+        let heatmap = host.get(head..).map(<[f32]>::to_vec).unwrap_or_default();
+        Ok((explanation, heatmap))
     }
 }

@@ -17,6 +17,7 @@ pub mod models;
 mod parameters;
 mod postprocess;
 mod probe;
+mod stream;
 mod target;
 mod weighted_sum;
 
@@ -25,10 +26,12 @@ pub use error::{Fault, GradCamError, Result};
 pub use explainer::{Explainer, ExplainerConfig};
 pub use explanation::{ExplainedTarget, Explanation, LayerMap};
 pub use methods::{CamMethod, Method};
+pub use parameters::cast_model;
 pub use postprocess::Normalization;
 pub use probe::{CamModel, LayerInfo, Probe};
+pub use stream::{Stream, Streamed};
 pub use target::{ScoreFn, Target, Targets};
-pub use weighted_sum::weighted_sum;
+pub use weighted_sum::{weighted_sum, weighted_sum_split};
 
 #[cfg(feature = "image")]
 pub use crate::image::{
@@ -45,6 +48,11 @@ pub struct ArchitectureGuide;
 #[cfg(all(doctest, feature = "flex"))]
 #[doc = include_str!("../docs/vit.md")]
 pub struct VitGuide;
+
+/// The GPU guide (docs/gpu.md), compiled as doctests.
+#[cfg(all(doctest, feature = "wgpu", feature = "models"))]
+#[doc = include_str!("../docs/gpu.md")]
+pub struct GpuGuide;
 
 /// The guide for pytorch-grad-cam users (docs/pytorch-grad-cam.md), compiled as doctests.
 #[cfg(all(doctest, feature = "models"))]

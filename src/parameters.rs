@@ -20,6 +20,25 @@ pub(crate) fn device_and_dtype<M: Module>(model: &M) -> Option<(Device, DType)> 
     first.0
 }
 
+/// A loaded model in another float type: every float parameter cast to `dtype` (those already
+/// of that type untouched). The way to run a model in `f16` or `bf16` on a device whose default
+/// stays `f32`; cast its input too (`input.cast(dtype)`), since the explainer checks that the
+/// input's dtype is the model's. The other way, with no cast at all, is to configure the
+/// device's float type before the model is built (see the README).
+///
+/// ```
+/// # #[cfg(all(feature = "flex", feature = "models"))] {
+/// use burn::tensor::{DType, Device, FloatDType};
+/// use gradcam::models::SqueezeNet;
+///
+/// let model = gradcam::cast_model(SqueezeNet::new(&Device::flex()), FloatDType::F16);
+/// assert_eq!(model.conv1.weight.val().dtype(), DType::F16);
+/// # }
+/// ```
+pub fn cast_model<M: Module>(model: M, dtype: FloatDType) -> M {
+    cast_floats(model, dtype.into())
+}
+
 /// Every float parameter of `model` cast to `dtype` (those already of that type untouched).
 pub(crate) fn cast_floats<M: Module>(model: M, dtype: DType) -> M {
     struct Cast(DType);

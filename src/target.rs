@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::error::{GradCamError, Result};
 
@@ -150,30 +150,23 @@ impl Targets {
     }
 }
 
-/// A target resolved against the logits: a class, or a score function.
+/// A target resolved against the model's output: a class, the top prediction (found on the
+/// device, so that no value is read back in the middle of a call), or a score function.
 #[derive(Clone)]
 pub(crate) enum Resolved {
     Class(usize),
+    Top,
     Score(ScoreFn),
 }
 
-/// Resolve every target against the host copy of the logits: top-1 becomes the argmax of the
-/// target's logits row, classes are checked against the number of classes.
-///
-/// `row_of(t)` is the logits row of target `t`.
-pub(crate) fn resolve_classes(
-    targets: &[Target],
-    logits: &[f32],
-    classes: usize,
-    row_of: impl Fn(usize) -> usize,
-) -> Result<Vec<Resolved>> {
+/// Resolve every target against the number of classes: classes are checked, the top prediction
+/// is left to [`row_scores`], which finds it on the device.
+pub(crate) fn resolve_classes(targets: &[Target], classes: usize) -> Result<Vec<Resolved>> {
     targets
         .iter()
-        .enumerate()
-        .map(|(t, target)| {
-            let row = &logits[row_of(t) * classes..(row_of(t) + 1) * classes];
+        .map(|target| {
             Ok(match target {
-                Target::TopPrediction => Resolved::Class(argmax(row)),
+                Target::TopPrediction => Resolved::Top,
                 Target::Class(class) if *class < classes => Resolved::Class(*class),
                 Target::Class(class) => {
                     return Err(GradCamError::ClassOutOfRange {
@@ -196,6 +189,8 @@ pub(crate) fn score_rows(logits: Tensor<2>, target: &Resolved) -> Result<Tensor<
     let [rows, _] = logits.dims();
     match target {
         Resolved::Class(class) => Ok(logits.narrow(1, *class, 1).reshape([rows])),
+        // Each row's own top prediction (the explainer's reruns pass the resolved class).
+        Resolved::Top => Ok(logits.max_dim(1).reshape([rows])),
         Resolved::Score(f) => {
             let scores = f(logits);
             if scores.dims() != [rows] {
@@ -209,27 +204,53 @@ pub(crate) fn score_rows(logits: Tensor<2>, target: &Resolved) -> Result<Tensor<
     }
 }
 
-/// Each row's score under its own target: one-hot masks for classes, the score functions on
-/// the rows that use them. Differentiable where the logits are.
+/// Each row's score under its own target, and the class each row explains: one-hot masks for
+/// classes and for the top prediction (the first largest logit, found on the device), the
+/// score functions on the rows that use them. Differentiable where the logits are; nothing is
+/// read back to the host.
 ///
 /// # Shapes
-/// - `logits`: `[r, classes]`, one row per target
-/// - returns `[r]`
-pub(crate) fn row_scores(logits: Tensor<2>, targets: &[Resolved]) -> Result<Tensor<1>> {
+/// - `logits`: `[r, classes]`, one row per target, `f32`
+/// - returns the scores `[r]` and the classes `[r]` as `f32` (`-1` for a custom score)
+pub(crate) fn row_scores(
+    logits: Tensor<2>,
+    targets: &[Resolved],
+) -> Result<(Tensor<1>, Tensor<1>)> {
     let [rows, classes] = logits.dims();
     let device = logits.device().without_autodiff();
+    let f32s = (&device, DType::F32);
     let mut mask = vec![0.0f32; rows * classes];
+    let mut top = vec![0.0f32; rows];
+    let mut class_of = vec![-1.0f32; rows];
     let mut scored: Vec<(ScoreFn, Vec<usize>)> = Vec::new();
     for (row, target) in targets.iter().enumerate() {
         match target {
-            Resolved::Class(class) => mask[row * classes + class] = 1.0,
+            Resolved::Class(class) => {
+                mask[row * classes + class] = 1.0;
+                class_of[row] = *class as f32;
+            }
+            Resolved::Top => top[row] = 1.0,
             Resolved::Score(f) => match scored.iter_mut().find(|(g, _)| Arc::ptr_eq(f, g)) {
                 Some((_, rows)) => rows.push(row),
                 None => scored.push((f.clone(), vec![row])),
             },
         }
     }
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, classes]), &device);
+    let mut mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, classes]), f32s); // [r, classes]
+    let mut class_of = Tensor::<1>::from_data(TensorData::new(class_of, [rows]), f32s); // [r]
+    if top.contains(&1.0) {
+        let top = Tensor::<1>::from_data(TensorData::new(top, [rows]), f32s); // [r]
+        let argmax = logits.clone().without_autodiff().argmax(1); // [r, 1]
+        let one_hot = Tensor::<1, Int>::arange(0..classes as i64, &device)
+            .reshape([1, classes])
+            .expand([rows, classes])
+            .equal(argmax.clone().expand([rows, classes]))
+            .float()
+            .cast(FloatDType::F32); // [r, classes]
+        mask = mask + one_hot * top.clone().reshape([rows, 1]);
+        let argmax = argmax.float().cast(FloatDType::F32).reshape([rows]); // [r]
+        class_of = class_of + (argmax + 1.0) * top;
+    }
     let mut scores = (logits.clone() * mask).sum_dim(1).reshape([rows]); // [r]
     for (f, rows_of_f) in scored {
         let index = rows_of_f.iter().map(|&r| r as i64).collect::<Vec<_>>();
@@ -237,30 +258,12 @@ pub(crate) fn row_scores(logits: Tensor<2>, targets: &[Resolved]) -> Result<Tens
         let values = score_rows(logits.clone().select(0, index.clone()), &Resolved::Score(f))?; // [r_f]
         scores = scores.select_assign(0, index, values, IndexingUpdateOp::Add);
     }
-    Ok(scores)
-}
-
-/// The index of the largest value (the first one on ties; NaN never wins).
-pub(crate) fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, v)| {
-        if *v > values[best] || values[best].is_nan() {
-            i
-        } else {
-            best
-        }
-    })
+    Ok((scores, class_of))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn argmax_takes_the_first_of_ties_and_skips_nan() {
-        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
-        assert_eq!(argmax(&[f32::NEG_INFINITY, -5.0]), 1);
-        assert_eq!(argmax(&[f32::NAN, -5.0, 2.0]), 2);
-    }
 
     #[test]
     fn broadcast_row_repeats_per_image() {

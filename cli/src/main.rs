@@ -10,6 +10,7 @@
 //! file that cannot be read or decoded is reported and skipped; the exit code is 1 when any
 //! failed. Nothing is written into an input folder.
 
+mod backend;
 mod inputs;
 mod network;
 mod outputs;
@@ -23,8 +24,9 @@ use clap::{Parser, ValueEnum};
 use gradcam::{CamModel, Colormap, ExplainerConfig, Method, Preprocess, Resize, Target, Targets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::backend::Backend;
 use crate::inputs::{Decoded, decode_in_background, list_photos};
-use crate::network::{Backend, Network};
+use crate::network::Network;
 use crate::outputs::{Outputs, PhotoEntry, Summary};
 
 /// Explain photos with a pretrained ImageNet model: overlays at each photo's resolution, raw

@@ -1,8 +1,7 @@
-//! Which model and which device: the choices of `--model`, `--weights` and `--device`.
+//! Which model: the choices of `--model` and `--weights`.
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
 use clap::ValueEnum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_torchvision, load_weights};
 
@@ -20,53 +19,6 @@ pub enum Network {
     Resnet18,
     /// torchvision's ResNet-50 (`--weights` required).
     Resnet50,
-}
-
-/// The backends this build can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// Burn's flex CPU backend.
-    Flex,
-    /// Burn's ndarray CPU backend.
-    Ndarray,
-    /// wgpu (Vulkan, Metal or DX12; WGSL shaders).
-    Wgpu,
-    /// Vulkan with SPIR-V shaders (cooperative matrices where the GPU has them).
-    Vulkan,
-}
-
-impl Backend {
-    /// The device, or why this build has none.
-    pub fn device(self) -> Result<Device, String> {
-        match self {
-            #[cfg(feature = "flex")]
-            Self::Flex => Ok(Device::flex()),
-            #[cfg(not(feature = "flex"))]
-            Self::Flex => missing("flex"),
-            #[cfg(feature = "ndarray")]
-            #[allow(deprecated)]
-            // burn-ndarray is deprecated upstream, still supported here
-            Self::Ndarray => Ok(Device::ndarray()),
-            #[cfg(not(feature = "ndarray"))]
-            Self::Ndarray => missing("ndarray"),
-            #[cfg(feature = "wgpu")]
-            Self::Wgpu => Ok(Device::wgpu(Default::default())),
-            #[cfg(not(feature = "wgpu"))]
-            Self::Wgpu => missing("wgpu"),
-            #[cfg(feature = "vulkan")]
-            Self::Vulkan => Ok(Device::vulkan(Default::default())),
-            #[cfg(not(feature = "vulkan"))]
-            Self::Vulkan => missing("vulkan"),
-        }
-    }
-}
-
-/// The error for a backend this build lacks.
-#[allow(dead_code)] // unused when every backend is built
-fn missing(feature: &str) -> Result<Device, String> {
-    Err(format!(
-        "this build has no {feature}: rebuild with `--features {feature}`"
-    ))
 }
 
 /// The bundled weights in the repository's `assets/`, for a build from the repository.

@@ -242,3 +242,60 @@ fn a_centre_crop_overlay_paints_only_the_part_the_model_saw() {
         "only {inside} of 300 pixels painted inside the crop"
     );
 }
+
+/// `gradcam-bench`, the binary scripts/gpu_check.sh runs: one row on flex, with a stream of
+/// photos, and the kernel rows; every number it reports is a positive, finite time or rate.
+#[test]
+fn the_bench_reports_positive_timings_as_json_lines() {
+    let dir = scratch("bench");
+    let json = dir.join("rows.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_gradcam-bench"))
+        .args(["--device", "flex", "--model", "squeezenet", "--batch", "2"])
+        .args(["--iters", "1", "--warmup", "0", "--stream", "2"])
+        .arg("--photos")
+        .arg(repo("assets/chelsea.png"))
+        .arg(repo("assets/quokka.jpg"))
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&json).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("\"kind\":\"explain\"") && lines[1].contains("\"from\":\"photos\""));
+    for line in lines {
+        for field in line
+            .split(',')
+            .filter(|f| f.contains("_ms\"") || f.contains("_s\""))
+        {
+            let value: f64 = field
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .trim_end_matches('}')
+                .parse()
+                .unwrap_or_else(|e| panic!("{field}: {e}"));
+            assert!(value.is_finite() && value > 0.0, "{field} in {line}");
+        }
+    }
+    let kernels = Command::new(env!("CARGO_BIN_EXE_gradcam-bench"))
+        .args([
+            "--device",
+            "flex",
+            "--kernels",
+            "--batch",
+            "1",
+            "--iters",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(kernels.status.success());
+    let table = String::from_utf8(kernels.stdout).unwrap();
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| [1, ")).count(),
+        3,
+        "{table}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Photos in and pictures out (feature `image`): decoding with limits, preprocessing for a model,
 //! colormaps, overlays. The core works on tensors and does not need any of this.
 
+mod batches;
 mod colormap;
 mod decode;
 mod overlay;
@@ -8,6 +9,7 @@ mod preprocess;
 mod resize;
 
 pub use ::image::{Limits, RgbImage};
+pub use batches::{PhotoBatch, PhotoBatches};
 pub use colormap::{Colormap, signed_to_unit};
 pub use decode::{default_limits, load_image, load_image_with_limits, save_png};
 pub use overlay::{overlay, resize_map, strip};

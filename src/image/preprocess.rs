@@ -64,31 +64,43 @@ impl Preprocess {
     /// [`MAX_SIDE`], or a `scale`, mean or standard deviation that is not finite (or a standard
     /// deviation of 0).
     pub fn to_tensor(&self, images: &[RgbImage], device: &Device) -> Result<Tensor<4>> {
+        let [h, w] = self.size;
+        let data = self.values(images)?;
+        Ok(Tensor::from_data(
+            TensorData::new(data, [images.len(), 3, h, w]),
+            device,
+        ))
+    }
+
+    /// [`Preprocess::to_tensor`]'s values on the host, `[images.len(), 3, height, width]`
+    /// row-major.
+    pub(crate) fn values(&self, images: &[RgbImage]) -> Result<Vec<f32>> {
         self.check()?;
         if images.is_empty() {
             return Err(GradCamError::invalid("no images to preprocess"));
         }
         let [h, w] = self.size;
-        let plane = h * w;
-        let mut data = vec![0.0f32; images.len() * 3 * plane];
-        for (i, image) in images.iter().enumerate() {
-            let resized = self.resize(image)?;
-            let out = &mut data[i * 3 * plane..(i + 1) * 3 * plane];
-            for (p, pixel) in resized.pixels().enumerate() {
-                for c in 0..3 {
-                    let source = match self.order {
-                        ChannelOrder::Rgb => c,
-                        ChannelOrder::Bgr => 2 - c,
-                    };
-                    let value = pixel.0[source] as f32 / 255.0 * self.scale;
-                    out[c * plane + p] = (value - self.mean[c]) / self.std[c];
-                }
+        let plane = 3 * h * w;
+        let mut data = vec![0.0f32; images.len() * plane];
+        for (image, out) in images.iter().zip(data.chunks_exact_mut(plane)) {
+            self.normalise(&self.resize(image)?, out);
+        }
+        Ok(data)
+    }
+
+    /// One photo already at `size`, normalised into `out`, `[3, height, width]`.
+    pub(crate) fn normalise(&self, resized: &RgbImage, out: &mut [f32]) {
+        let plane = self.size[0] * self.size[1];
+        for (p, pixel) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                let source = match self.order {
+                    ChannelOrder::Rgb => c,
+                    ChannelOrder::Bgr => 2 - c,
+                };
+                let value = pixel.0[source] as f32 / 255.0 * self.scale;
+                out[c * plane + p] = (value - self.mean[c]) / self.std[c];
             }
         }
-        Ok(Tensor::from_data(
-            TensorData::new(data, [images.len(), 3, h, w]),
-            device,
-        ))
     }
 
     fn check(&self) -> Result<()> {

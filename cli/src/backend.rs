@@ -1,0 +1,52 @@
+//! The backends a build can run on: the choice of `--device`, shared by `gradcam` and
+//! `gradcam-bench`.
+
+use burn::tensor::Device;
+use clap::ValueEnum;
+
+/// The backends this build can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Burn's flex CPU backend.
+    Flex,
+    /// Burn's ndarray CPU backend.
+    Ndarray,
+    /// wgpu (Vulkan, Metal or DX12; WGSL shaders).
+    Wgpu,
+    /// Vulkan with SPIR-V shaders (cooperative matrices where the GPU has them).
+    Vulkan,
+}
+
+impl Backend {
+    /// The device, or why this build has none.
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            #[cfg(feature = "flex")]
+            Self::Flex => Ok(Device::flex()),
+            #[cfg(not(feature = "flex"))]
+            Self::Flex => missing("flex"),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            // burn-ndarray is deprecated upstream, still supported here
+            Self::Ndarray => Ok(Device::ndarray()),
+            #[cfg(not(feature = "ndarray"))]
+            Self::Ndarray => missing("ndarray"),
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[cfg(not(feature = "wgpu"))]
+            Self::Wgpu => missing("wgpu"),
+            #[cfg(feature = "vulkan")]
+            Self::Vulkan => Ok(Device::vulkan(Default::default())),
+            #[cfg(not(feature = "vulkan"))]
+            Self::Vulkan => missing("vulkan"),
+        }
+    }
+}
+
+/// The error for a backend this build lacks.
+#[allow(dead_code)] // unused when every backend is built
+fn missing(feature: &str) -> Result<Device, String> {
+    Err(format!(
+        "this build has no {feature}: rebuild with `--features {feature}`"
+    ))
+}

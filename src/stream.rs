@@ -1,0 +1,175 @@
+//! [`Explainer::stream`](crate::Explainer::stream): one transfer back per batch, issued as soon
+//! as the batch is submitted; with [`Stream::with_in_flight`], later batches submitted before it
+//! is waited for.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::{GradCamError, Result};
+use crate::explainer::{Explainer, Submitted};
+use crate::explanation::Explanation;
+use crate::probe::CamModel;
+use crate::target::Targets;
+
+/// One batch of a [`Stream`]: its explanation, and its heatmaps already on the host.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    /// The explanation (its tensors stay on the device).
+    pub explanation: Explanation,
+    /// The fused heatmaps read back, row-major `[n, m, H, W]`.
+    pub heatmaps: Vec<f32>,
+}
+
+/// The iterator of [`Explainer::stream`]: one `Result<Streamed>` per batch, in batch order.
+pub struct Stream<'a, M, I> {
+    explainer: &'a Explainer<M>,
+    batches: I,
+    targets: Targets,
+    in_flight: VecDeque<InFlight>,
+    depth: usize,
+}
+
+/// The read back of one batch, under way.
+type Read = Pin<Box<dyn Future<Output = std::result::Result<TensorData, String>> + Send>>;
+
+/// A batch whose device work and read back have been issued, or that failed before.
+enum InFlight {
+    Failed(GradCamError),
+    Reading(Box<Submitted>, Reading),
+}
+
+enum Reading {
+    Done(std::result::Result<TensorData, String>),
+    Waiting(Read),
+}
+
+impl<M: CamModel> Explainer<M> {
+    /// Explain a stream of batches: one transfer back per batch (scores, checks and heatmaps
+    /// together), issued as soon as the batch's work is submitted, and the heatmaps handed out
+    /// on the host. Decode the photos on other threads meanwhile, e.g. with
+    /// [`Preprocess::batches`](crate::Preprocess::batches): on an H200 that made 1,024 photos
+    /// 8x faster than decoding them between calls.
+    /// [`Stream::with_in_flight`](crate::Stream::with_in_flight) submits batches ahead of the
+    /// reads.
+    ///
+    /// Items come in batch order; an error ends nothing: the next batch still runs.
+    ///
+    /// # Shapes
+    /// - every batch: `[n_i, c, H, W]`
+    /// - every item's [`Streamed::heatmaps`](crate::Streamed::heatmaps) holds `[n_i, m, H, W]`
+    ///   values, row-major.
+    ///
+    /// ```
+    /// # #[cfg(feature = "flex")] {
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::{CamModel, ExplainerConfig, Probe, Targets};
+    ///
+    /// # #[derive(Debug, burn::module::Module)]
+    /// # struct Net { conv: burn::nn::conv::Conv2d }
+    /// # impl CamModel for Net {
+    /// #     fn layers(&self) -> Vec<String> { vec!["conv".into()] }
+    /// #     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+    /// #         let a = probe.layer("conv", self.conv.forward(x));
+    /// #         a.mean_dim(3).mean_dim(2).flatten(1, 3)
+    /// #     }
+    /// # }
+    /// let device = Device::flex();
+    /// let model = Net { conv: burn::nn::conv::Conv2dConfig::new([3, 4], [3, 3]).init(&device) };
+    /// let explainer = ExplainerConfig::new().init(&model).unwrap();
+    /// let batches = (0..3).map(|_| Tensor::<4>::ones([2, 3, 8, 8], &device));
+    /// for item in explainer.stream(batches, &Targets::top1()) {
+    ///     let item = item.unwrap();
+    ///     assert_eq!(item.heatmaps.len(), 2 * 8 * 8); // [2 images, 1 target, 8, 8]
+    /// }
+    /// # }
+    /// ```
+    pub fn stream<I>(&self, batches: I, targets: &Targets) -> Stream<'_, M, I::IntoIter>
+    where
+        I: IntoIterator<Item = Tensor<4>>,
+    {
+        Stream::new(self, batches.into_iter(), targets.clone())
+    }
+}
+
+impl<'a, M: CamModel, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
+    pub(crate) fn new(explainer: &'a Explainer<M>, batches: I, targets: Targets) -> Self {
+        Self {
+            explainer,
+            batches,
+            targets,
+            in_flight: VecDeque::new(),
+            depth: 1,
+        }
+    }
+
+    /// Keep up to `batches` batches submitted (at least 1, the default): with 2, each batch's
+    /// work is queued before the previous one's results are waited for.
+    ///
+    /// On `wgpu`/`vulkan` (H200, Burn 0.22 with fusion) 2 was measured 10-45 % *slower* than one
+    /// plain `explain` per batch (BENCHMARKS.md), most likely because the next batch's
+    /// submissions wait while the device is polled for the pending read. It is kept for
+    /// backends where reads and submissions overlap.
+    pub fn with_in_flight(mut self, batches: usize) -> Self {
+        self.depth = batches.max(1);
+        self
+    }
+
+    /// Submit one batch and issue its read: the first poll of the read runs Burn's queued work
+    /// for the batch and the copy back, and returns while the device computes.
+    fn issue(&self, batch: Tensor<4>) -> InFlight {
+        let submitted = match self.explainer.submit(batch, &self.targets) {
+            Ok(submitted) => submitted,
+            Err(error) => return InFlight::Failed(error),
+        };
+        let values = submitted.values(true);
+        let mut read: Read =
+            Box::pin(async move { values.into_data_async().await.map_err(|e| format!("{e:?}")) });
+        let reading = match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(data) => Reading::Done(data),
+            Poll::Pending => Reading::Waiting(read),
+        };
+        InFlight::Reading(Box::new(submitted), reading)
+    }
+}
+
+impl<M: CamModel, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
+    type Item = Result<Streamed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.in_flight.len() < self.depth {
+            let Some(batch) = self.batches.next() else {
+                break;
+            };
+            let issued = self.issue(batch);
+            self.in_flight.push_back(issued);
+        }
+        let (submitted, reading) = match self.in_flight.pop_front()? {
+            InFlight::Failed(error) => return Some(Err(error)),
+            InFlight::Reading(submitted, reading) => (submitted, reading),
+        };
+        let data = match reading {
+            Reading::Done(data) => data,
+            Reading::Waiting(read) => {
+                burn::tensor::try_read_sync(read).expect("this platform blocks on futures")
+            }
+        };
+        // As `host::read`: a device that cannot be read back is lost, not bad input.
+        let host = data
+            .expect("the device reads the stream's values back")
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 data converts to a Vec<f32>");
+        Some(
+            submitted
+                .finish(host)
+                .map(|(explanation, heatmaps)| Streamed {
+                    explanation,
+                    heatmaps,
+                }),
+        )
+    }
+}

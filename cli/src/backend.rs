@@ -1,8 +1,38 @@
-//! The backends a build can run on: the choice of `--device`, shared by `gradcam` and
-//! `gradcam-bench`.
+//! The backends a build can run on and their float types: the choices of `--device` and
+//! `--dtype`, shared by `gradcam` and `gradcam-bench`.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, FloatDType};
 use clap::ValueEnum;
+
+/// The float type the network runs in (maps are `f32` whatever it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// 32-bit floats.
+    F32,
+    /// 16-bit floats: faster on GPUs, slower on the CPU.
+    F16,
+    /// bfloat16, where the backend has it (flex; not Vulkan).
+    Bf16,
+}
+
+impl Backend {
+    /// The device in `precision`, set before any tensor exists on it.
+    pub fn device_in(self, precision: Precision) -> Result<Device, String> {
+        let mut device = self.device()?;
+        let dtype = match precision {
+            Precision::F32 => return Ok(device),
+            Precision::F16 => FloatDType::F16,
+            Precision::Bf16 => FloatDType::BF16,
+        };
+        if !device.supports_dtype(dtype) {
+            return Err(format!("{self:?} has no {dtype:?} arithmetic"));
+        }
+        device
+            .configure(dtype)
+            .map_err(|e| format!("{self:?} in {dtype:?}: {e:?}"))?;
+        Ok(device)
+    }
+}
 
 /// The backends this build can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

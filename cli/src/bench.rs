@@ -21,12 +21,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Distribution, FloatDType, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Parser, ValueEnum};
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
 use gradcam::{CamModel, Explainer, ExplainerConfig, Preprocess, Probe, Targets};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 
 /// Time Grad-CAM on this machine.
 #[derive(Debug, Parser)]
@@ -77,13 +77,6 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Precision {
-    F32,
-    F16,
-    Bf16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Model {
     Squeezenet,
     Lite0,
@@ -102,18 +95,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let mut device = args.device.device()?;
-    let dtype = match args.dtype {
-        Precision::F32 => FloatDType::F32,
-        Precision::F16 => FloatDType::F16,
-        Precision::Bf16 => FloatDType::BF16,
-    };
-    if dtype != FloatDType::F32 {
-        if !device.supports_dtype(dtype) {
-            return Err(format!("{:?} does not support {dtype:?}", args.device));
-        }
-        device.configure(dtype).map_err(|e| format!("{e:?}"))?;
-    }
+    let device = args.device.device_in(args.dtype)?;
     if args.kernels {
         return kernels(args, &device);
     }

@@ -24,7 +24,7 @@ use clap::{Parser, ValueEnum};
 use gradcam::{CamModel, Colormap, ExplainerConfig, Method, Preprocess, Resize, Target, Targets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::inputs::{Decoded, decode_in_background, list_photos};
 use crate::network::Network;
 use crate::outputs::{Outputs, PhotoEntry, Summary};
@@ -63,6 +63,9 @@ pub struct Args {
     /// Where the maps run.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub device: Backend,
+    /// The float type the network runs in (f16: faster on a GPU; the maps stay f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub dtype: Precision,
     /// Photos per forward.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub batch: u16,

@@ -34,7 +34,7 @@ fn bundled(name: &str) -> PathBuf {
 /// # Errors
 /// A message when the device, the weights or the run fails as a whole.
 pub fn load_and_run(args: &Args) -> Result<Summary, String> {
-    let device = args.device.device()?;
+    let device = args.device.device_in(args.dtype)?;
     let text = |e: gradcam::GradCamError| e.to_string();
     let weights = |name: &str| args.weights.clone().unwrap_or_else(|| bundled(name));
     let torchvision = |model: &str| {

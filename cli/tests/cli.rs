@@ -257,9 +257,9 @@ fn the_bench_reports_positive_timings_as_json_lines() {
         .arg(repo("assets/quokka.jpg"))
         .arg("--json")
         .arg(&json)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(status.status.success(), "{status:?}");
     let text = std::fs::read_to_string(&json).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
@@ -298,4 +298,59 @@ fn the_bench_reports_positive_timings_as_json_lines() {
         3,
         "{table}"
     );
+}
+
+/// `--dtype f16` runs the network in half precision: the map equals the library's for the model
+/// cast to f16 (`gradcam::cast_model`) on the same photo, within a few float32 ulps of a [0, 1]
+/// value (the same computation in another process), and differs from the f32 map by more (the
+/// f16 network moves it by about 1e-3: the flag took effect).
+#[test]
+fn dtype_f16_runs_the_network_in_half_precision() {
+    let root = scratch("f16");
+    let map = |dtype: &str| {
+        let out = root.join(dtype);
+        let run = gradcam()
+            .arg(repo("assets/chelsea.png"))
+            .args(["--class", "285", "--raw", "--dtype", dtype, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{run:?}");
+        read_npy(&out.join("chelsea.285.npy"))
+    };
+    let (shape, half) = map("f16");
+    assert_eq!(shape, [227, 227]);
+    let (_, full) = map("f32");
+
+    let device = Device::flex();
+    let model = load_weights(
+        SqueezeNet::new(&device),
+        repo("assets/squeezenet1_1.safetensors"),
+    )
+    .unwrap();
+    let model = gradcam::cast_model(model, burn::tensor::FloatDType::F16);
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let input = SqueezeNet::preprocess()
+        .to_tensor(&[photo], &device)
+        .unwrap()
+        .cast(burn::tensor::FloatDType::F16);
+    let library = ExplainerConfig::new()
+        .init(&model)
+        .unwrap()
+        .explain(input, &Targets::class(285))
+        .unwrap()
+        .heatmap_values(0, 0)
+        .unwrap();
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(
+        max_diff(&half, &library) <= 1e-5,
+        "{}",
+        max_diff(&half, &library)
+    );
+    assert!(max_diff(&half, &full) > 1e-5, "--dtype f16 changed nothing");
 }

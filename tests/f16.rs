@@ -1,4 +1,5 @@
-//! `f16` end to end on the CPU (flex): a SqueezeNet cast to `f16` explains the oracle's photo.
+//! `f16` (and `bf16`) end to end on flex and on wgpu: a SqueezeNet cast to half precision
+//! explains the oracle's photo.
 //!
 //! The bounds are float32 enclosures (tests/common): the explainer must compute its maps in
 //! `f32` from the `f16` network's activations and gradients, so the maps lie in the float32
@@ -63,6 +64,7 @@ struct Run {
     map_dtype: DType,
     capture_dtype: DType,
     device: String,
+    dtype: FloatDType,
 }
 
 fn run(dtype: FloatDType, oracle: &Oracle, device: &Device) -> Run {
@@ -92,6 +94,7 @@ fn run(dtype: FloatDType, oracle: &Oracle, device: &Device) -> Run {
         raw: host(explanation.layers[0].raw.clone()),
         map_dtype: explanation.heatmap.dtype(),
         device: format!("{device:?}"),
+        dtype,
         heatmap: host(explanation.heatmap),
     }
 }
@@ -125,6 +128,14 @@ fn hull(runs: &[&[f64]]) -> Vec<Iv> {
 fn an_f16_model_gets_f32_maps_computed_in_f32_from_its_own_activations() {
     let oracle = oracle();
     f32_arithmetic(&run(FloatDType::F16, &oracle, &Device::flex()));
+}
+
+#[test]
+fn a_bf16_model_gets_f32_maps_computed_in_f32_from_its_own_activations() {
+    let oracle = oracle();
+    let half = run(FloatDType::BF16, &oracle, &Device::flex());
+    f32_arithmetic(&half);
+    agreement(&half, None, &oracle);
 }
 
 #[test]
@@ -224,9 +235,11 @@ fn agreement(half: &Run, full: Option<&Run>, oracle: &Oracle) {
             .fold(0.0f32, f32::max)
     };
     eprintln!(
-        "SqueezeNet fire9 class {CLASS} on {}: max |f16 - pgc| = {:.2e}, max |f16 - f32| = {}",
+        "SqueezeNet fire9 class {CLASS} on {}: max |{:?} - pgc| = {:.2e}, max |{:?} - f32| = {}",
         half.device,
+        half.dtype,
         worst(&half.heatmap, &oracle.heatmap),
+        half.dtype,
         full.map_or("-".to_string(), |full| format!(
             "{:.2e}",
             worst(&half.heatmap, &full.heatmap)

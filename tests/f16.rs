@@ -14,7 +14,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
-use common::{Iv, assert_inside, assert_inside_mostly_narrow, host, outside, pipeline};
+use common::{
+    Iv, assert_inside, assert_inside_mostly_narrow, host, max_abs_diff, outside, pipeline,
+};
 use gradcam::models::{SqueezeNet, load_weights};
 use gradcam::{ExplainerConfig, Targets, cast_model};
 
@@ -228,21 +230,15 @@ fn agreement(half: &Run, full: Option<&Run>, oracle: &Oracle) {
         // Informative for nine pixels in ten: a tenth of the heatmap's range.
         assert_inside_mostly_narrow(what, map, &heatmap, 0.1);
     }
-    let worst = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    };
     eprintln!(
         "SqueezeNet fire9 class {CLASS} on {}: max |{:?} - pgc| = {:.2e}, max |{:?} - f32| = {}",
         half.device,
         half.dtype,
-        worst(&half.heatmap, &oracle.heatmap),
+        max_abs_diff(&half.heatmap, &oracle.heatmap),
         half.dtype,
         full.map_or("-".to_string(), |full| format!(
             "{:.2e}",
-            worst(&half.heatmap, &full.heatmap)
+            max_abs_diff(&half.heatmap, &full.heatmap)
         )),
     );
 

@@ -38,6 +38,15 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// The largest absolute difference.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
@@ -133,12 +142,6 @@ fn a_folder_gives_overlays_at_photo_resolution_raw_maps_and_a_summary() {
         .unwrap()
         .explain(input, &Targets::rows(rows))
         .unwrap();
-    let max_diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    };
     for (i, entry) in entries[..2].iter().enumerate() {
         for (t, map) in entry["maps"].as_array().unwrap().iter().enumerate() {
             let (shape, values) = read_npy(&out.join(map["raw"].as_str().unwrap()));
@@ -341,12 +344,6 @@ fn dtype_f16_runs_the_network_in_half_precision() {
         .unwrap()
         .heatmap_values(0, 0)
         .unwrap();
-    let max_diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    };
     assert!(
         max_diff(&half, &library) <= 1e-5,
         "{}",

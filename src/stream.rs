@@ -109,7 +109,7 @@ impl<'a, M: CamModel, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
     /// Keep up to `batches` batches submitted (at least 1, the default): with 2, each batch's
     /// work is queued before the previous one's results are waited for.
     ///
-    /// On `wgpu`/`vulkan` (H200, Burn 0.22 with fusion) 2 was measured 10-45 % *slower* than one
+    /// On `wgpu`/`vulkan` (H200, Burn 0.22 with fusion) 2 was measured 2-45 % *slower* than one
     /// plain `explain` per batch (BENCHMARKS.md), most likely because the next batch's
     /// submissions wait while the device is polled for the pending read. It is kept for
     /// backends where reads and submissions overlap.

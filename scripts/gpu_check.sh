@@ -132,13 +132,15 @@ for m, label in names.items():
     first = f"| {label} | {g['median_ms']:.1f} | {f['median_ms']:.1f} | " if g and f else f"| {label} | - | - | "
     print(first + " | ".join(cells) + f" | {ratio} |")
 print("\nFirst calls (s), own cost (explain / forward; capture = forward to the layer + backward):\n")
-print("| model | device | dtype | first forward | first explain | explain / forward | capture ms |")
-print("|---|---|---|---|---|---|---|")
+print("| model | device | dtype | first forward | first explain | explain / forward | capture ms | explain, maps on device ms |")
+print("|---|---|---|---|---|---|---|---|")
 for (m, d, t), rows in sorted(ours.items()):
     for i, r in enumerate(rows):
         tag = t + (" (2nd process)" if i else "")
+        on_device = r.get("explain_on_device_ms")
         print(f"| {m} | {d} | {tag} | {r['first_forward_s']:.1f} | {r['first_explain_s']:.1f} | "
-              f"{r['explain_ms'] / r['forward_ms']:.2f} | {r['capture_ms']:.1f} |")
+              f"{r['explain_ms'] / r['forward_ms']:.2f} | {r['capture_ms']:.1f} | "
+              + (f"{on_device:.1f}" if on_device is not None else "-") + " |")
 print("\nStreams (images per second):\n")
 print("| model | device | dtype | batches | from | stream | one explain per batch |")
 print("|---|---|---|---|---|---|---|")

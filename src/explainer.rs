@@ -271,9 +271,8 @@ impl<M: CamModel> Explainer<M> {
     /// Submit one batch: every device op of [`Explainer::explain`], nothing read back.
     pub(crate) fn submit(&self, input: Tensor<4>, targets: &Targets) -> Result<Submitted> {
         let (capture, mut checks) = self.capture_deferred(input, targets)?;
-        let mut explanation = self.explain_layers(&capture)?;
-        checks.extend(map_checks(&explanation));
-        explanation.targets = Vec::new();
+        let explanation = self.explain_layers(&capture)?;
+        checks.extend(map_checks(&explanation)); // its targets are the capture's: empty so far
         Ok(Submitted {
             explanation,
             capture,
@@ -612,14 +611,21 @@ fn forward<M: CamModel>(model: &M, input: Tensor<4>, probe: &mut Probe) -> Resul
 
 /// Fail with [`GradCamError::NonFinite`] naming the first non-finite sum, reading all sums in
 /// one transfer.
-fn check_finite(sums: Vec<(String, Tensor<1>)>) -> Result<()> {
+fn check_finite(sums: Checks) -> Result<()> {
     if sums.is_empty() {
         return Ok(());
     }
-    let (names, values): (Vec<_>, Vec<_>) = sums.into_iter().unzip();
-    let values = read(Tensor::cat(values, 0));
-    match names.into_iter().zip(values).find(|(_, v)| !v.is_finite()) {
-        Some((what, _)) => Err(GradCamError::NonFinite { what }),
+    let values = read(Tensor::cat(
+        sums.iter().map(|(_, sum)| sum.clone()).collect(),
+        0,
+    ));
+    first_non_finite(&sums, &values)
+}
+
+/// [`GradCamError::NonFinite`] naming the first check whose value read back is not finite.
+fn first_non_finite(checks: &Checks, values: &[f32]) -> Result<()> {
+    match checks.iter().zip(values).find(|(_, v)| !v.is_finite()) {
+        Some(((what, _), _)) => Err(GradCamError::NonFinite { what: what.clone() }),
         None => Ok(()),
     }
 }
@@ -672,9 +678,7 @@ fn finish_checks(
     let m = capture.scores.dims()[1];
     let (scores, rest) = host.split_at(targets);
     let (classes, sums) = rest.split_at(targets);
-    if let Some(((what, _), _)) = checks.iter().zip(sums).find(|(_, v)| !v.is_finite()) {
-        return Err(GradCamError::NonFinite { what: what.clone() });
-    }
+    first_non_finite(checks, sums)?;
     let explained = capture
         .resolved
         .iter()

@@ -2,9 +2,10 @@
 //!
 //! `CamBackend::cam_weighted_sum` has a default body in backend tensor ops (a batched matrix
 //! product): it serves `flex` and `ndarray` and stays differentiable through `Autodiff`. On
-//! CubeCL backends (`wgpu`, `vulkan`) a `#[cube(launch)]` kernel computes each output pixel in one
-//! thread, reading the activations once for each target. [`weighted_sum`] is the public entry:
-//! the same function on every backend, with its shapes checked.
+//! CubeCL backends (`wgpu`, `vulkan`) a `#[cube(launch)]` kernel computes each output pixel (or,
+//! split-K, each part of its channels) in one thread, reading the activations once for each
+//! target. [`weighted_sum`] and [`weighted_sum_split`] are the public entries: the same function
+//! on every backend, with its shapes checked.
 
 // burn-ndarray is deprecated upstream but still a supported backend here.
 #![allow(deprecated)]
@@ -24,7 +25,10 @@ use crate::error::{GradCamError, Result};
     Autodiff,
 )]
 pub(crate) trait CamBackend: Backend {
-    /// `out[b, j, p] = sum_k weights[b, j, k] * activations[b, k, p]`.
+    /// `out[b, j, p] = sum_k weights[b, j, k] * activations[b, k, p]`, the channel axis cut
+    /// into `splits` parts: on CubeCL backends one thread per output and part (more threads when
+    /// outputs are few and channels many), the parts added by a second reduction when there
+    /// are several; elsewhere a batched matrix product, whatever `splits`.
     ///
     /// # Shapes
     /// - `activations`: `[b, k, p]`
@@ -32,21 +36,6 @@ pub(crate) trait CamBackend: Backend {
     /// - returns `[b, m, p]`
     #[fusion(dtype = activations, shape = output_shape(activations, weights))]
     fn cam_weighted_sum(
-        activations: FloatTensor<Self>,
-        weights: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::float_matmul(weights, activations)
-    }
-
-    /// [`CamBackend::cam_weighted_sum`] with the channel axis cut into `splits` parts: on CubeCL
-    /// backends one thread per output and part (more threads when outputs are few and
-    /// channels many), the parts summed by a second reduction; elsewhere the same matrix
-    /// product.
-    ///
-    /// # Shapes
-    /// As [`CamBackend::cam_weighted_sum`].
-    #[fusion(dtype = activations, shape = output_shape(activations, weights))]
-    fn cam_weighted_sum_split(
         activations: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         #[fusion(scalar)] splits: usize,
@@ -92,7 +81,7 @@ mod cube {
     /// `partial[s, b, j, p]` (with one part, the whole sum). Threads of a cube run over
     /// consecutive pixels, so reads of `acts` coalesce.
     #[cube(launch)]
-    fn weighted_sum_split_kernel<F: Float>(
+    fn weighted_sum_kernel<F: Float>(
         acts: &Tensor<F>,
         weights: &Tensor<F>,
         partial: &mut Tensor<F>,
@@ -155,7 +144,7 @@ mod cube {
         let client = acts.client.clone();
         let cube_dim = CubeDim::new(&client, count);
         let cube_count = calculate_cube_count_elemwise(&client, count, cube_dim);
-        weighted_sum_split_kernel::launch(
+        weighted_sum_kernel::launch(
             &client,
             cube_count,
             cube_dim,
@@ -171,22 +160,16 @@ mod cube {
         fn cam_weighted_sum(
             activations: FloatTensor<Self>,
             weights: FloatTensor<Self>,
-        ) -> FloatTensor<Self> {
-            use burn::backend::ops::FloatTensorOps;
-            let partial = partial_sums(activations, weights, 1); // [1, b, m, p]
-            let [_, b, m, p] = partial.meta.shape().dims::<4>();
-            Self::float_reshape(partial, Shape::new([b, m, p]))
-        }
-
-        fn cam_weighted_sum_split(
-            activations: FloatTensor<Self>,
-            weights: FloatTensor<Self>,
             splits: usize,
         ) -> FloatTensor<Self> {
             use burn::backend::ops::FloatTensorOps;
             let partial = partial_sums(activations, weights, splits); // [s, b, m, p]
-            let [_, b, m, p] = partial.meta.shape().dims::<4>();
-            let summed = Self::float_sum_dim(partial, 0); // [1, b, m, p]
+            let [parts, b, m, p] = partial.meta.shape().dims::<4>();
+            let summed = if parts == 1 {
+                partial
+            } else {
+                Self::float_sum_dim(partial, 0) // [1, b, m, p]
+            };
             Self::float_reshape(summed, Shape::new([b, m, p]))
         }
     }
@@ -206,16 +189,7 @@ mod cube {
 /// [`GradCamError::InvalidArgument`] if the weights' batch or channel count differs from the
 /// activations', or a tensor is empty.
 pub fn weighted_sum(activations: Tensor<4>, weights: Tensor<3>) -> Result<Tensor<4>> {
-    let [b, k, h, w] = activations.dims();
-    let [wb, m, wk] = weights.dims();
-    if [wb, wk] != [b, k] || b * k * h * w * m == 0 {
-        return Err(GradCamError::invalid(format!(
-            "weighted_sum: weights {:?} do not fit activations {:?} (expected [{b}, m, {k}], \
-             nothing empty)",
-            [wb, m, wk],
-            [b, k, h, w]
-        )));
-    }
+    check_shapes("weighted_sum", &activations, &weights)?;
     Ok(weighted_sum_unchecked(activations, weights))
 }
 
@@ -235,23 +209,13 @@ pub fn weighted_sum_split(
     weights: Tensor<3>,
     splits: usize,
 ) -> Result<Tensor<4>> {
-    let [b, k, h, w] = activations.dims();
-    let [wb, m, wk] = weights.dims();
-    if [wb, wk] != [b, k] || b * k * h * w * m == 0 || splits == 0 {
+    check_shapes("weighted_sum_split", &activations, &weights)?;
+    if splits == 0 {
         return Err(GradCamError::invalid(format!(
-            "weighted_sum_split: weights {:?} do not fit activations {:?} (expected [{b}, m, \
-             {k}], nothing empty), or {splits} splits",
-            [wb, m, wk],
-            [b, k, h, w]
+            "weighted_sum_split: {splits} splits"
         )));
     }
-    let acts = activations.reshape([b, k, h * w]).into_dispatch();
-    let out = <burn::backend::Dispatch as CamBackend>::cam_weighted_sum_split(
-        acts,
-        weights.into_dispatch(),
-        splits,
-    );
-    Ok(Tensor::<3>::from_dispatch(out).reshape([b, m, h, w]))
+    Ok(sum_in_parts(activations, weights, splits))
 }
 
 /// [`weighted_sum`] for callers that built the shapes themselves.
@@ -268,16 +232,39 @@ pub(crate) fn weighted_sum_unchecked(activations: Tensor<4>, weights: Tensor<3>)
         [wb, m, wk],
         [b, k, h, w]
     );
-    let acts = activations.reshape([b, k, h * w]).into_dispatch();
-    let weights = weights.into_dispatch();
     // Split-K where it was measured to win (H200, BENCHMARKS.md): 2048 and 1280 channels of 49
     // pixels, 2x faster; no gain at 512 channels. The CPU backends ignore the split.
-    let out = if k >= SPLIT_K_FROM {
-        <burn::backend::Dispatch as CamBackend>::cam_weighted_sum_split(acts, weights, SPLITS)
-    } else {
-        <burn::backend::Dispatch as CamBackend>::cam_weighted_sum(acts, weights)
-    };
+    let splits = if k >= SPLIT_K_FROM { SPLITS } else { 1 };
+    sum_in_parts(activations, weights, splits)
+}
+
+/// The backend op on Burn tensors: `[b, k, h, w]` and `[b, m, k]` to `[b, m, h, w]`.
+fn sum_in_parts(activations: Tensor<4>, weights: Tensor<3>, splits: usize) -> Tensor<4> {
+    let [b, k, h, w] = activations.dims();
+    let [_, m, _] = weights.dims();
+    let acts = activations.reshape([b, k, h * w]).into_dispatch();
+    let out = <burn::backend::Dispatch as CamBackend>::cam_weighted_sum(
+        acts,
+        weights.into_dispatch(),
+        splits,
+    );
     Tensor::<3>::from_dispatch(out).reshape([b, m, h, w])
+}
+
+/// [`GradCamError::InvalidArgument`] unless the weights' batch and channel counts are the
+/// activations' and nothing is empty; `what` names the function.
+fn check_shapes(what: &str, activations: &Tensor<4>, weights: &Tensor<3>) -> Result<()> {
+    let [b, k, h, w] = activations.dims();
+    let [wb, m, wk] = weights.dims();
+    if [wb, wk] != [b, k] || b * k * h * w * m == 0 {
+        return Err(GradCamError::invalid(format!(
+            "{what}: weights {:?} do not fit activations {:?} (expected [{b}, m, {k}], nothing \
+             empty)",
+            [wb, m, wk],
+            [b, k, h, w]
+        )));
+    }
+    Ok(())
 }
 
 /// The channel count from which [`weighted_sum`] sums in [`SPLITS`] parts.

@@ -15,8 +15,9 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
+use gradcam::kernels::weighted_sum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{CamModel, ExplainerConfig, Method, Probe, Targets, weighted_sum};
+use gradcam::{ExplainerConfig, GradCam, Method, Probe, Targets};
 
 fn main() {
     // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh
@@ -189,7 +190,7 @@ fn resize_row(path: &'static str, w: u32, h: u32) -> Box<dyn FnMut()> {
     let mut resizer = Resizer::new();
     Box::new(move || {
         let out: Vec<u8> = match path {
-            "ours" => gradcam::Resize::Bilinear
+            "ours" => gradcam::image::Resize::Bilinear
                 .apply(&photo, [224, 224])
                 .unwrap()
                 .into_raw(),
@@ -234,7 +235,7 @@ fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
         .iter()
         .find(|(name, ..)| *name == model)
         .expect("a model of MODELS");
-    fn boxed<M: CamModel + 'static>(
+    fn boxed<M: GradCam + 'static>(
         method: Method,
         model: M,
         layer: &str,
@@ -252,7 +253,7 @@ fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
         Box::new(move || {
             fetch(
                 explainer
-                    .explain(x.clone(), &Targets::top1())
+                    .explain(x.clone(), &Targets::top(1))
                     .unwrap()
                     .heatmap,
             );
@@ -378,7 +379,7 @@ fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
         .iter()
         .find(|(name, ..)| *name == model)
         .expect("a model of MODELS");
-    fn boxed<M: CamModel + 'static>(model: M, size: usize, case: &str) -> Box<dyn FnMut()> {
+    fn boxed<M: GradCam + 'static>(model: M, size: usize, case: &str) -> Box<dyn FnMut()> {
         let (device, batch) = case_of(case).expect("a backend of this build");
         let model = model.to_device(&device);
         let x = input(batch, size, &device);
@@ -437,7 +438,7 @@ struct Gap {
     fc: burn::nn::Linear,
 }
 
-impl CamModel for Gap {
+impl GradCam for Gap {
     fn layers(&self) -> Vec<String> {
         vec!["input".into()]
     }
@@ -460,7 +461,7 @@ fn reduction(backend: &str, k: usize, side: usize) -> Box<dyn FnMut()> {
         .init(&model)
         .unwrap();
     let acts = Tensor::<4>::random([32, k, side, side], Distribution::Default, &device);
-    let capture = explainer.capture(acts, &Targets::top1()).unwrap();
+    let capture = explainer.capture(acts, &Targets::top(1)).unwrap();
     Box::new(move || {
         let e = explainer.explain_capture(&capture).unwrap();
         fetch(gradcam_upsampled(e.layers[0].heatmap.clone()));

@@ -43,7 +43,12 @@ ResNet-18 weights: made once by make_resnet18() (kept here, not called by main()
 `python -c 'import make_fixtures as m; m.make_resnet18()'` in scripts/ to remake
 tests/fixtures/resnet18_seed0.safetensors). main() only loads the committed file.
 
-Usage: make_fixtures.py [squeezenet] [efficientnet_lite0] [resnet18]   (default: all)
+`chelsea_jpeg` (not part of the default): SqueezeNet on tests/fixtures/jpeg/chelsea_q90.jpg
+(scripts/make_jpeg_fixtures.py), decoded by Pillow, Grad-CAM only, layer fire9: the oracle of a
+map made from a JPEG file (tests/oracle.rs).
+
+Usage: make_fixtures.py [squeezenet] [efficientnet_lite0] [resnet18] [chelsea_jpeg]
+       (default: the first three)
 Runs about an hour on 2 busy CPU cores, mostly Lite0's head (1280 channels): Score-CAM and
 Ablation-CAM need one forward per channel, in float64 for the reference and float32 for pgc.
 """
@@ -363,14 +368,23 @@ def ablation_weights_from_rows(rows, c):
 # one model
 # --------------------------------------------------------------------------- #
 
-def run(model_name, model, layers, prep, photos=PHOTOS):
+def photo_path(photo):
+    """A fixture photo's file: assets/<photo>.png, or the JPEG of the JPEG oracle."""
+    if photo == "chelsea_jpeg":
+        return FIX / "jpeg" / "chelsea_q90.jpg"   # scripts/make_jpeg_fixtures.py
+    return ASSETS / f"{photo}.png"
+
+
+def run(model_name, model, layers, prep, photos=PHOTOS, methods=METHODS):
     model64 = double_model(model)
     names = {id(m): n for n, m in model.named_modules()}
+    METHODS = methods  # noqa: N806 -- the methods of this run, by the module's name for them
+    method_names = {m for m, _ in METHODS}
     cams = {(m, ln): arith_cam(cls, model, layer) for m, cls in METHODS for ln, layer in layers}
     first = layers[0][0]
     for photo in photos:
         t0 = time.time()
-        x = prep(load_photo(ASSETS / f"{photo}.png"))
+        x = prep(load_photo(photo_path(photo)))
         xt = torch.from_numpy(x.copy())
         H, W = x.shape[-2:]
         with torch.no_grad():
@@ -400,13 +414,14 @@ def run(model_name, model, layers, prep, photos=PHOTOS):
                     out[f"{lname}/{c}/gradients_spread"] = f32(spread[c])
                 meta_kinks[f"{lname}/{c}"] = kinks[str(c)]
             k = A.shape[1]
-            t1 = time.time()
-            s_logits = score_logits64(model64, x, A64)
-            t2 = time.time()
-            a_logits = ablation_logits64(model64, layer64, x, k)
-            t3 = time.time()
-            print(f"   {lname}: float64 Score-CAM {k} forwards {t2 - t1:.0f} s, "
-                  f"Ablation-CAM {t3 - t2:.0f} s", flush=True)
+            if {"score_cam", "ablation_cam"} <= method_names:
+                t1 = time.time()
+                s_logits = score_logits64(model64, x, A64)
+                t2 = time.time()
+                a_logits = ablation_logits64(model64, layer64, x, k)
+                t3 = time.time()
+                print(f"   {lname}: float64 Score-CAM {k} forwards {t2 - t1:.0f} s, "
+                      f"Ablation-CAM {t3 - t2:.0f} s", flush=True)
 
             # ---- pgc GradCAM on the float32 model, every class (also pgc's float32 A, G)
             A32 = None
@@ -479,35 +494,36 @@ def run(model_name, model, layers, prep, photos=PHOTOS):
                 own_raws[m + "/w"] = cam.get_cam_weights(xt, layer, [tgt], A32, None)[0]
                 own_raws[m + "/rows"] = tgt.rows
 
-            # ---- Score-CAM check: softmax(float64 scores) vs pgc's float32 weights
-            rows = own_raws["score_cam/rows"]
-            assert len(rows) == k
-            assert np.array_equal(score_weights_from_rows(rows, top1), own_raws["score_cam/w"])
-            worst = 0.0
-            for c in classes:
-                d = float(np.abs(out[f"score_cam/{lname}/{c}/weights"] - score_weights_from_rows(rows, c)).max())
-                worst = max(worst, d)
-                assert d <= SCORE_TOL, (lname, c, d)
-            print(f"   {lname}: score_cam |softmax(scores_f64) - pgc weights| max {worst:.2e} "
-                  f"(weights max {float(out[f'score_cam/{lname}/{top1}/weights'].max()):.2e})")
+            if {"score_cam", "ablation_cam"} <= method_names:
+                # ---- Score-CAM check: softmax(float64 scores) vs pgc's float32 weights
+                rows = own_raws["score_cam/rows"]
+                assert len(rows) == k
+                assert np.array_equal(score_weights_from_rows(rows, top1), own_raws["score_cam/w"])
+                worst = 0.0
+                for c in classes:
+                    d = float(np.abs(out[f"score_cam/{lname}/{c}/weights"] - score_weights_from_rows(rows, c)).max())
+                    worst = max(worst, d)
+                    assert d <= SCORE_TOL, (lname, c, d)
+                print(f"   {lname}: score_cam |softmax(scores_f64) - pgc weights| max {worst:.2e} "
+                      f"(weights max {float(out[f'score_cam/{lname}/{top1}/weights'].max()):.2e})")
 
-            # ---- Ablation-CAM check (pgc ablates to 0 only where the layer's minimum is 0)
-            rows = own_raws["ablation_cam/rows"]
-            assert len(rows) == k + 1
-            assert np.array_equal(ablation_weights_from_rows(rows, top1), own_raws["ablation_cam/w"])
-            zero_min = float(A32.min()) == 0.0
-            meta_abl[lname] = {"pgc_ablates_to": "0" if zero_min else "min - 1e7 (cumulative in a batch)",
-                               "min_activation_f32": float(A32.min())}
-            for c in classes:
-                ours = out[f"ablation_cam/{lname}/{c}/weights"]
-                theirs = ablation_weights_from_rows(rows, c)
-                d = float(np.abs(ours - theirs).max())
-                r = d / float(np.abs(theirs).max())
-                meta_abl[lname][str(c)] = {"max_abs": d, "max_abs_over_max_pgc": r}
-                print(f"   {lname}: ablation_cam class {c}: |ours - pgc| max {d:.2e}, / max|pgc| {r:.2e}"
-                      f"{'' if zero_min else '  (not asserted: pgc ablates to min - 1e7 here)'}")
-                if zero_min:
-                    assert r <= ABLATION_TOL, (lname, c, d, r)
+                # ---- Ablation-CAM check (pgc ablates to 0 only where the layer's minimum is 0)
+                rows = own_raws["ablation_cam/rows"]
+                assert len(rows) == k + 1
+                assert np.array_equal(ablation_weights_from_rows(rows, top1), own_raws["ablation_cam/w"])
+                zero_min = float(A32.min()) == 0.0
+                meta_abl[lname] = {"pgc_ablates_to": "0" if zero_min else "min - 1e7 (cumulative in a batch)",
+                                   "min_activation_f32": float(A32.min())}
+                for c in classes:
+                    ours = out[f"ablation_cam/{lname}/{c}/weights"]
+                    theirs = ablation_weights_from_rows(rows, c)
+                    d = float(np.abs(ours - theirs).max())
+                    r = d / float(np.abs(theirs).max())
+                    meta_abl[lname][str(c)] = {"max_abs": d, "max_abs_over_max_pgc": r}
+                    print(f"   {lname}: ablation_cam class {c}: |ours - pgc| max {d:.2e}, / max|pgc| {r:.2e}"
+                          f"{'' if zero_min else '  (not asserted: pgc ablates to min - 1e7 here)'}")
+                    if zero_min:
+                        assert r <= ABLATION_TOL, (lname, c, d, r)
 
             # ---- pgc vs reference
             for c in classes:
@@ -534,7 +550,7 @@ def run(model_name, model, layers, prep, photos=PHOTOS):
         save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(path), metadata={
             "generator": f"scripts/make_fixtures.py, grad-cam {version('grad-cam')}, torch {torch.__version__}, "
                          f"opencv {cv2.__version__}, numpy {np.__version__}",
-            "model": model_name, "photo": f"assets/{photo}.png",
+            "model": model_name, "photo": str(photo_path(photo).relative_to(REPO)),
             "layers": ",".join(l for l, _ in layers), "classes": ",".join(map(str, classes)),
             "methods": ",".join(m for m, _ in METHODS),
             "f32_vs_f64": json.dumps(meta_f32, sort_keys=True),
@@ -613,7 +629,7 @@ def load_resnet18(path):
 def main():
     assert version("grad-cam") == "1.5.7", version("grad-cam")
     which = set(sys.argv[1:]) or {"squeezenet", "efficientnet_lite0", "resnet18"}
-    assert which <= {"squeezenet", "efficientnet_lite0", "resnet18"}, which
+    assert which <= {"squeezenet", "efficientnet_lite0", "resnet18", "chelsea_jpeg"}, which
     torch.set_num_threads(2)
     torch.manual_seed(0)
     FIX.mkdir(parents=True, exist_ok=True)
@@ -627,6 +643,11 @@ def main():
     if "resnet18" in which:
         rn = load_resnet18(RESNET18_WEIGHTS)
         run("resnet18", rn, [("layer4", rn.layer4), ("layer3", rn.layer3)], imagenet_input, photos=("chelsea",))
+    if "chelsea_jpeg" in which:
+        # The JPEG oracle: Pillow decodes the file (libjpeg-turbo), Grad-CAM at fire9 only.
+        sq = models_pt.load_squeezenet(ASSETS / "squeezenet1_1.safetensors")
+        run("squeezenet", sq, [("fire9", sq.fire9)], squeezenet_input, photos=("chelsea_jpeg",),
+            methods=[("grad_cam", GradCAM)])
     print(f"total {time.time() - t0:.0f} s")
 
 

@@ -9,4 +9,6 @@ nice -n 19 "$PY" scripts/fetch_assets.py
 nice -n 19 "$PY" scripts/convert_squeezenet.py
 nice -n 19 "$PY" scripts/convert_efficientnet_lite0.py
 nice -n 19 "$PY" scripts/make_fixtures.py
-chmod 644 assets/* tests/fixtures/*
+nice -n 19 "$PY" scripts/make_jpeg_fixtures.py
+nice -n 19 "$PY" scripts/make_fixtures.py chelsea_jpeg
+chmod 644 assets/* tests/fixtures/*.* tests/fixtures/jpeg/*

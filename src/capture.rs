@@ -1,12 +1,17 @@
-//! What the explainer captures: the public [`Capture`] (activations, gradients, targets of one
-//! forward), and the crate-private probe logic behind it: capture layers (cutting the autodiff
-//! graph at the first one), or replace one layer's activation (Ablation-CAM).
+//! Building a [`Capture`]: the forward without autodiff up to the first explained layer, the cut
+//! there (rows repeated once per target), the targets scored on the device, and the backward
+//! through the layers after the cut when the method needs gradients.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, FloatDType, Tensor};
 
+use crate::checks::Checks;
+use crate::error::{GradCamError, ModelError, Result};
 use crate::explanation::ExplainedTarget;
+use crate::forward::forward;
 use crate::methods::LayerCapture;
-use crate::target::Resolved;
+use crate::model::GradCam;
+use crate::probe::{CapturedLayer, Cut, Probe, repeat_rows};
+use crate::target::{Resolved, Target, Targets, resolve_classes, row_scores};
 
 /// One forward (and backward) through the model: what every method needs, captured once.
 ///
@@ -23,9 +28,8 @@ pub struct Capture {
     pub targets: Vec<Vec<ExplainedTarget>>,
     /// The targets' scores, `[n, m]`, without autodiff.
     pub scores: Tensor<2>,
+    /// The targets as resolved against the model's classes, `n * m`.
     pub(crate) resolved: Vec<Resolved>,
-    /// The class of every target, `[n * m]` as `f32` (`-1` for a custom score), on the device.
-    pub(crate) classes: Tensor<1>,
 }
 
 impl std::fmt::Debug for Capture {
@@ -38,235 +42,173 @@ impl std::fmt::Debug for Capture {
     }
 }
 
-/// One captured layer.
-#[derive(Debug)]
-pub(crate) struct CapturedLayer {
-    pub name: String,
-    /// The activation without autodiff, one row per image: `[n, k, h, w]`.
-    pub activations: Tensor<4>,
-    /// The gradient leaf, `[n * m, k, h, w]`, when gradients are wanted.
-    pub leaf: Option<Tensor<4>>,
+/// A capture still on the device: nothing has been read back, so the classes that ranks
+/// resolved to are a tensor, and the sums to check for finiteness are pending.
+pub(crate) struct DeviceCapture {
+    /// `[n, c, H, W]`, without autodiff.
+    pub input: Tensor<4>,
+    pub layers: Vec<LayerCapture>,
+    /// `[n, m]`, without autodiff.
+    pub scores: Tensor<2>,
+    /// `n * m`, the targets of one image together.
+    pub resolved: Vec<Resolved>,
+    /// Each target's class, `[n * m]` as `f32`, read with [`Resolved::class`].
+    pub classes: Tensor<1>,
+    /// The scores' and gradients' sums.
+    pub checks: Checks,
 }
 
-/// Capture state for one forward.
-#[derive(Debug)]
-pub(crate) struct CaptureProbe {
-    wanted: Vec<String>,
-    images: usize,
-    targets_per_image: usize,
-    gradients: bool,
-    seen: Vec<String>,
-    duplicate: Option<String>,
-    batch_error: Option<(String, usize, usize)>,
-    captured: Vec<CapturedLayer>,
-}
-
-/// What a finished capture found.
-#[derive(Debug)]
-pub(crate) struct Captured {
-    pub layers: Vec<CapturedLayer>,
-    /// A layer name the forward passed twice.
-    pub duplicate: Option<String>,
-    /// A later layer with the wrong number of rows: `(name, got, expected)`.
-    pub batch_error: Option<(String, usize, usize)>,
-}
-
-impl CaptureProbe {
-    /// Capture `wanted` for `images` images and `targets_per_image` targets each. With
-    /// `gradients`, the first wanted layer becomes an autodiff leaf repeated once per target;
-    /// without, activations are only recorded and the rows stay one per image.
-    pub fn new(
-        wanted: Vec<String>,
-        images: usize,
-        targets_per_image: usize,
-        gradients: bool,
-    ) -> Self {
-        Self {
-            wanted,
-            images,
-            targets_per_image: if gradients { targets_per_image } else { 1 },
-            gradients,
-            seen: Vec::new(),
-            duplicate: None,
-            batch_error: None,
-            captured: Vec::new(),
-        }
-    }
-
-    /// The rows the forward carries after the first wanted layer.
-    pub fn rows_after_cut(&self) -> usize {
-        self.images * self.targets_per_image
-    }
-
-    pub fn layer(&mut self, name: &str, activation: Tensor<4>) -> Tensor<4> {
-        if self.seen.iter().any(|seen| seen == name) {
-            self.duplicate.get_or_insert_with(|| name.to_string());
-            return activation;
-        }
-        self.seen.push(name.to_string());
-        if !self.wanted.iter().any(|wanted| wanted == name) {
-            return activation;
-        }
-        let name = name.to_string();
-        let [rows, k, h, w] = activation.dims();
-        let first = self.captured.is_empty();
-        let expected = if first {
-            self.images
-        } else {
-            self.rows_after_cut()
-        };
-        if rows != expected {
-            self.batch_error.get_or_insert((name, rows, expected));
-            return activation;
-        }
-        let m = self.targets_per_image;
-        if !self.gradients {
-            self.captured.push(CapturedLayer {
-                name,
-                activations: activation.clone().without_autodiff(),
-                leaf: None,
-            });
-            return activation;
-        }
-        if first {
-            // The cut: everything before ran without autodiff; the graph starts here.
-            let activations = activation.without_autodiff(); // [n, k, h, w]
-            let leaf = repeat_rows(activations.clone(), m)
-                .autodiff()
-                .require_grad(); // [n * m, k, h, w]
-            self.captured.push(CapturedLayer {
-                name,
-                activations,
-                leaf: Some(leaf.clone()),
-            });
-            leaf
-        } else {
-            // A later layer: a zero-valued leaf added here receives dY/dA of this layer. The
-            // rows of one image are equal (the layers in between treat rows independently), so
-            // the first of each image's rows stands for all.
-            let device = activation.device().without_autodiff();
-            let zero = Tensor::<4>::zeros([rows, k, h, w], &device)
-                .autodiff()
-                .require_grad(); // [n * m, k, h, w]
-            let activations = activation
-                .clone()
-                .without_autodiff()
-                .reshape([self.images, m, k * h * w])
-                .narrow(1, 0, 1)
-                .reshape([self.images, k, h, w]); // [n, k, h, w]
-            self.captured.push(CapturedLayer {
-                name,
-                activations,
-                leaf: Some(zero.clone()),
-            });
-            activation.autodiff() + zero
-        }
-    }
-
-    pub fn finish(self) -> Captured {
-        Captured {
-            layers: self.captured,
-            duplicate: self.duplicate,
-            batch_error: self.batch_error,
+impl DeviceCapture {
+    /// The capture with its targets read back.
+    pub fn read(self, targets: Vec<Vec<ExplainedTarget>>) -> Capture {
+        Capture {
+            input: self.input,
+            layers: self.layers,
+            targets,
+            scores: self.scores,
+            resolved: self.resolved,
         }
     }
 }
 
-/// Replace the activation of one layer with given rows (Ablation-CAM's ablated copies).
-#[derive(Debug)]
-pub(crate) struct Replace {
-    layer: String,
-    with: Option<Tensor<4>>,
-    /// The `[k, h, w]` the layer had when the replacement did not fit it.
-    pub mismatch: Option<[usize; 3]>,
-}
-
-impl Replace {
-    pub fn new(layer: String, with: Tensor<4>) -> Self {
-        Self {
-            layer,
-            with: Some(with),
-            mismatch: None,
-        }
-    }
-
-    /// Whether the layer was reached and replaced.
-    pub fn done(&self) -> bool {
-        self.with.is_none()
-    }
-
-    pub fn layer(&mut self, name: &str, activation: Tensor<4>) -> Tensor<4> {
-        if name != self.layer {
-            return activation;
-        }
-        let Some(with) = self.with.take() else {
-            return activation;
-        };
-        let [_, k, h, w] = activation.dims();
-        let [_, wk, wh, ww] = with.dims();
-        if [k, h, w] != [wk, wh, ww] {
-            self.mismatch = Some([k, h, w]);
-            return activation;
-        }
-        with
-    }
-}
-
-/// Repeat each row `times` times, keeping the rows of one image together: the row layout of
-/// everything after the cut (activations, logits, a transformer's special tokens).
+/// Capture `layers` of `model` for `input` and `targets`: activations always, gradients when
+/// `gradients` (then one backward runs through the layers after the first of them).
 ///
 /// # Shapes
-/// - `x`: `[n, ...]`
-/// - returns `[n * times, ...]`, row `i * times + j` = row `i` of `x`.
-pub(crate) fn repeat_rows<const D: usize>(x: Tensor<D>, times: usize) -> Tensor<D> {
-    if times == 1 {
-        return x;
+/// - `input`: `[n, c, H, W]`, checked, without autodiff
+///
+/// # Errors
+/// The targets' errors, and the model's contract violations: see [`GradCamError`].
+pub(crate) fn capture<M: GradCam>(
+    model: &M,
+    layers: &[String],
+    gradients: bool,
+    input: Tensor<4>,
+    targets: &Targets,
+) -> Result<DeviceCapture> {
+    let [n, _, _, _] = input.dims();
+    let (m, targets) = targets.resolve(n)?;
+    let mut cut = Cut::new(layers.to_vec(), n, m, gradients);
+    let logits = match forward(model, input.clone(), &mut Probe::cutting(&mut cut)) {
+        Ok(logits) => logits, // [n * m or n, classes]
+        Err(message) => return Err(forward_panicked(&cut, message)),
+    };
+    let captured = cut.finish()?;
+    // Until the backward runs, the autodiff graph from the cut to the logits is alive in Burn's
+    // graph registry; only a backward frees it. A call that fails in between runs it anyway.
+    let scored = score(logits.clone(), &targets, [n, m], gradients, &layers[0]);
+    let (scores, classes, resolved) = match scored {
+        Ok(scored) => scored,
+        Err(error) => {
+            if logits.is_tracked() {
+                let _ = logits.sum().backward();
+            }
+            return Err(error);
+        }
+    };
+    let mut checks = Checks::new();
+    checks.push("scores", scores.clone().without_autodiff().sum());
+    let grads = gradients.then(|| scores.clone().sum().backward());
+    let mut captures = Vec::with_capacity(captured.len());
+    for CapturedLayer {
+        name,
+        activations,
+        leaf,
+    } in captured
+    {
+        let gradients = match (&grads, leaf) {
+            (Some(grads), Some(leaf)) => {
+                let g = leaf
+                    .grad(grads)
+                    .ok_or_else(|| ModelError::NoGradient { name: name.clone() })?; // [n * m, k, h, w]
+                let [_, k, h, w] = g.dims();
+                let g = to_f32(g).reshape([n, m, k, h, w]);
+                checks.push(format!("gradients of layer `{name}`"), g.clone().sum());
+                Some(g)
+            }
+            _ => None,
+        };
+        captures.push(LayerCapture {
+            name,
+            activations: to_f32(activations),
+            gradients,
+            targets_per_image: m,
+        });
     }
-    let dims = x.dims();
-    let n = dims[0];
-    let rest: usize = dims[1..].iter().product();
-    let mut out = dims;
-    out[0] = n * times;
-    x.reshape([n, 1, rest]) // [n, 1, rest]
-        .repeat_dim(1, times) // [n, times, rest]
-        .reshape(out)
+    Ok(DeviceCapture {
+        input,
+        layers: captures,
+        scores: scores.without_autodiff().reshape([n, m]),
+        resolved,
+        classes,
+        checks,
+    })
 }
 
-#[cfg(all(test, feature = "flex"))]
-mod tests {
-    use super::*;
-    use burn::tensor::{Device, TensorData};
-
-    #[test]
-    fn repeat_rows_keeps_images_together() {
-        let device = Device::flex();
-        let x = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0], [2, 1, 1, 1]), &device);
-        let got = repeat_rows(x, 3).into_data().try_into_vec::<f32>().unwrap();
-        assert_eq!(got, vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+/// The logits checked and scored: each target's score `[n * m]` (differentiable with
+/// gradients), its class `[n * m]`, and the targets resolved.
+///
+/// # Shapes
+/// - `logits`: `[n * m, classes]` with gradients, `[n, classes]` without
+fn score(
+    logits: Tensor<2>,
+    targets: &[Target],
+    [n, m]: [usize; 2],
+    gradients: bool,
+    first_layer: &str,
+) -> Result<(Tensor<1>, Tensor<1>, Vec<Resolved>)> {
+    let [rows, classes] = logits.dims();
+    let expected_rows = if gradients { n * m } else { n };
+    if rows != expected_rows {
+        return Err(ModelError::OutputShape {
+            got: [rows, classes],
+            expected_rows,
+        }
+        .into());
     }
-
-    #[test]
-    fn a_later_layer_with_the_wrong_rows_is_reported() {
-        let device = Device::flex();
-        let mut capture = CaptureProbe::new(vec!["a".into(), "b".into()], 2, 3, true);
-        let a = capture.layer("a", Tensor::<4>::ones([2, 1, 2, 2], &device));
-        assert_eq!(a.dims(), [6, 1, 2, 2]);
-        let _ = capture.layer("b", Tensor::<4>::ones([2, 1, 2, 2], &device));
-        let done = capture.finish();
-        assert_eq!(done.batch_error, Some(("b".to_string(), 2, 6)));
+    if classes == 0 {
+        return Err(ModelError::ZeroClasses { rows }.into());
     }
+    let resolved = resolve_classes(targets, classes)?;
+    let logits = to_f32(logits); // [n * m or n, classes]
+    let per_target = if gradients {
+        logits
+    } else {
+        repeat_rows(logits, m)
+    }; // [n * m, classes]
+    let (scores, classes) = row_scores(per_target, &resolved)?; // [n * m] each
+    if gradients && !scores.is_tracked() {
+        // The scores do not depend on any explained layer: nothing to differentiate.
+        return Err(ModelError::NoGradient {
+            name: first_layer.to_string(),
+        }
+        .into());
+    }
+    Ok((scores, classes, resolved))
+}
 
-    #[test]
-    fn replace_swaps_one_layer_once_and_checks_its_shape() {
-        let device = Device::flex();
-        let with = Tensor::<4>::zeros([5, 2, 3, 3], &device);
-        let mut replace = Replace::new("b".into(), with);
-        let x = Tensor::<4>::ones([1, 2, 3, 3], &device);
-        assert_eq!(replace.layer("a", x.clone()).dims(), [1, 2, 3, 3]);
-        assert_eq!(replace.layer("b", x.clone()).dims(), [5, 2, 3, 3]);
-        assert!(replace.done());
-        let mut wrong = Replace::new("b".into(), Tensor::<4>::zeros([5, 2, 4, 3], &device));
-        let _ = wrong.layer("b", x);
-        assert_eq!(wrong.mismatch, Some([2, 3, 3]));
+/// The error for a forward that panicked: the contract violation the probe saw first, a missing
+/// [`Probe::carry`] when the rows had been repeated, or the panic itself.
+fn forward_panicked(cut: &Cut, message: String) -> GradCamError {
+    if let Some(error) = cut.error() {
+        return error.clone().into();
+    }
+    match cut.repeated_at() {
+        Some((layer, targets)) => ModelError::MissingCarry {
+            layer: layer.to_string(),
+            targets,
+            message,
+        },
+        None => ModelError::ForwardPanicked { message },
+    }
+    .into()
+}
+
+/// `x` as `f32` (unchanged when it already is).
+pub(crate) fn to_f32<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.dtype() == DType::F32 {
+        x
+    } else {
+        x.cast(FloatDType::F32)
     }
 }

@@ -50,11 +50,11 @@ impl Explanation {
     /// The heatmap of image `image` and target `target`, row-major `[H, W]`, read to the host.
     ///
     /// # Errors
-    /// [`GradCamError::InvalidArgument`] if `image` or `target` is out of range.
+    /// [`InputError::Argument`](crate::InputError::Argument) if `image` or `target` is out of range.
     pub fn heatmap_values(&self, image: usize, target: usize) -> Result<Vec<f32>> {
         let [n, m, _, _] = self.heatmap.dims();
         if image >= n || target >= m {
-            return Err(GradCamError::invalid(format!(
+            return Err(GradCamError::argument(format!(
                 "map ({image}, {target}) of an explanation of {n} images x {m} targets"
             )));
         }

@@ -2,42 +2,51 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The core: one call goes config -> explainer -> forward (model, probe) -> capture (target) ->
+// maps (methods, kernels, postprocess, rerun) -> readback -> explanation; docs/architecture.md
+// draws it.
 mod capture;
-mod error;
-#[cfg(feature = "eval")]
-pub mod eval;
+mod checks;
+mod config;
 mod explainer;
 mod explanation;
+mod forward;
+mod maps;
+mod model;
+mod postprocess;
+mod probe;
+mod readback;
+mod rerun;
+mod stream;
+mod target;
+
+mod error;
 mod host;
+mod parameters;
+
+#[cfg(feature = "eval")]
+pub mod eval;
 #[cfg(feature = "image")]
 pub mod image;
+pub mod kernels;
 pub mod methods;
 #[cfg(feature = "models")]
 pub mod models;
-mod parameters;
-mod postprocess;
-mod probe;
-mod stream;
-mod target;
-mod weighted_sum;
 
 pub use capture::Capture;
-pub use error::{Fault, GradCamError, Result};
-pub use explainer::{Explainer, ExplainerConfig};
+pub use config::ExplainerConfig;
+pub use error::{
+    EnvironmentError, GradCamError, InputError, MethodError, ModelError, NumericalError, Result,
+};
+pub use explainer::Explainer;
 pub use explanation::{ExplainedTarget, Explanation, LayerMap};
 pub use methods::{CamMethod, Method};
+pub use model::GradCam;
 pub use parameters::cast_model;
 pub use postprocess::Normalization;
-pub use probe::{CamModel, LayerInfo, Probe};
-pub use stream::{Stream, Streamed};
+pub use probe::{LayerInfo, Probe};
+pub use stream::{Stream, StreamedBatch};
 pub use target::{ScoreFn, Target, Targets};
-pub use weighted_sum::{weighted_sum, weighted_sum_split};
-
-#[cfg(feature = "image")]
-pub use crate::image::{
-    ChannelOrder, Colormap, Preprocess, Resize, load_image, overlay, resize_map, save_png,
-    signed_to_unit, strip,
-};
 
 /// The architecture guide (docs/architecture.md), compiled and run as doctests.
 #[cfg(doctest)]

@@ -18,7 +18,7 @@ pub enum Normalization {
     #[default]
     MinMax,
     /// No scaling: maps keep the units of the score (after the ReLU, if it is on).
-    None,
+    Off,
 }
 
 /// The epsilon of min-max normalisation (pytorch-grad-cam's).
@@ -67,7 +67,7 @@ pub(crate) fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization
     let cam = if relu_on { relu(raw) } else { raw };
     match normalization {
         Normalization::MinMax => normalize_min_max(cam),
-        Normalization::None => cam,
+        Normalization::Off => cam,
     }
 }
 
@@ -97,7 +97,7 @@ pub(crate) fn combine_layers(
     let mean = stacked.mean_dim(0).squeeze_dim::<4>(0); // [b, m, H, W]
     match normalization {
         Normalization::MinMax => normalize_min_max(mean),
-        Normalization::None => mean,
+        Normalization::Off => mean,
     }
 }
 
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn finish_applies_relu_before_scaling() {
         let raw = tensor(vec![-2.0, 0.0, 2.0, 4.0], [1, 1, 2, 2]);
-        let on = values(finish(raw.clone(), true, Normalization::None));
+        let on = values(finish(raw.clone(), true, Normalization::Off));
         assert_eq!(on, vec![0.0, 0.0, 2.0, 4.0]);
         let off = values(finish(raw, false, Normalization::MinMax));
         let expected = [0.0, 2.0 / 6.0, 4.0 / 6.0, 1.0];
@@ -159,13 +159,13 @@ mod tests {
         let two = values(combine_layers(
             vec![a.clone(), b.clone()],
             true,
-            Normalization::None,
+            Normalization::Off,
         ));
         for (g, e) in two.iter().zip([0.05, 0.65, 0.95]) {
             assert!((g - e).abs() < 1e-6, "{two:?}");
         }
         // Without the ReLU nothing is clipped.
-        let signed = values(combine_layers(vec![a, b], false, Normalization::None));
+        let signed = values(combine_layers(vec![a, b], false, Normalization::Off));
         assert!((signed[0] - (-0.45)).abs() < 1e-6, "{signed:?}");
     }
 }

@@ -10,21 +10,22 @@ use std::task::{Context, Poll, Waker};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{GradCamError, Result};
-use crate::explainer::{Explainer, Submitted};
+use crate::explainer::Explainer;
 use crate::explanation::Explanation;
-use crate::probe::CamModel;
+use crate::model::GradCam;
+use crate::readback::Pending;
 use crate::target::Targets;
 
 /// One batch of a [`Stream`]: its explanation, and its heatmaps already on the host.
 #[derive(Debug, Clone)]
-pub struct Streamed {
+pub struct StreamedBatch {
     /// The explanation (its tensors stay on the device).
     pub explanation: Explanation,
     /// The fused heatmaps read back, row-major `[n, m, H, W]`.
     pub heatmaps: Vec<f32>,
 }
 
-/// The iterator of [`Explainer::stream`]: one `Result<Streamed>` per batch, in batch order.
+/// The iterator of [`Explainer::stream`]: one `Result<StreamedBatch>` per batch, in batch order.
 pub struct Stream<'a, M, I> {
     explainer: &'a Explainer<M>,
     batches: I,
@@ -39,7 +40,7 @@ type Read = Pin<Box<dyn Future<Output = std::result::Result<TensorData, String>>
 /// A batch whose device work and read back have been issued, or that failed before.
 enum InFlight {
     Failed(GradCamError),
-    Reading(Box<Submitted>, Reading),
+    Reading(Box<Pending>, Reading),
 }
 
 enum Reading {
@@ -47,7 +48,7 @@ enum Reading {
     Waiting(Read),
 }
 
-impl<M: CamModel> Explainer<M> {
+impl<M: GradCam> Explainer<M> {
     /// Explain a stream of batches: one transfer back per batch (scores, checks and heatmaps
     /// together), issued as soon as the batch's work is submitted, and the heatmaps handed out
     /// on the host. Decode the photos on other threads meanwhile, e.g. with
@@ -60,17 +61,17 @@ impl<M: CamModel> Explainer<M> {
     ///
     /// # Shapes
     /// - every batch: `[n_i, c, H, W]`
-    /// - every item's [`Streamed::heatmaps`](crate::Streamed::heatmaps) holds `[n_i, m, H, W]`
+    /// - every item's [`StreamedBatch::heatmaps`](crate::StreamedBatch::heatmaps) holds `[n_i, m, H, W]`
     ///   values, row-major.
     ///
     /// ```
     /// # #[cfg(feature = "flex")] {
     /// use burn::tensor::{Device, Tensor};
-    /// use gradcam::{CamModel, ExplainerConfig, Probe, Targets};
+    /// use gradcam::{ExplainerConfig, GradCam, Probe, Targets};
     ///
     /// # #[derive(Debug, burn::module::Module)]
     /// # struct Net { conv: burn::nn::conv::Conv2d }
-    /// # impl CamModel for Net {
+    /// # impl GradCam for Net {
     /// #     fn layers(&self) -> Vec<String> { vec!["conv".into()] }
     /// #     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
     /// #         let a = probe.layer("conv", self.conv.forward(x));
@@ -81,7 +82,7 @@ impl<M: CamModel> Explainer<M> {
     /// let model = Net { conv: burn::nn::conv::Conv2dConfig::new([3, 4], [3, 3]).init(&device) };
     /// let explainer = ExplainerConfig::new().init(&model).unwrap();
     /// let batches = (0..3).map(|_| Tensor::<4>::ones([2, 3, 8, 8], &device));
-    /// for item in explainer.stream(batches, &Targets::top1()) {
+    /// for item in explainer.stream(batches, &Targets::top(1)) {
     ///     let item = item.unwrap();
     ///     assert_eq!(item.heatmaps.len(), 2 * 8 * 8); // [2 images, 1 target, 8, 8]
     /// }
@@ -95,7 +96,7 @@ impl<M: CamModel> Explainer<M> {
     }
 }
 
-impl<'a, M: CamModel, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
+impl<'a, M: GradCam, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
     pub(crate) fn new(explainer: &'a Explainer<M>, batches: I, targets: Targets) -> Self {
         Self {
             explainer,
@@ -121,23 +122,23 @@ impl<'a, M: CamModel, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
     /// Submit one batch and issue its read: the first poll of the read runs Burn's queued work
     /// for the batch and the copy back, and returns while the device computes.
     fn issue(&self, batch: Tensor<4>) -> InFlight {
-        let submitted = match self.explainer.submit(batch, &self.targets) {
-            Ok(submitted) => submitted,
+        let pending = match self.explainer.submit(batch, &self.targets) {
+            Ok(pending) => pending,
             Err(error) => return InFlight::Failed(error),
         };
-        let values = submitted.values(true);
+        let values = pending.values(true);
         let mut read: Read =
             Box::pin(async move { values.into_data_async().await.map_err(|e| format!("{e:?}")) });
         let reading = match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(data) => Reading::Done(data),
             Poll::Pending => Reading::Waiting(read),
         };
-        InFlight::Reading(Box::new(submitted), reading)
+        InFlight::Reading(Box::new(pending), reading)
     }
 }
 
-impl<M: CamModel, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
-    type Item = Result<Streamed>;
+impl<M: GradCam, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
+    type Item = Result<StreamedBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.in_flight.len() < self.depth {
@@ -147,9 +148,9 @@ impl<M: CamModel, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
             let issued = self.issue(batch);
             self.in_flight.push_back(issued);
         }
-        let (submitted, reading) = match self.in_flight.pop_front()? {
+        let (pending, reading) = match self.in_flight.pop_front()? {
             InFlight::Failed(error) => return Some(Err(error)),
-            InFlight::Reading(submitted, reading) => (submitted, reading),
+            InFlight::Reading(pending, reading) => (pending, reading),
         };
         let data = match reading {
             Reading::Done(data) => data,
@@ -164,9 +165,9 @@ impl<M: CamModel, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
             .try_into_vec::<f32>()
             .expect("f32 data converts to a Vec<f32>");
         Some(
-            submitted
+            pending
                 .finish(host)
-                .map(|(explanation, heatmaps)| Streamed {
+                .map(|(explanation, heatmaps)| StreamedBatch {
                     explanation,
                     heatmaps,
                 }),

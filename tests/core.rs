@@ -16,7 +16,7 @@ use common::methods as formula;
 use common::models::{GapLinear, TinyNet, abs_conv, abs_linear, assert_no_kink, conv, linear};
 use common::{Iv, U, assert_inside, gamma, host, max_abs_diff, tensor};
 use gradcam::methods::Method;
-use gradcam::{CamModel, ExplainerConfig, Explanation, Normalization, Probe, Target, Targets};
+use gradcam::{ExplainerConfig, Explanation, GradCam, Normalization, Probe, Target, Targets};
 
 // ---------------------------------------------------------------------------------------------
 // Models.
@@ -30,7 +30,7 @@ struct QuadHead {
     fc: Linear,
 }
 
-impl CamModel for QuadHead {
+impl GradCam for QuadHead {
     fn layers(&self) -> Vec<String> {
         vec!["input".into()]
     }
@@ -47,11 +47,11 @@ impl CamModel for QuadHead {
 // Every method against its formula, on every backend.
 
 /// Explain `model` with `method`, ReLU off and no normalisation: the signed maps and weights.
-fn signed<M: CamModel>(model: &M, method: Method, x: Tensor<4>, targets: &Targets) -> Explanation {
+fn signed<M: GradCam>(model: &M, method: Method, x: Tensor<4>, targets: &Targets) -> Explanation {
     ExplainerConfig::new()
         .with_method(method)
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(model)
         .unwrap()
         .explain(x, targets)
@@ -75,7 +75,7 @@ fn every_method_matches_its_formula(device: &Device) {
     let bias = host(model.fc.bias.as_ref().unwrap().val());
     let ex = |v: f32| Iv::exact(v as f64);
     for method in Method::ALL {
-        let e = signed(&model, method, x.clone(), &Targets::classes(chosen));
+        let e = signed(&model, method, x.clone(), &Targets::every_image(chosen));
         let raw = host(e.layers[0].raw.clone()); // [n, m, h, w]
         for i in 0..n {
             let a: Vec<Iv> = xs[i * k * p..(i + 1) * k * p]
@@ -246,7 +246,7 @@ fn a_deliberately_wrong_method_leaves_the_enclosure() {
     let e = ExplainerConfig::new()
         .with_method(Dropped)
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(&model)
         .unwrap()
         .explain(x.clone(), &Targets::class(0))
@@ -283,7 +283,7 @@ fn finite_differences_agree_with_the_captured_gradient() {
     let x = tensor(27, shape, 1.0, &device);
     let explainer = ExplainerConfig::new()
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(&model)
         .unwrap();
     // The score is a quadratic function of x, so the central difference
@@ -336,10 +336,10 @@ fn relu_keeps_positive_evidence_and_zeroes_the_rest() {
                 .with_method(method)
                 .with_layer("block2")
                 .with_relu(relu_on)
-                .with_normalization(Normalization::None)
+                .with_normalization(Normalization::Off)
                 .init(&model)
                 .unwrap()
-                .explain(x.clone(), &Targets::classes([0, 1, 2, 3, 4]))
+                .explain(x.clone(), &Targets::every_image([0, 1, 2, 3, 4]))
                 .unwrap();
             (host(e.layers[0].raw.clone()), host(e.layers[0].cam.clone()))
         };
@@ -412,7 +412,7 @@ fn twin_explanation(
     ExplainerConfig::new()
         .with_layers(layers.iter().copied())
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(&model.twin())
         .unwrap()
         .explain(x.abs(), targets)
@@ -492,7 +492,7 @@ fn several_layers_in_one_pass_equal_one_layer_at_a_time() {
     let device = Device::flex();
     let model = TinyNet::new(&device);
     let x = tensor(51, [3, 3, 16, 16], 1.0, &device);
-    let targets = Targets::classes([1, 4]);
+    let targets = Targets::every_image([1, 4]);
     let both = ExplainerConfig::new()
         .with_layers(["block1", "block3"])
         .init(&model)
@@ -577,7 +577,7 @@ fn maps_are_normalised_to_the_unit_interval_and_upsampled_to_the_input() {
             .with_layer("block3")
             .init(&model)
             .unwrap()
-            .explain(x.clone(), &Targets::top1())
+            .explain(x.clone(), &Targets::top(1))
             .unwrap();
         assert_eq!(e.heatmap.dims(), [2, 1, 20, 14]);
         assert_eq!(e.layers[0].cam.dims(), [2, 1, 10, 7]);
@@ -645,7 +645,7 @@ fn per_image_targets_equal_one_image_at_a_time() {
     let n = TinyNet::path_ops("block3", 12, 12);
     let classes = [4, 0, 2];
     let batch = explainer
-        .explain(x.clone(), &Targets::per_image(classes))
+        .explain(x.clone(), &Targets::one_per_image(classes))
         .unwrap();
     for (i, class) in classes.into_iter().enumerate() {
         let one = x.clone().narrow(0, i, 1);
@@ -660,7 +660,7 @@ fn per_image_targets_equal_one_image_at_a_time() {
     // One target for all equals the same target given per image: the same computation.
     let broadcast = explainer.explain(x.clone(), &Targets::class(2)).unwrap();
     let repeated = explainer
-        .explain(x, &Targets::per_image([2, 2, 2]))
+        .explain(x, &Targets::one_per_image([2, 2, 2]))
         .unwrap();
     assert_eq!(host(broadcast.heatmap), host(repeated.heatmap));
 }
@@ -677,7 +677,7 @@ fn several_classes_per_image_equal_separate_calls() {
         .init(&model)
         .unwrap();
     let together = explainer
-        .explain(x.clone(), &Targets::classes([3, 1, 0]))
+        .explain(x.clone(), &Targets::every_image([3, 1, 0]))
         .unwrap();
     assert_eq!(together.heatmap.dims(), [2, 3, 12, 12]);
     for (j, class) in [3, 1, 0].into_iter().enumerate() {
@@ -720,7 +720,7 @@ fn top1_is_the_argmax_logit() {
             .with_method(method)
             .init(&model)
             .unwrap();
-        let top = explainer.explain(x.clone(), &Targets::top1()).unwrap();
+        let top = explainer.explain(x.clone(), &Targets::top(1)).unwrap();
         let argmax: Vec<usize> = logits
             .chunks(classes)
             .map(|row| (0..classes).fold(0, |b, i| if row[i] > row[b] { i } else { b }))
@@ -736,7 +736,7 @@ fn top1_is_the_argmax_logit() {
             "the batch should not all predict one class: {argmax:?}"
         );
         let by_class = explainer
-            .explain(x.clone(), &Targets::per_image(argmax))
+            .explain(x.clone(), &Targets::one_per_image(argmax))
             .unwrap();
         assert_eq!(host(top.heatmap), host(by_class.heatmap), "{method}");
     }
@@ -753,7 +753,9 @@ fn a_custom_score_works_like_the_logit_it_selects_and_softmax_is_reported() {
             .init(&model)
             .unwrap();
         let logit = Target::score(|l: Tensor<2>| l.narrow(1, 2, 1).flatten(0, 1));
-        let by_fn = explainer.explain(x.clone(), &Targets::all(logit)).unwrap();
+        let by_fn = explainer
+            .explain(x.clone(), &Targets::every_image([logit]))
+            .unwrap();
         let by_class = explainer.explain(x.clone(), &Targets::class(2)).unwrap();
         // The upstream gradient is the same one-hot either way: bit for bit.
         assert_eq!(
@@ -769,7 +771,9 @@ fn a_custom_score_works_like_the_logit_it_selects_and_softmax_is_reported() {
             .narrow(1, 2, 1)
             .flatten(0, 1)
     });
-    let by_prob = explainer.explain(x.clone(), &Targets::all(prob)).unwrap();
+    let by_prob = explainer
+        .explain(x.clone(), &Targets::every_image([prob]))
+        .unwrap();
     let logits = host(model.forward(x));
     for i in 0..2 {
         let row: Vec<Iv> = logits[i * 5..(i + 1) * 5]
@@ -796,7 +800,7 @@ fn tiny_case(device: &Device) -> (Vec<Vec<f32>>, Explanation) {
         .init(&model)
         .unwrap();
     let capture = explainer
-        .capture(x.clone(), &Targets::classes([0, 3]))
+        .capture(x.clone(), &Targets::every_image([0, 3]))
         .unwrap();
     (
         captured_values(&capture),
@@ -829,10 +833,12 @@ fn backends_agree(other: &Device, name: &str) {
     let twin = ExplainerConfig::new()
         .with_layer("block3")
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(&model.twin())
         .unwrap();
-    let twin_capture = twin.capture(x.abs(), &Targets::classes([0, 3])).unwrap();
+    let twin_capture = twin
+        .capture(x.abs(), &Targets::every_image([0, 3]))
+        .unwrap();
     let bounds = captured_values(&twin_capture);
     for (i, ((a, b), t)) in flex.iter().zip(&theirs).zip(&bounds).enumerate() {
         let enclosure: Vec<Iv> = a

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::{DType, Device};
 use common::host;
+use gradcam::image::load_image;
 use gradcam::models::{
     EfficientNetLite0, ResNet, SqueezeNet, imagenet_classes, load_torchvision, load_weights,
 };
-use gradcam::{CamModel, GradCamError, Probe, load_image};
+use gradcam::{GradCam, GradCamError, Probe};
 use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
 
 fn root(path: &str) -> PathBuf {
@@ -111,7 +112,13 @@ fn wrong_missing_or_truncated_weights_are_clear_errors() {
     let truncated = temp("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let err = load_weights(SqueezeNet::new(&device), &truncated).unwrap_err();
-    assert!(matches!(err, GradCamError::Weights { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Input(gradcam::InputError::Weights { .. })
+        ),
+        "{err}"
+    );
     assert!(
         std::error::Error::source(&err).is_some(),
         "the store's error is kept: {err}"
@@ -123,13 +130,47 @@ fn wrong_missing_or_truncated_weights_are_clear_errors() {
         root("assets/efficientnet_lite0.safetensors"),
     )
     .unwrap_err();
-    assert!(matches!(err, GradCamError::Weights { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Input(gradcam::InputError::Weights { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("conv1"), "{err}");
+    // Once a 48-line table of every tensor: now one line that says what to suspect.
+    let message = err.to_string();
+    assert!(
+        message.lines().count() == 1 && message.len() < 600,
+        "{message}"
+    );
+    assert!(
+        message.contains("are these the weights of this model?"),
+        "{message}"
+    );
+
+    // A text file named .safetensors: said to be no safetensors file (once "header too large").
+    let text = temp("notes.safetensors");
+    std::fs::write(&text, "these are not weights\n".repeat(10)).unwrap();
+    let err = load_weights(SqueezeNet::new(&device), &text).unwrap_err();
+    assert!(err.to_string().contains("not a safetensors file"), "{err}");
 
     let err = load_weights(SqueezeNet::new(&device), temp("missing.safetensors")).unwrap_err();
-    assert!(matches!(err, GradCamError::Io { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Environment(gradcam::EnvironmentError::Io { .. })
+        ),
+        "{err}"
+    );
     let err = load_torchvision(ResNet::resnet18(1000, &device), temp("missing.pth")).unwrap_err();
-    assert!(matches!(err, GradCamError::Io { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Environment(gradcam::EnvironmentError::Io { .. })
+        ),
+        "{err}"
+    );
 
     // The right keys with a wrong shape.
     let mut all = tensors(&root("tests/fixtures/resnet18_seed0.safetensors"));
@@ -138,7 +179,13 @@ fn wrong_missing_or_truncated_weights_are_clear_errors() {
     let wrong = temp("wrong_shape.safetensors");
     write(&wrong, &all);
     let err = load_torchvision(ResNet::resnet18(1000, &device), &wrong).unwrap_err();
-    assert!(matches!(err, GradCamError::Weights { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Input(gradcam::InputError::Weights { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("fc"), "{err}");
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gradcam::{Resize, load_image};
+use gradcam::image::{Resize, load_image};
 use image::RgbImage;
 use safetensors::SafeTensors;
 

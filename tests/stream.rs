@@ -22,7 +22,7 @@ fn a_stream_equals_one_explain_per_batch_in_order_with_errors_in_place() {
     let device = Device::flex();
     let model = TinyNet::new(&device);
     let explainer = ExplainerConfig::new().init(&model).unwrap();
-    let targets = Targets::top1();
+    let targets = Targets::top(1);
     let sizes = [3, 1, 0, 2, 4]; // the third batch is empty: an input error
     let batches: Vec<Tensor<4>> = sizes
         .iter()
@@ -38,18 +38,21 @@ fn a_stream_equals_one_explain_per_batch_in_order_with_errors_in_place() {
     }
 }
 
-fn same_as_explain<M: gradcam::CamModel>(
+fn same_as_explain<M: gradcam::GradCam>(
     explainer: &gradcam::Explainer<M>,
     batches: &[Tensor<4>],
-    items: Vec<gradcam::Result<gradcam::Streamed>>,
+    items: Vec<gradcam::Result<gradcam::StreamedBatch>>,
     sizes: &[usize],
 ) {
-    let targets = Targets::top1();
+    let targets = Targets::top(1);
     assert_eq!(items.len(), sizes.len());
     for ((batch, item), &n) in batches.iter().cloned().zip(items).zip(sizes) {
         if n == 0 {
             assert!(
-                matches!(item, Err(GradCamError::EmptyInput { .. })),
+                matches!(
+                    item,
+                    Err(GradCamError::Input(gradcam::InputError::EmptyInput { .. }))
+                ),
                 "{item:?}"
             );
             continue;
@@ -80,7 +83,10 @@ fn photo_batches_are_decoded_on_workers_like_to_tensor_and_failures_are_listed()
     let batches: Vec<_> = prep.batches(photos.to_vec(), 2, 3, &device).collect();
     std::fs::remove_file(&bad).unwrap();
     assert_eq!(batches.len(), 3);
-    let decoded: Vec<_> = photos.iter().map(|p| gradcam::load_image(p).ok()).collect();
+    let decoded: Vec<_> = photos
+        .iter()
+        .map(|p| gradcam::image::load_image(p).ok())
+        .collect();
     for (i, batch) in batches.iter().enumerate() {
         let chunk = &photos[i * 2..(i * 2 + 2).min(photos.len())];
         let good: Vec<PathBuf> = chunk.iter().filter(|p| **p != bad).cloned().collect();
@@ -95,7 +101,10 @@ fn photo_batches_are_decoded_on_workers_like_to_tensor_and_failures_are_listed()
         assert_eq!(host(input), host(expected), "batch {i}");
     }
     assert!(
-        matches!(batches[1].failed[0].1, GradCamError::Image { .. }),
+        matches!(
+            batches[1].failed[0].1,
+            GradCamError::Input(gradcam::InputError::Image { .. })
+        ),
         "{:?}",
         batches[1].failed
     );

@@ -15,7 +15,7 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::DELTA;
 use gradcam::models::load_weights;
-use gradcam::{CamModel, ExplainerConfig, Method, Probe, Targets};
+use gradcam::{ExplainerConfig, GradCam, Method, Probe, Targets};
 
 const DIM: usize = 32;
 const HEADS: usize = 2;
@@ -96,7 +96,7 @@ impl TinyVit {
     }
 }
 
-impl CamModel for TinyVit {
+impl GradCam for TinyVit {
     fn layers(&self) -> Vec<String> {
         vec!["blocks.0.norm1".into(), "blocks.1.norm1".into()]
     }
@@ -247,7 +247,10 @@ fn a_vit_layer_explained_through_its_tokens_matches_pytorch_grad_cam() {
         .with_layer("blocks.1.norm1")
         .init(&model)
         .unwrap()
-        .explain(input.clone(), &Targets::classes([class, (class + 1) % 10]))
+        .explain(
+            input.clone(),
+            &Targets::every_image([class, (class + 1) % 10]),
+        )
         .unwrap();
     let first = both.heatmap_values(0, 0).unwrap();
     assert!(max_diff(&first, &fx["pgc/grad-cam"].1) <= grad_cam_bound);
@@ -257,7 +260,7 @@ fn a_vit_layer_explained_through_its_tokens_matches_pytorch_grad_cam() {
             .with_layers(["blocks.0.norm1", "blocks.1.norm1"])
             .init(&model)
             .unwrap()
-            .explain(input.clone(), &Targets::top1())
+            .explain(input.clone(), &Targets::top(1))
             .unwrap();
         let heat = e.heatmap_values(0, 0).unwrap();
         assert!(

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Parser, ValueEnum};
+use gradcam::image::Preprocess;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{CamModel, Explainer, ExplainerConfig, Preprocess, Probe, Targets};
+use gradcam::{Explainer, ExplainerConfig, GradCam, Probe, Targets};
 
 use crate::backend::{Backend, Precision};
 
@@ -155,7 +156,7 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 /// Every measurement of one model; returns its JSON object.
-fn measure<M: CamModel>(
+fn measure<M: GradCam>(
     args: &Args,
     model: Model,
     net: &M,
@@ -168,7 +169,7 @@ fn measure<M: CamModel>(
     let batch = args.batch.max(1);
     let shape = [batch, 3, size, size];
     let input = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-    let targets = Targets::top1();
+    let targets = Targets::top(1);
     let explainer = ExplainerConfig::new().init(net).map_err(text)?;
     let forward = || {
         let logits = explainer
@@ -296,9 +297,9 @@ fn kernels(args: &Args, device: &Device) -> Result<(), String> {
                 let mut total = Tensor::<1>::zeros([1], device);
                 for _ in 0..20 {
                     let out = if split == 1 {
-                        gradcam::weighted_sum(acts.clone(), weights.clone())
+                        gradcam::kernels::weighted_sum(acts.clone(), weights.clone())
                     } else {
-                        gradcam::weighted_sum_split(acts.clone(), weights.clone(), split)
+                        gradcam::kernels::weighted_sum_split(acts.clone(), weights.clone(), split)
                     }
                     .map_err(text)?;
                     total = total + out.sum();
@@ -328,7 +329,7 @@ fn kernels(args: &Args, device: &Device) -> Result<(), String> {
 
 /// Photos per second: the stream with worker-thread decoding, then the plain loop (decode on
 /// this thread, explain, read back), over the same `--stream` batches.
-fn photo_stream<M: CamModel>(
+fn photo_stream<M: GradCam>(
     args: &Args,
     explainer: &Explainer<M>,
     prep: &Preprocess,
@@ -346,7 +347,7 @@ fn photo_stream<M: CamModel>(
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
     });
-    let targets = Targets::top1();
+    let targets = Targets::top(1);
 
     let start = Instant::now();
     let batches = prep
@@ -368,7 +369,7 @@ fn photo_stream<M: CamModel>(
     for chunk in paths.chunks(batch) {
         let photos = chunk
             .iter()
-            .map(gradcam::load_image)
+            .map(gradcam::image::load_image)
             .collect::<Result<Vec<_>, _>>()
             .map_err(text)?;
         let input = prep.to_tensor(&photos, device).map_err(text)?;

@@ -20,14 +20,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use burn::tensor::{Tensor, TensorData};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
-use gradcam::{CamModel, Colormap, ExplainerConfig, Method, Preprocess, Resize, Target, Targets};
+use gradcam::image::{Colormap, Preprocess, Resize};
+use gradcam::models::imagenet_classes;
+use gradcam::{ExplainerConfig, GradCam, Method, Target, Targets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{Backend, Precision};
-use crate::inputs::{Decoded, decode_in_background, list_photos};
+use crate::inputs::{Decoded, Found, decode_in_background, list_photos};
 use crate::network::Network;
-use crate::outputs::{Outputs, PhotoEntry, Summary};
+use crate::outputs::{MapEntry, Outputs, PhotoEntry, Summary};
 
 /// Explain photos with a pretrained ImageNet model: overlays at each photo's resolution, raw
 /// maps as .npy (with --raw) and a summary.json in --out.
@@ -47,9 +51,13 @@ pub struct Args {
     /// The layer to explain (default: the model's last convolutional block).
     #[arg(long)]
     pub layer: Option<String>,
-    /// grad-cam, grad-cam++, xgrad-cam, hires-cam, element-wise-grad-cam, layer-cam, eigen-cam,
-    /// eigen-grad-cam, score-cam or ablation-cam.
-    #[arg(long, default_value_t = Method::GradCam)]
+    /// The CAM method.
+    #[arg(
+        long,
+        default_value_t = Method::GradCam,
+        value_parser = PossibleValuesParser::new(Method::ALL.map(Method::name))
+            .try_map(|name| name.parse::<Method>())
+    )]
     pub method: Method,
     /// Explain this class for every photo (instead of the top predictions).
     #[arg(long, conflicts_with = "top")]
@@ -157,15 +165,17 @@ fn main() -> ExitCode {
 ///
 /// # Errors
 /// A message for what stops the whole run: an input that does not exist, an output folder that
-/// cannot be made or lies in an input folder, a layer the model lacks, a failed write.
-pub fn run<M: CamModel>(
+/// cannot be made or lies in an input folder, a layer the model lacks, a class it does not have,
+/// a failed write.
+pub fn run<M: GradCam>(
     model: &M,
     prep: &Preprocess,
     args: &Args,
     device: &burn::tensor::Device,
 ) -> Result<Summary, String> {
     let prep = &prep.clone().with_resize(args.resize.resize(prep.size));
-    let photos = list_photos(&args.inputs)?;
+    let calls = target_calls(args, imagenet_classes().len())?;
+    let found = list_photos(&args.inputs)?;
     let mut outputs = Outputs::create(&args.out, &args.inputs, args)?;
     let mut config = ExplainerConfig::new()
         .with_method(args.method)
@@ -177,61 +187,82 @@ pub fn run<M: CamModel>(
     outputs.summary.layer = explainer.config().layers.join(",");
 
     let bar = if std::io::stdout().is_terminal() {
-        ProgressBar::new(photos.len() as u64)
+        ProgressBar::new(found.len() as u64)
     } else {
-        ProgressBar::with_draw_target(Some(photos.len() as u64), ProgressDrawTarget::hidden())
+        ProgressBar::with_draw_target(Some(found.len() as u64), ProgressDrawTarget::hidden())
     };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} photos, {per_sec}, eta {eta}")
             .map_err(|e| e.to_string())?,
     );
     let start = Instant::now();
-    let batches = decode_in_background(photos, usize::from(args.batch));
-    for batch in batches {
-        // Entries in file order; the decoded photos go to the model together.
-        let mut entries: Vec<Option<PhotoEntry>> = batch.iter().map(|_| None).collect();
-        let (mut good, mut images) = (Vec::new(), Vec::new()); // batch indices, their photos
-        let mut paths = Vec::new();
-        for (j, Decoded { path, image }) in batch.into_iter().enumerate() {
-            match image {
+    // Entries in the order found: skipped ones at once, files as their batch finishes.
+    let mut entries: Vec<Option<PhotoEntry>> = found.iter().map(|_| None).collect();
+    let mut files = Vec::new();
+    for (index, item) in found.into_iter().enumerate() {
+        match item {
+            Found::File(path) => files.push((index, path)),
+            Found::Skipped { path, why } => {
+                bar.suspend(|| eprintln!("skipped {}: {why}", path.display()));
+                entries[index] = Some(PhotoEntry::failed(&path, why));
+                bar.inc(1);
+            }
+        }
+    }
+    let (indices, paths): (Vec<usize>, Vec<PathBuf>) = files.into_iter().unzip();
+    let mut index = indices.into_iter();
+    let [h, w] = prep.size;
+    for batch in decode_in_background(paths, usize::from(args.batch), prep.clone()) {
+        let mut photos = Vec::new(); // (entry index, path, photo) of the photos that decoded
+        let mut values = Vec::new();
+        for Decoded { path, photo } in batch {
+            let at = index.next().ok_or("more photos decoded than listed")?;
+            match photo {
                 Ok(photo) => {
-                    good.push(j);
-                    images.push(photo);
+                    values.extend_from_slice(&photo.input);
+                    photos.push((at, path, photo));
                 }
                 Err(error) => {
                     bar.suspend(|| eprintln!("skipped {}: {error}", path.display()));
-                    entries[j] = Some(PhotoEntry::failed(&path, error));
+                    entries[at] = Some(PhotoEntry::failed(&path, error));
+                    bar.inc(1);
                 }
             }
-            paths.push(path);
         }
-        if !good.is_empty() {
-            let result = prep
-                .to_tensor(&images, device)
-                .map_err(|e| e.to_string())
-                .and_then(|input| {
-                    let targets = targets(model, input.clone(), args)?;
-                    explainer
-                        .explain(input, &targets)
-                        .map_err(|e| e.to_string())
-                });
-            for (i, (&j, photo)) in good.iter().zip(&images).enumerate() {
-                let path = &paths[j];
-                entries[j] = Some(match &result {
-                    Ok(explanation) => outputs.write(path, photo, explanation, i, prep)?,
-                    Err(error) => {
-                        bar.suspend(|| eprintln!("failed {}: {error}", path.display()));
-                        PhotoEntry::failed(path, error.clone())
+        if photos.is_empty() {
+            continue;
+        }
+        let input =
+            Tensor::<4>::from_data(TensorData::new(values, [photos.len(), 3, h, w]), device);
+        let mut maps: Vec<Result<Vec<MapEntry>, String>> =
+            photos.iter().map(|_| Ok(Vec::new())).collect();
+        for targets in &calls {
+            match explainer.explain(input.clone(), targets) {
+                Ok(explanation) => {
+                    for (i, (_, path, photo)) in photos.iter().enumerate() {
+                        if let Ok(written) = &mut maps[i] {
+                            written.extend(outputs.write(path, photo, &explanation, i, prep)?);
+                        }
                     }
-                });
+                }
+                Err(error) => maps.iter_mut().for_each(|m| *m = Err(error.to_string())),
             }
         }
-        bar.inc(entries.len() as u64);
-        outputs.summary.photos.extend(entries.into_iter().flatten());
+        for ((at, path, photo), maps) in photos.into_iter().zip(maps) {
+            entries[at] = Some(match maps {
+                Ok(maps) => PhotoEntry::explained(&path, photo.size, maps),
+                Err(error) => {
+                    bar.suspend(|| eprintln!("failed {}: {error}", path.display()));
+                    PhotoEntry::failed(&path, error)
+                }
+            });
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     outputs.summary.seconds = seconds;
+    outputs.summary.photos = entries.into_iter().flatten().collect();
     outputs.finish()?;
     let summary = outputs.summary;
     let done = summary.photos.len() - summary.failed();
@@ -245,38 +276,32 @@ pub fn run<M: CamModel>(
     Ok(summary)
 }
 
-/// The targets for a batch: `--class`, or each photo's `--top` classes (ranked by one forward
-/// without gradients when more than one is asked for).
+/// The targets to explain every batch with, one explain call each: `--class`, or each photo's
+/// `--top` classes, ranked on the device in the explain call itself, [`TARGETS_PER_CALL`] at a
+/// time (the memory of a call grows with its images times its targets).
 ///
-/// # Shapes
-/// - `input`: `[n, 3, H, W]`
-fn targets<M: CamModel>(
-    model: &M,
-    input: burn::tensor::Tensor<4>,
-    args: &Args,
-) -> Result<Targets, String> {
+/// # Errors
+/// A class or `--top` beyond the model's `classes`: a bad argument, found before any forward.
+fn target_calls(args: &Args, classes: usize) -> Result<Vec<Targets>, String> {
     if let Some(class) = args.class {
-        return Ok(Targets::class(class));
+        if class >= classes {
+            return Err(format!(
+                "--class {class}: the model has {classes} classes, 0 to {}",
+                classes - 1
+            ));
+        }
+        return Ok(vec![Targets::class(class)]);
     }
-    if args.top == 1 {
-        return Ok(Targets::top1());
+    let top = usize::from(args.top);
+    if top > classes {
+        return Err(format!("--top {top}: the model has {classes} classes"));
     }
-    let logits = model.forward_probed(input, &mut gradcam::Probe::passthrough()); // [n, classes]
-    let [n, classes] = logits.dims();
-    let k = usize::from(args.top).min(classes);
-    let values = logits
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("reading the logits: {e:?}"))?;
-    let rows: Vec<Vec<Target>> = values
-        .chunks(classes.max(1))
-        .take(n)
-        .map(|row| {
-            let mut ranked: Vec<usize> = (0..row.len()).collect();
-            ranked.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-            ranked[..k].iter().map(|&c| Target::Class(c)).collect()
-        })
-        .collect();
-    Ok(Targets::rows(rows))
+    let ranks: Vec<usize> = (1..=top).collect();
+    Ok(ranks
+        .chunks(TARGETS_PER_CALL)
+        .map(|chunk| Targets::every_image(chunk.iter().map(|&rank| Target::Top(rank))))
+        .collect())
 }
+
+/// Targets per explain call: with `--batch 8`, 64 rows after the explained layer.
+const TARGETS_PER_CALL: usize = 8;

@@ -6,13 +6,15 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use gradcam::Explanation;
+use gradcam::image::{Colormap, Preprocess, overlay, resize_map, save_png};
 use gradcam::models::imagenet_classes;
-use gradcam::{Colormap, Explanation, Preprocess, overlay, resize_map, save_png};
-use image::{RgbImage, imageops};
+use image::imageops;
 use npyz::WriterBuilder;
 use serde::Serialize;
 
 use crate::Args;
+use crate::inputs::Prepared;
 
 /// The run, as `summary.json` records it.
 #[derive(Debug, Serialize)]
@@ -36,15 +38,19 @@ pub struct Summary {
 impl Summary {
     /// How many files failed.
     pub fn failed(&self) -> usize {
-        self.photos.iter().filter(|p| p.error.is_some()).count()
+        self.photos.iter().filter(|p| p.is_failed()).count()
     }
 }
 
 /// One file: its maps, or why it has none.
 #[derive(Debug, Serialize)]
 pub struct PhotoEntry {
-    /// The file, as found.
-    pub file: PathBuf,
+    /// The file, as found (as UTF-8; a name that is not valid UTF-8 has its invalid bytes
+    /// replaced here, and is kept exactly in `file_bytes`).
+    pub file: String,
+    /// The file's path as raw bytes, when it is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_bytes: Option<Vec<u8>>,
     /// The photo's `[width, height]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<[u32; 2]>,
@@ -58,12 +64,36 @@ pub struct PhotoEntry {
 impl PhotoEntry {
     /// A file that could not be explained.
     pub fn failed(file: &Path, error: String) -> Self {
+        Self::new(file, None, Vec::new(), Some(error))
+    }
+
+    /// A photo of `(width, height)` explained in `maps`.
+    pub fn explained(file: &Path, size: (u32, u32), maps: Vec<MapEntry>) -> Self {
+        Self::new(file, Some([size.0, size.1]), maps, None)
+    }
+
+    fn new(
+        file: &Path,
+        size: Option<[u32; 2]>,
+        maps: Vec<MapEntry>,
+        error: Option<String>,
+    ) -> Self {
+        use std::os::unix::ffi::OsStrExt;
         Self {
-            file: file.to_path_buf(),
-            size: None,
-            maps: Vec::new(),
-            error: Some(error),
+            file: file.to_string_lossy().into_owned(),
+            file_bytes: file
+                .to_str()
+                .is_none()
+                .then(|| file.as_os_str().as_bytes().to_vec()),
+            size,
+            maps,
+            error,
         }
+    }
+
+    /// Whether the file failed.
+    pub fn is_failed(&self) -> bool {
+        self.error.is_some()
     }
 }
 
@@ -136,27 +166,28 @@ impl Outputs {
         })
     }
 
-    /// Write the maps of image `i` of `explanation`, the photo `photo` read from `path`.
+    /// Write the maps of image `i` of `explanation`, the photo read from `path`.
     ///
     /// # Errors
     /// A message when a file cannot be written (which stops the run).
     pub fn write(
         &mut self,
         path: &Path,
-        photo: &RgbImage,
+        photo: &Prepared,
         explanation: &Explanation,
         i: usize,
         prep: &Preprocess,
-    ) -> Result<PhotoEntry, String> {
+    ) -> Result<Vec<MapEntry>, String> {
         let text = |e: gradcam::GradCamError| e.to_string();
         let stem = self.unique_stem(path);
-        let (width, height) = photo.dimensions();
-        // The part of the photo the model saw (all of it, or a centre crop).
+        let shown = &photo.shown;
+        // The part of the photo the model saw (all of it, or a centre crop), on the overlay's
+        // copy of the photo.
         let (x, y, rw, rh) = prep
             .resize
-            .source_region((width, height), prep.size)
+            .source_region(shown.dimensions(), prep.size)
             .map_err(text)?;
-        let seen = imageops::crop_imm(photo, x, y, rw, rh).to_image();
+        let seen = imageops::crop_imm(shown, x, y, rw, rh).to_image();
         let mut maps = Vec::new();
         for (t, target) in explanation.targets[i].iter().enumerate() {
             let heat = explanation.heatmap_values(i, t).map_err(text)?; // [H, W]
@@ -164,11 +195,11 @@ impl Outputs {
             let region = [rh as usize, rw as usize];
             let at_photo = resize_map(&heat, prep.size, region).map_err(text)?;
             let painted = self.colormap.paint(&at_photo, region).map_err(text)?;
-            let mut shown = photo.clone();
+            let mut overlaid = shown.clone();
             let blended = overlay(&seen, &painted, 0.5).map_err(text)?;
-            imageops::replace(&mut shown, &blended, i64::from(x), i64::from(y));
+            imageops::replace(&mut overlaid, &blended, i64::from(x), i64::from(y));
             let overlay_name = format!("{stem}.{label}.png");
-            save_png(&shown, self.dir.join(&overlay_name)).map_err(text)?;
+            save_png(&overlaid, self.dir.join(&overlay_name)).map_err(text)?;
             let raw = if self.raw {
                 let name = format!("{stem}.{label}.npy");
                 write_npy(&self.dir.join(&name), &heat, prep.size)?;
@@ -186,27 +217,28 @@ impl Outputs {
                 raw,
             });
         }
-        Ok(PhotoEntry {
-            file: path.to_path_buf(),
-            size: Some([width, height]),
-            maps,
-            error: None,
-        })
+        Ok(maps)
     }
 
-    /// Write `summary.json`.
+    /// Write `summary.json`, atomically: to a temporary file in the output folder, renamed
+    /// over `summary.json` once whole (a failed write leaves no partial file behind).
     ///
     /// # Errors
     /// A message when it cannot be written.
     pub fn finish(&self) -> Result<(), String> {
         let path = self.dir.join("summary.json");
+        let partial = self.dir.join(".summary.json.partial");
         let write = || -> std::io::Result<()> {
-            let mut file = BufWriter::new(File::create(&path)?);
+            let mut file = BufWriter::new(File::create(&partial)?);
             serde_json::to_writer_pretty(&mut file, &self.summary)?;
             file.write_all(b"\n")?;
-            file.flush()
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&partial, &path)
         };
-        write().map_err(|e| format!("writing {}: {e}", path.display()))
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            format!("writing {}: {e}", path.display())
+        })
     }
 
     /// The photo's file stem, with `-2`, `-3`, ... where an earlier photo had the same.
@@ -247,21 +279,48 @@ fn write_npy(path: &Path, values: &[f32], [h, w]: [usize; 2]) -> Result<(), Stri
     write().map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// `path` made absolute with symbolic links resolved, for the part of it that exists.
+/// `path` made absolute, as the system will resolve it: each existing prefix with its symbolic
+/// links resolved (so `..` after a link goes to the link target's parent), and `..` in the part
+/// that does not exist yet taken lexically (it can hold no link).
 fn resolve(path: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
     let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => resolved.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
             }
-            _ => break,
+            Component::Normal(name) => {
+                resolved.push(name);
+                if let Ok(real) = resolved.canonicalize() {
+                    resolved = real;
+                }
+            }
         }
     }
-    let mut resolved = existing.canonicalize().unwrap_or(existing.to_path_buf());
-    resolved.extend(rest.iter().rev());
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_through_a_missing_folder_resolves_where_the_system_writes() {
+        let base = std::env::temp_dir().join(format!("gradcam-resolve-{}", std::process::id()));
+        let input = base.join("indir");
+        std::fs::create_dir_all(base.join("a")).unwrap();
+        std::fs::create_dir_all(&input).unwrap();
+        let real = input.canonicalize().unwrap();
+        // `new` does not exist: a/new/../../indir/x is indir/x.
+        assert_eq!(
+            resolve(&base.join("a/new/../../indir/x")).unwrap(),
+            real.join("x")
+        );
+        std::os::unix::fs::symlink(&input, base.join("link")).unwrap_or(());
+        assert_eq!(resolve(&base.join("link/./y")).unwrap(), real.join("y"));
+    }
 }

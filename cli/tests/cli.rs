@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
+use gradcam::image::load_image;
 use gradcam::models::{SqueezeNet, load_weights};
-use gradcam::{ExplainerConfig, Target, Targets, load_image};
+use gradcam::{ExplainerConfig, Target, Targets};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -140,7 +141,7 @@ fn a_folder_gives_overlays_at_photo_resolution_raw_maps_and_a_summary() {
     let explanation = ExplainerConfig::new()
         .init(&model)
         .unwrap()
-        .explain(input, &Targets::rows(rows))
+        .explain(input, &Targets::rows_per_image(rows))
         .unwrap();
     for (i, entry) in entries[..2].iter().enumerate() {
         for (t, map) in entry["maps"].as_array().unwrap().iter().enumerate() {
@@ -226,8 +227,8 @@ fn a_centre_crop_overlay_paints_only_the_part_the_model_saw() {
     let photo = load_image(repo("assets/chelsea.png")).unwrap();
     let shown = load_image(out.join("chelsea.285.png")).unwrap();
     // 451 x 300 -> Resize(259) -> 389 x 259, centre 227 x 227 from (81, 16): in the photo
-    // x in [94, 357), y in [19, 282) (gradcam::Resize::source_region).
-    let (x, y, w, h) = gradcam::Resize::ShorterSideThenCenterCrop { shorter: 259 }
+    // x in [94, 357), y in [19, 282) (gradcam::image::Resize::source_region).
+    let (x, y, w, h) = gradcam::image::Resize::ShorterSideThenCenterCrop { shorter: 259 }
         .source_region(photo.dimensions(), [227, 227])
         .unwrap();
     assert_eq!((x, y, w, h), (94, 19, 263, 263));
@@ -350,4 +351,199 @@ fn dtype_f16_runs_the_network_in_half_precision() {
         max_diff(&half, &library)
     );
     assert!(max_diff(&half, &full) > 1e-5, "--dtype f16 changed nothing");
+}
+
+/// What a careless or hostile user feeds the command, each once a defect: every entry the search
+/// finds ends up in `summary.json` (links that loop or lead nowhere, a FIFO, a name that is not
+/// UTF-8), the search ends however many links lead back, and `summary.json` stays valid JSON.
+#[test]
+fn odd_entries_are_reported_in_a_valid_summary_and_loops_end() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = scratch("odd");
+    let photos = root.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(repo("assets/chelsea.png"), photos.join("chelsea.png")).unwrap();
+    // Two links to the folder itself: the search once made 2^depth paths (a hang).
+    std::os::unix::fs::symlink(".", photos.join("a")).unwrap();
+    std::os::unix::fs::symlink(".", photos.join("b")).unwrap();
+    std::os::unix::fs::symlink("gone.png", photos.join("dangling.png")).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(photos.join("pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::copy(repo("assets/coffee.png"), photos.join(latin1)).unwrap();
+    let out = root.join("out");
+    let run = gradcam()
+        .arg(&photos)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let entries = summary["photos"].as_array().unwrap();
+    let entry = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e["file"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} is not in {entries:?}"))
+    };
+    for skipped in ["/a", "/b", "dangling.png", "pipe"] {
+        assert!(entry(skipped)["error"].is_string(), "{skipped}");
+    }
+    assert!(entry("chelsea.png")["maps"].as_array().unwrap().len() == 1);
+    // The name that is not UTF-8: explained, and kept exactly.
+    let cafe = entries
+        .iter()
+        .find(|e| e["file_bytes"].is_array())
+        .expect("an entry with the raw bytes of its name");
+    let bytes: Vec<u8> = cafe["file_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(bytes, photos.join(latin1).as_os_str().as_bytes());
+    assert!(cafe["error"].is_null(), "{cafe}");
+    assert_eq!(entries.len(), 6, "{entries:?}");
+}
+
+/// Bad arguments are found before any forward and give exit code 2: a class the model does not
+/// have (once every photo was explained and failed, exit 1), weights holding NaN (once one
+/// failure per photo), an output path that reaches an input folder through `..` in a folder that
+/// does not exist yet.
+#[test]
+fn bad_arguments_stop_the_run_before_any_photo() {
+    let root = scratch("arguments");
+    let photos = root.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(repo("assets/chelsea.png"), photos.join("chelsea.png")).unwrap();
+    let before = snapshot(&photos);
+    let run = gradcam()
+        .arg(&photos)
+        .args(["--class", "1000", "--out"])
+        .arg(root.join("o1"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--class 1000"));
+
+    // SqueezeNet's weights with one tensor's values replaced by NaN.
+    let bytes = std::fs::read(repo("assets/squeezenet1_1.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let nan = f32::NAN.to_le_bytes().repeat(1 << 20);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = if name == "conv10.bias" {
+                &nan[..view.data().len()]
+            } else {
+                view.data()
+            };
+            let view =
+                safetensors::tensor::TensorView::new(view.dtype(), view.shape().to_vec(), data)
+                    .unwrap();
+            (name, view)
+        })
+        .collect();
+    let poisoned = root.join("nan.safetensors");
+    safetensors::serialize_to_file(views, None, &poisoned).unwrap();
+    let run = gradcam()
+        .arg(&photos)
+        .arg("--weights")
+        .arg(&poisoned)
+        .arg("--out")
+        .arg(root.join("o2"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("conv10.bias"));
+
+    // `new` does not exist: photos/../x/../photos is not the input folder as text, but it is.
+    std::fs::create_dir_all(root.join("x")).unwrap();
+    let sneaky = root.join("x/new/../../photos/maps");
+    let run = gradcam()
+        .arg(&photos)
+        .arg("--out")
+        .arg(&sneaky)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("refusing to write"));
+    assert_eq!(snapshot(&photos), before, "the input folder was written");
+}
+
+/// The methods without gradients in `f16` (once a dtype panic), and `--top 10` in two explain
+/// calls of eight and two classes: ten maps, ranked as the logits rank them.
+#[test]
+fn f16_eigen_cam_runs_and_top_k_explains_k_classes_in_order() {
+    let root = scratch("f16-top");
+    for method in ["eigen-cam", "ablation-cam"] {
+        let run = gradcam()
+            .arg(repo("assets/chelsea.png"))
+            .args(["--dtype", "f16", "--method", method, "--out"])
+            .arg(root.join(method))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0), "{method}: {run:?}");
+    }
+    let out = root.join("top");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--top", "10", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let maps = summary["photos"][0]["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 10);
+    let scores: Vec<f64> = maps.iter().map(|m| m["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let classes: std::collections::HashSet<u64> =
+        maps.iter().map(|m| m["class"].as_u64().unwrap()).collect();
+    assert_eq!(classes.len(), 10, "ten different classes");
+}
+
+/// On `wgpu`, CubeCL's caches go to the user's cache folder: run from inside a Cargo project
+/// (where CubeCL would write `target/environment/` of the outermost project), nothing appears in
+/// the working folder but `--out`. Needs a Vulkan driver (lavapipe in CI).
+#[test]
+#[ignore = "needs a GPU driver: cargo test -- --ignored wgpu"]
+fn wgpu_writes_nothing_outside_out() {
+    let root = scratch("wgpu-cache");
+    let project = root.join("project");
+    std::fs::create_dir_all(project.join("photos")).unwrap();
+    std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    std::fs::copy(
+        repo("assets/chelsea.png"),
+        project.join("photos/chelsea.png"),
+    )
+    .unwrap();
+    let home = root.join("home");
+    let run = gradcam()
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .args(["photos", "--device", "wgpu", "--out", "maps"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let mut entries: Vec<String> = std::fs::read_dir(&project)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["Cargo.toml", "maps", "photos"]);
+    assert!(
+        home.join(".cache/cubecl").exists(),
+        "the caches went elsewhere"
+    );
 }

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use gradcam::eval::BBox;
-use gradcam::models::{EfficientNetLite0, SqueezeNet, imagenet_classes, load_weights};
-use gradcam::{
-    CamModel, Colormap, ExplainerConfig, Method, Normalization, Preprocess, Probe, Targets,
-    load_image, overlay, save_png, signed_to_unit, strip,
+use gradcam::image::{
+    Colormap, Preprocess, load_image, overlay, save_png, side_by_side, signed_to_diverging,
 };
+use gradcam::models::{EfficientNetLite0, SqueezeNet, imagenet_classes, load_weights};
+use gradcam::{ExplainerConfig, GradCam, Method, Normalization, Probe, Targets};
 use gradcam_lab::ablation::{Ablation, AblationCase, mean_ci, relu_ablation};
 use gradcam_lab::shapes_net_weights;
 use gradcam_lab::synthetic::{SCENE_SIZE, Scene, ShapesNet, scene, scene_batch};
@@ -58,7 +58,7 @@ fn figure_row(model: &ShapesNet, scene: &Scene, device: &Device) -> RgbImage {
         .unwrap();
     let off = ExplainerConfig::new()
         .with_relu(false)
-        .with_normalization(Normalization::None)
+        .with_normalization(Normalization::Off)
         .init(model)
         .unwrap()
         .explain(x, &Targets::class(class))
@@ -68,7 +68,7 @@ fn figure_row(model: &ShapesNet, scene: &Scene, device: &Device) -> RgbImage {
     let on = Colormap::Jet
         .paint(&on.heatmap_values(0, 0).unwrap(), [n, n])
         .unwrap();
-    let off = signed_to_unit(&off.heatmap_values(0, 0).unwrap());
+    let off = signed_to_diverging(&off.heatmap_values(0, 0).unwrap());
     let off = Colormap::Diverging.paint(&off, [n, n]).unwrap();
     let panels = [
         photo.clone(),
@@ -83,11 +83,11 @@ fn figure_row(model: &ShapesNet, scene: &Scene, device: &Device) -> RgbImage {
             imageops::FilterType::Nearest,
         )
     });
-    strip(&panels).unwrap()
+    side_by_side(&panels).unwrap()
 }
 
 /// The imgaug quokka with its box, explained for each model's top-1 class.
-fn photo_ablation<M: CamModel>(
+fn photo_ablation<M: GradCam>(
     model: &M,
     method: Method,
     layer: &str,

@@ -6,7 +6,7 @@ use gradcam::eval::{
     BBox, auc, confidence_change, deletion_insertion, energy_in_box, localisation_iou,
     pointing_game,
 };
-use gradcam::{CamModel, ExplainerConfig, GradCamError, Method, Result, Target, Targets};
+use gradcam::{ExplainerConfig, GradCam, GradCamError, Method, Result, Target, Targets};
 
 use crate::synthetic::Scene;
 
@@ -157,10 +157,10 @@ impl Ablation {
 /// - `images`: `[n, c, h, w]`; `cases`: `n` rows of `m` cases
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] unless there is one row of cases per image, all of the
+/// [`gradcam::InputError::Argument`] unless there is one row of cases per image, all of the
 /// same length; otherwise as [`Explainer::explain`](gradcam::Explainer::explain) and the
 /// metrics.
-pub fn relu_ablation<M: CamModel>(
+pub fn relu_ablation<M: GradCam>(
     model: &M,
     method: Method,
     layer: &str,
@@ -171,15 +171,15 @@ pub fn relu_ablation<M: CamModel>(
     let [n, c, h, w] = images.dims();
     let m = cases.first().map_or(0, Vec::len);
     if cases.len() != n || m == 0 || cases.iter().any(|row| row.len() != m) {
-        return Err(GradCamError::InvalidArgument {
+        return Err(GradCamError::Input(gradcam::InputError::Argument {
             what: format!(
                 "{} rows of cases for {n} images; give one row per image, all of the same \
                  (non-zero) length",
                 cases.len()
             ),
-        });
+        }));
     }
-    let targets = Targets::rows(
+    let targets = Targets::rows_per_image(
         cases
             .iter()
             .map(|row| row.iter().map(|case| Target::Class(case.class)).collect())

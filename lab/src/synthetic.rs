@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use gradcam::eval::BBox;
-use gradcam::{CamModel, Probe};
+use gradcam::{GradCam, Probe};
 
 /// The side of a scene in pixels.
 pub const SCENE_SIZE: usize = 64;
@@ -298,7 +298,7 @@ impl ShapesNet {
     }
 }
 
-impl CamModel for ShapesNet {
+impl GradCam for ShapesNet {
     fn layers(&self) -> Vec<String> {
         ["block1", "block2", "block3", "block4"]
             .map(String::from)

@@ -101,5 +101,11 @@ fn one_row_of_cases_for_many_images_is_an_error() {
     let one_row = vec![AblationCase::for_scene(&scenes[0])];
     let batch = scene_batch(&scenes, &device);
     let err = relu_ablation(&model, Method::GradCam, "block4", batch, &one_row, 4).unwrap_err();
-    assert!(matches!(err, GradCamError::InvalidArgument { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GradCamError::Input(gradcam::InputError::Argument { .. })
+        ),
+        "{err}"
+    );
 }

@@ -6,13 +6,14 @@ use burn::tensor::activation::softmax;
 
 use crate::error::{GradCamError, Result};
 use crate::host::read;
-use crate::probe::{CamModel, Probe};
+use crate::model::GradCam;
+use crate::probe::Probe;
 
 /// Softmax probability of `classes[i]` for image `i`, in chunks of `chunk` images.
 ///
 /// # Shapes
 /// - `images`: `[b, c, h, w]`
-fn probabilities<M: CamModel>(
+fn probabilities<M: GradCam>(
     model: &M,
     images: Tensor<4>,
     classes: &[usize],
@@ -28,16 +29,18 @@ fn probabilities<M: CamModel>(
         );
         let [rows, k] = logits.dims();
         if rows != end - start {
-            return Err(GradCamError::OutputShape {
+            return Err(crate::ModelError::OutputShape {
                 got: [rows, k],
                 expected_rows: end - start,
-            });
+            }
+            .into());
         }
         if let Some(&class) = classes[start..end].iter().find(|&&c| c >= k) {
-            return Err(GradCamError::ClassOutOfRange {
+            return Err(crate::InputError::ClassOutOfRange {
                 class,
                 num_classes: k,
-            });
+            }
+            .into());
         }
         let probs = read(softmax(logits, 1)); // [(end - start) * k]
         out.extend((start..end).map(|i| probs[(i - start) * k + classes[i]]));
@@ -51,7 +54,7 @@ pub type Curves = Vec<Vec<f32>>;
 /// One class per image, or an error.
 fn check_classes(images: usize, classes: usize) -> Result<()> {
     if images != classes {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "{classes} classes for {images} images; give one class per image"
         )));
     }
@@ -74,9 +77,9 @@ fn check_classes(images: usize, classes: usize) -> Result<()> {
 /// - returns `(deletion, insertion)`, each `b` curves of `steps + 1` points
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] for `steps = 0`, maps that do not match the images, or a
-/// class count other than one per image; [`GradCamError::ClassOutOfRange`].
-pub fn deletion_insertion<M: CamModel>(
+/// [`InputError::Argument`](crate::InputError::Argument) for `steps = 0`, maps that do not match the images, or a
+/// class count other than one per image; [`InputError::ClassOutOfRange`](crate::InputError::ClassOutOfRange).
+pub fn deletion_insertion<M: GradCam>(
     model: &M,
     images: Tensor<4>,
     maps: Tensor<3>,
@@ -86,12 +89,12 @@ pub fn deletion_insertion<M: CamModel>(
     let [b, _, h, w] = images.dims();
     check_classes(b, classes.len())?;
     if steps == 0 {
-        return Err(GradCamError::invalid(
+        return Err(GradCamError::argument(
             "deletion/insertion with 0 steps; use at least 1",
         ));
     }
     if maps.dims() != [b, h, w] {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "maps {:?} for images {:?}; expected [{b}, {h}, {w}]",
             maps.dims(),
             images.dims()
@@ -139,7 +142,7 @@ pub fn auc(curve: &[f32]) -> f32 {
 ///
 /// # Errors
 /// As [`deletion_insertion`].
-pub fn confidence_change<M: CamModel>(
+pub fn confidence_change<M: GradCam>(
     model: &M,
     images: Tensor<4>,
     maps: Tensor<3>,
@@ -148,7 +151,7 @@ pub fn confidence_change<M: CamModel>(
     let [b, _, h, w] = images.dims();
     check_classes(b, classes.len())?;
     if maps.dims() != [b, h, w] {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "maps {:?} for images {:?}; expected [{b}, {h}, {w}]",
             maps.dims(),
             images.dims()
@@ -164,17 +167,17 @@ pub fn confidence_change<M: CamModel>(
 /// Average Drop in percent from [`confidence_change`] pairs.
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] for no pairs, or a probability `y` that is not positive
+/// [`InputError::Argument`](crate::InputError::Argument) for no pairs, or a probability `y` that is not positive
 /// and finite (the drop divides by it).
 pub fn average_drop(pairs: &[(f32, f32)]) -> Result<f32> {
     if pairs.is_empty() {
-        return Err(GradCamError::invalid("Average Drop of no pairs"));
+        return Err(GradCamError::argument("Average Drop of no pairs"));
     }
     if let Some((y, _)) = pairs
         .iter()
         .find(|(y, o)| !(*y > 0.0 && y.is_finite() && o.is_finite()))
     {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "Average Drop with a score of {y}: scores must be positive and finite"
         )));
     }
@@ -184,10 +187,10 @@ pub fn average_drop(pairs: &[(f32, f32)]) -> Result<f32> {
 /// Increase in Confidence in percent from [`confidence_change`] pairs.
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] for no pairs.
+/// [`InputError::Argument`](crate::InputError::Argument) for no pairs.
 pub fn increase_in_confidence(pairs: &[(f32, f32)]) -> Result<f32> {
     if pairs.is_empty() {
-        return Err(GradCamError::invalid("Increase in Confidence of no pairs"));
+        return Err(GradCamError::argument("Increase in Confidence of no pairs"));
     }
     Ok(100.0 * pairs.iter().filter(|(y, o)| o > y).count() as f32 / pairs.len() as f32)
 }
@@ -208,7 +211,7 @@ mod tests {
         fc: burn::nn::Linear,
     }
 
-    impl CamModel for Weighted {
+    impl GradCam for Weighted {
         fn layers(&self) -> Vec<String> {
             vec!["input".into()]
         }
@@ -291,10 +294,10 @@ mod tests {
         assert!(
             matches!(
                 err,
-                GradCamError::ClassOutOfRange {
+                GradCamError::Input(crate::InputError::ClassOutOfRange {
                     class: 2,
                     num_classes: 2
-                }
+                })
             ),
             "{err}"
         );

@@ -14,7 +14,7 @@ use crate::host::read;
 /// - `maps`: `[b, h, w]`, one box per map
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`](crate::GradCamError::InvalidArgument) unless there is one
+/// [`InputError::Argument`](crate::InputError::Argument) unless there is one
 /// box per map.
 pub fn pointing_game(maps: Tensor<3>, boxes: &[BBox]) -> Result<Vec<bool>> {
     let [b, h, w] = maps.dims();
@@ -40,7 +40,7 @@ pub fn pointing_game(maps: Tensor<3>, boxes: &[BBox]) -> Result<Vec<bool>> {
 /// - `maps`: `[b, h, w]`, one box per map
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`](crate::GradCamError::InvalidArgument) unless there is one
+/// [`InputError::Argument`](crate::InputError::Argument) unless there is one
 /// box per map.
 pub fn energy_in_box(maps: Tensor<3>, boxes: &[BBox]) -> Result<Vec<f32>> {
     let [b, h, w] = maps.dims();
@@ -66,13 +66,13 @@ pub fn energy_in_box(maps: Tensor<3>, boxes: &[BBox]) -> Result<Vec<f32>> {
 /// - `maps`: `[b, h, w]`, one box per map
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`](crate::GradCamError::InvalidArgument) unless there is one
+/// [`InputError::Argument`](crate::InputError::Argument) unless there is one
 /// box per map and `threshold` is finite.
 pub fn localisation_iou(maps: Tensor<3>, boxes: &[BBox], threshold: f32) -> Result<Vec<f32>> {
     let [b, h, w] = maps.dims();
     check_boxes(b, boxes.len())?;
     if !threshold.is_finite() {
-        return Err(crate::GradCamError::invalid(format!(
+        return Err(crate::GradCamError::argument(format!(
             "threshold {threshold}"
         )));
     }

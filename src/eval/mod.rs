@@ -29,7 +29,7 @@ use crate::error::{GradCamError, Result};
 /// One box per map, or an error.
 fn check_boxes(maps: usize, boxes: usize) -> Result<()> {
     if maps != boxes {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "{boxes} boxes for {maps} maps; give one box per map"
         )));
     }

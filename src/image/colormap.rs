@@ -43,7 +43,7 @@ impl Colormap {
     /// The colours of `values` in `[0, 1]` (clamped; NaN paints as 0), row-major, as an image.
     ///
     /// # Errors
-    /// [`GradCamError::InvalidArgument`] if `values.len() != height * width` or a side is 0 or
+    /// [`InputError::Argument`](crate::InputError::Argument) if `values.len() != height * width` or a side is 0 or
     /// does not fit in `u32`.
     pub fn paint(self, values: &[f32], [height, width]: [usize; 2]) -> Result<RgbImage> {
         check_map(values.len(), [height, width])?;
@@ -76,7 +76,7 @@ pub(crate) fn check_map(len: usize, [height, width]: [usize; 2]) -> Result<()> {
         || u32::try_from(width).is_err()
         || height.checked_mul(width) != Some(len)
     {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "{len} values for a [{height}, {width}] map"
         )));
     }
@@ -85,7 +85,7 @@ pub(crate) fn check_map(len: usize, [height, width]: [usize; 2]) -> Result<()> {
 
 /// Map a signed map to `[0, 1]` with zero at 0.5: `0.5 + 0.5 * x / max|x|`, for the diverging
 /// colormap (the sign stays readable; a zero map is all 0.5, non-finite values become 0.5).
-pub fn signed_to_unit(values: &[f32]) -> Vec<f32> {
+pub fn signed_to_diverging(values: &[f32]) -> Vec<f32> {
     let peak = values
         .iter()
         .filter(|v| v.is_finite())
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn diverging_is_white_at_zero_and_signs_differ() {
-        let unit = signed_to_unit(&[-2.0, 0.0, 1.0, f32::NAN]);
+        let unit = signed_to_diverging(&[-2.0, 0.0, 1.0, f32::NAN]);
         assert_eq!(unit, vec![0.0, 0.5, 0.75, 0.5]);
         let img = Colormap::Diverging.paint(&unit[..3], [1, 3]).unwrap();
         let [neg, zero, pos] = [0, 1, 2].map(|x| img.get_pixel(x, 0).0);

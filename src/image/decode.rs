@@ -6,7 +6,7 @@ use std::path::Path;
 use ::image::error::{DecodingError, ImageError, ImageFormatHint, LimitErrorKind};
 use ::image::{ImageFormat, ImageReader, Limits, RgbImage};
 
-use crate::error::{GradCamError, Result};
+use crate::error::{EnvironmentError, GradCamError, InputError, Result};
 
 /// The decoding limits [`load_image`] applies: at most 16,384 pixels per side and 512 MiB per
 /// allocation (the `image` crate's own default), which admits about 178 megapixels of 8-bit RGB
@@ -19,121 +19,232 @@ pub fn default_limits() -> Limits {
     limits
 }
 
-/// Decode an image file of any common format (PNG, JPEG; RGB, RGBA, grayscale, 16-bit) into
-/// 8-bit RGB, within [`default_limits`]. Alpha is dropped; 16-bit channels are scaled to 8 bits.
+/// Decode an image file of any common format (PNG, JPEG; RGB, RGBA, grayscale, CMYK, 16-bit)
+/// into 8-bit RGB, within [`default_limits`]. Alpha is dropped; 16-bit channels are scaled to 8
+/// bits.
+///
+/// JPEG files decode exactly as Pillow decodes them (`Image.open(..).convert("RGB")`, libjpeg-
+/// turbo inside: integer IDCT, "fancy" chroma upsampling, its CMYK conversion), value for value,
+/// so a map made from a JPEG equals pytorch-grad-cam's from the same file; the decoder is
+/// `libjpeg-turbo-rs`, a pure-Rust libjpeg-turbo (tested against Pillow's decodes of every
+/// subsampling, progressive and arithmetic files, odd sizes, CMYK, trailing data). A JPEG without
+/// its end-of-image marker is refused as truncated; data after that marker (a motion photo's
+/// video) is ignored. No EXIF orientation is applied, as in Pillow.
 ///
 /// # Errors
-/// [`GradCamError::Io`] if the file cannot be read, [`GradCamError::Image`] if it cannot be
-/// decoded (not an image, truncated), [`GradCamError::ImageTooLarge`] beyond the limits.
+/// [`EnvironmentError::Io`](crate::EnvironmentError::Io) if the file cannot be read,
+/// [`InputError::Image`](crate::InputError::Image) if it cannot be decoded (with the decoder's
+/// reason: not an image, truncated, unsupported),
+/// [`InputError::ImageTooLarge`](crate::InputError::ImageTooLarge) beyond the limits.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
     load_image_with_limits(path, default_limits())
 }
 
 /// [`load_image`] with other limits (for example `Limits::no_limits()` for a trusted file).
 ///
+/// For a JPEG, `max_alloc` also bounds the decoder's whole working set at four times its value
+/// (the output and component planes, the coefficients of a progressive file: 8 to 14 bytes a
+/// pixel, so 150 to 270 megapixels within the default limits).
+///
 /// # Errors
 /// As [`load_image`].
 pub fn load_image_with_limits(path: impl AsRef<Path>, limits: Limits) -> Result<RgbImage> {
     let path = path.as_ref();
-    let io = |source| GradCamError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
+    let io = |source| GradCamError::io("read", path, source);
+    let too_large = |limit: &str| -> GradCamError {
+        InputError::ImageTooLarge {
+            path: path.to_path_buf(),
+            limit: limit.to_string(),
+        }
+        .into()
     };
     let max_alloc = limits.max_alloc;
     // The file is read whole (photos are small next to their pixels), within the same limit.
     let size = std::fs::metadata(path).map_err(io)?.len();
     if max_alloc.is_some_and(|max| size > max) {
-        return Err(GradCamError::ImageTooLarge {
-            path: path.to_path_buf(),
-            limit: "file size".to_string(),
-        });
+        return Err(too_large("file size"));
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let mut reader = ImageReader::new(Cursor::new(&bytes[..]))
+    let reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(io)?;
-    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
-        return Err(GradCamError::Image {
-            path: path.to_path_buf(),
-            source: ImageError::Decoding(DecodingError::new(
-                ImageFormatHint::Exact(ImageFormat::Jpeg),
-                "the file ends inside its last scan (truncated)",
-            )),
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        return decode_jpeg(&bytes, &limits).map_err(|error| match error {
+            JpegFailure::TooLarge(limit) => too_large(limit),
+            JpegFailure::Decoding(why) => InputError::Image {
+                path: path.to_path_buf(),
+                source: ImageError::Decoding(DecodingError::new(
+                    ImageFormatHint::Exact(ImageFormat::Jpeg),
+                    why,
+                )),
+            }
+            .into(),
         });
     }
+    let mut reader = reader;
     reader.limits(limits);
     let image = reader.decode().map_err(|source| match source {
-        ImageError::Limits(limit) => GradCamError::ImageTooLarge {
-            path: path.to_path_buf(),
-            limit: match limit.kind() {
-                LimitErrorKind::DimensionError => "width or height".to_string(),
-                LimitErrorKind::InsufficientMemory => "memory".to_string(),
-                _ => limit.to_string(),
-            },
-        },
+        ImageError::Limits(limit) => too_large(match limit.kind() {
+            LimitErrorKind::DimensionError => "width or height",
+            LimitErrorKind::InsufficientMemory => "memory",
+            _ => "a decoder limit",
+        }),
         // A file that ends early is a decoding problem, not the environment's.
         ImageError::IoError(source) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
-            GradCamError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            }
+            GradCamError::io("read", path, source)
         }
-        source => GradCamError::Image {
+        source => InputError::Image {
             path: path.to_path_buf(),
             source,
-        },
+        }
+        .into(),
     })?;
-    // The RGB copy is one more allocation of 3 bytes a pixel: hold it to the same limit.
+    // The RGB copy (none when the file is 8-bit RGB) is one more allocation of 3 bytes a pixel:
+    // hold it to the same limit.
     let rgb_bytes = u64::from(image.width()) * u64::from(image.height()) * 3;
     if max_alloc.is_some_and(|max| rgb_bytes > max) {
-        return Err(GradCamError::ImageTooLarge {
-            path: path.to_path_buf(),
-            limit: "memory".to_string(),
-        });
+        return Err(too_large("memory"));
     }
-    Ok(image.to_rgb8())
+    Ok(image.into_rgb8())
 }
 
-/// Whether a JPEG stream is whole: an end-of-image marker (`FF D9`) follows its last
-/// start-of-scan (`FF DA`). The decoder fills a scan cut short with grey and reports no error;
-/// entropy-coded data never holds a marker (a data byte `FF` is written `FF 00`), and an EXIF
-/// thumbnail's markers come before the image's own scans.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let marker = |code: u8| move |w: &[u8]| w == [0xFF, code];
-    bytes
-        .windows(2)
-        .rposition(marker(0xDA))
-        .is_some_and(|sos| bytes[sos..].windows(2).any(marker(0xD9)))
+/// Why a JPEG was not decoded.
+enum JpegFailure {
+    /// Beyond a limit, found from the header before any pixel buffer exists.
+    TooLarge(&'static str),
+    /// Not decodable: truncated, corrupt, or a kind of JPEG Pillow refuses too.
+    Decoding(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A JPEG decoded as Pillow does (see [`load_image`]), within `limits`.
+fn decode_jpeg(bytes: &[u8], limits: &Limits) -> std::result::Result<RgbImage, JpegFailure> {
+    use libjpeg_turbo_rs::{DecodeLimits, Decoder, PixelFormat};
+    let length = jpeg_length(bytes).ok_or_else(|| {
+        JpegFailure::Decoding("the file ends before its end-of-image marker (truncated)".into())
+    })?;
+    let max_w = limits.max_image_width.unwrap_or(u32::MAX);
+    let max_h = limits.max_image_height.unwrap_or(u32::MAX);
+    let decoder_limits = DecodeLimits {
+        max_width: max_w as usize,
+        max_height: max_h as usize,
+        max_pixels: u64::from(max_w) * u64::from(max_h),
+        max_memory: limits.max_alloc.map(|max| max.saturating_mul(4)),
+        ..DecodeLimits::default()
+    };
+    let failure = |error: libjpeg_turbo_rs::JpegError| match error {
+        libjpeg_turbo_rs::JpegError::LimitExceeded { what, .. } => JpegFailure::TooLarge(what),
+        error => JpegFailure::Decoding(error.into()),
+    };
+    // Reads the markers only: nothing the size of the image is allocated here.
+    let mut decoder =
+        Decoder::new_with_limits(&bytes[..length], decoder_limits).map_err(failure)?;
+    let frame = decoder.header();
+    let (w, h) = (u32::from(frame.width), u32::from(frame.height));
+    if w > max_w || h > max_h {
+        return Err(JpegFailure::TooLarge("width or height"));
+    }
+    if limits
+        .max_alloc
+        .is_some_and(|max| u64::from(w) * u64::from(h) * 3 > max)
+    {
+        return Err(JpegFailure::TooLarge("memory"));
+    }
+    // What Pillow refuses too: 12- or 16-bit samples, 2 components.
+    if frame.precision != 8 {
+        let why = format!(
+            "{}-bit samples are not supported; convert to 8 bits",
+            frame.precision
+        );
+        return Err(JpegFailure::Decoding(why.into()));
+    }
+    if ![1, 3, 4].contains(&frame.components.len()) {
+        let why = format!(
+            "{} colour components are not supported",
+            frame.components.len()
+        );
+        return Err(JpegFailure::Decoding(why.into()));
+    }
+    decoder.set_output_format(PixelFormat::Rgb);
+    // libjpeg's default (the crate's is off): Pillow's progressive decodes smooth the blocks
+    // whose low AC coefficients are not refined yet.
+    decoder.set_block_smoothing(true);
+    // A scan cut short or corrupt before the end marker: libjpeg warns, fills and goes on, and so
+    // does Pillow.
+    decoder.set_lenient(true);
+    let image = decoder.decode_image().map_err(failure)?;
+    RgbImage::from_raw(w, h, image.data).ok_or_else(|| {
+        JpegFailure::Decoding("the decoder returned a buffer of the wrong size".into())
+    })
+}
+
+/// The length of the JPEG stream at the start of `bytes`: up to and including its end-of-image
+/// marker, found by walking its segments from the start (each marker's length; a scan's
+/// entropy-coded data up to the first marker that is neither a stuffed `FF 00` nor a restart).
+/// `None` when the file ends before that marker: a truncated file, which decoders fill with grey
+/// without a word. Whatever follows the marker (a motion photo's video, padding) is not JPEG and
+/// is left out; an EXIF thumbnail lives inside a segment and is skipped with it.
+fn jpeg_length(bytes: &[u8]) -> Option<usize> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // A marker: 0xFF (fill bytes may repeat it), then its code.
+        while *bytes.get(at)? != 0xFF {
+            at += 1; // not a marker where one belongs: skip, as libjpeg does
+        }
+        while *bytes.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        let code = *bytes.get(at + 1)?;
+        at += 2;
+        match code {
+            0xD9 => return Some(at),
+            0xD0..=0xD7 | 0x01 => continue, // restart markers and TEM have no length
+            _ => {}
+        }
+        let length = usize::from(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+        if length < 2 {
+            return None; // a segment's length counts its own two bytes
+        }
+        at += length;
+        if code == 0xDA {
+            // The scan's entropy-coded data: FF 00 is a data byte, FF D0..D7 a restart.
+            loop {
+                if *bytes.get(at)? == 0xFF {
+                    match *bytes.get(at + 1)? {
+                        0x00 | 0xD0..=0xD7 => at += 2,
+                        0xFF => at += 1,
+                        _ => break,
+                    }
+                } else {
+                    at += 1;
+                }
+            }
+        }
+    }
 }
 
 /// Write an RGB image as PNG, creating the parent folder.
 ///
 /// # Errors
-/// [`GradCamError::Io`] if the folder or file cannot be written, [`GradCamError::Encode`] if the
+/// [`EnvironmentError::Io`](crate::EnvironmentError::Io) if the folder or file cannot be written, [`EnvironmentError::Encode`](crate::EnvironmentError::Encode) if the
 /// image cannot be encoded.
 pub fn save_png(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| GradCamError::Io {
-            action: "create the folder of",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|source| GradCamError::io("create the folder of", path, source))?;
     }
     image
         .save_with_format(path, ::image::ImageFormat::Png)
         .map_err(|source| match source {
-            ImageError::IoError(source) => GradCamError::Io {
-                action: "write",
+            ImageError::IoError(source) => GradCamError::io("write", path, source),
+            source => EnvironmentError::Encode {
                 path: path.to_path_buf(),
                 source,
-            },
-            source => GradCamError::Encode {
-                path: path.to_path_buf(),
-                source,
-            },
+            }
+            .into(),
         })
 }
 
@@ -172,11 +283,20 @@ mod tests {
     #[test]
     fn unreadable_and_undecodable_files_are_typed_errors() {
         let missing = load_image(temp("does-not-exist.png")).unwrap_err();
-        assert!(matches!(missing, GradCamError::Io { .. }), "{missing}");
+        assert!(
+            matches!(
+                missing,
+                GradCamError::Environment(EnvironmentError::Io { .. })
+            ),
+            "{missing}"
+        );
         let garbage = temp("garbage.png");
         std::fs::write(&garbage, b"not an image at all").unwrap();
         let err = load_image(&garbage).unwrap_err();
-        assert!(matches!(err, GradCamError::Image { .. }), "{err}");
+        assert!(
+            matches!(err, GradCamError::Input(InputError::Image { .. })),
+            "{err}"
+        );
         assert!(
             std::error::Error::source(&err).is_some(),
             "the decoder's error is kept"
@@ -184,8 +304,11 @@ mod tests {
         let blocked = temp("file-not-dir");
         std::fs::write(&blocked, b"x").unwrap();
         let err = save_png(&RgbImage::new(1, 1), blocked.join("out.png")).unwrap_err();
-        assert!(matches!(err, GradCamError::Io { .. }), "{err}");
-        assert_eq!(err.fault(), crate::Fault::Environment);
+        assert!(
+            matches!(err, GradCamError::Environment(EnvironmentError::Io { .. })),
+            "{err}"
+        );
+        assert!(matches!(err, GradCamError::Environment(_)));
     }
 
     #[test]
@@ -213,7 +336,7 @@ mod tests {
                 std::fs::write(&path, &bytes[..cut]).unwrap();
                 let err = load_image(&path).unwrap_err();
                 assert!(
-                    matches!(err, GradCamError::Image { .. }),
+                    matches!(err, GradCamError::Input(InputError::Image { .. })),
                     "{name} at {cut}: {err}"
                 );
             }
@@ -221,14 +344,24 @@ mod tests {
     }
 
     #[test]
-    fn the_end_of_image_check_reads_markers_not_data() {
-        let sos_then_eoi = [0xFF, 0xD8, 0xFF, 0xDA, 1, 0xFF, 0x00, 2, 0xFF, 0xD9];
-        assert!(jpeg_is_complete(&sos_then_eoi));
-        // A thumbnail's end-of-image before the image's own scan does not count.
-        assert!(!jpeg_is_complete(&[
-            0xFF, 0xD9, 0xFF, 0xDA, 1, 0xFF, 0x00, 2
-        ]));
-        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 0xFF, 0xD9]));
+    fn the_end_of_image_is_found_by_walking_segments_not_by_searching_bytes() {
+        // SOI, an APP1 segment holding a thumbnail's own SOS/EOI, SOS with stuffed and restart
+        // bytes, EOI, then trailing data with FF DA in it (a motion photo's video).
+        let app1 = [0xFF, 0xE1, 0x00, 0x08, 0xFF, 0xDA, 0xFF, 0xD9, 0xAB, 0xCD];
+        let scan = [
+            0xFF, 0xDA, 0x00, 0x02, 1, 0xFF, 0x00, 2, 0xFF, 0xD3, 3, 0xFF, 0xD9,
+        ];
+        let mut jpeg = vec![0xFF, 0xD8];
+        jpeg.extend(app1);
+        jpeg.extend(scan);
+        let end = jpeg.len();
+        jpeg.extend([0x00, 0xFF, 0xDA, 0x12, 0x34]);
+        assert_eq!(jpeg_length(&jpeg), Some(end));
+        // Cut anywhere before the end-of-image marker: truncated.
+        for cut in 2..end {
+            assert_eq!(jpeg_length(&jpeg[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(jpeg_length(b"not a jpeg"), None);
     }
 
     #[test]
@@ -251,7 +384,10 @@ mod tests {
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size < 1 << 20, "the file is small: {size} bytes");
         let err = load_image(&path).unwrap_err();
-        assert!(matches!(err, GradCamError::ImageTooLarge { .. }), "{err}");
-        assert_eq!(err.fault(), crate::Fault::Input);
+        assert!(
+            matches!(err, GradCamError::Input(InputError::ImageTooLarge { .. })),
+            "{err}"
+        );
+        assert!(matches!(err, GradCamError::Input(_)));
     }
 }

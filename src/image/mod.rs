@@ -10,8 +10,8 @@ mod resize;
 
 pub use ::image::{Limits, RgbImage};
 pub use batches::{PhotoBatch, PhotoBatches};
-pub use colormap::{Colormap, signed_to_unit};
+pub use colormap::{Colormap, signed_to_diverging};
 pub use decode::{default_limits, load_image, load_image_with_limits, save_png};
-pub use overlay::{overlay, resize_map, strip};
+pub use overlay::{overlay, resize_map, side_by_side};
 pub use preprocess::{ChannelOrder, MAX_SIDE, Preprocess};
 pub use resize::Resize;

@@ -10,7 +10,7 @@ use crate::error::{GradCamError, Result};
 /// Resize a row-major `[h, w]` map to `[height, width]` with bilinear interpolation.
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] if `values.len() != h * w`, a side is 0, or the target side
+/// [`InputError::Argument`](crate::InputError::Argument) if `values.len() != h * w`, a side is 0, or the target side
 /// exceeds [`MAX_SIDE`].
 pub fn resize_map(
     values: &[f32],
@@ -19,7 +19,7 @@ pub fn resize_map(
 ) -> Result<Vec<f32>> {
     check_map(values.len(), [h, w])?;
     if height == 0 || width == 0 || height > MAX_SIDE || width > MAX_SIDE {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "resize to [{height}, {width}]: each side must be 1 to {MAX_SIDE}"
         )));
     }
@@ -35,16 +35,16 @@ pub fn resize_map(
 /// to the photo (so the overlay keeps the photo's own resolution and aspect ratio).
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] if `alpha` is not in `[0, 1]` or an image is empty.
+/// [`InputError::Argument`](crate::InputError::Argument) if `alpha` is not in `[0, 1]` or an image is empty.
 pub fn overlay(photo: &RgbImage, heat: &RgbImage, alpha: f32) -> Result<RgbImage> {
     if !(0.0..=1.0).contains(&alpha) {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "overlay alpha {alpha}: must be in [0, 1]"
         )));
     }
     let (w, h) = photo.dimensions();
     if w == 0 || h == 0 || heat.width() == 0 || heat.height() == 0 {
-        return Err(GradCamError::invalid("overlay of an empty image"));
+        return Err(GradCamError::argument("overlay of an empty image"));
     }
     let heat = if heat.dimensions() == (w, h) {
         heat.clone()
@@ -63,18 +63,18 @@ pub fn overlay(photo: &RgbImage, heat: &RgbImage, alpha: f32) -> Result<RgbImage
 /// Images side by side, top-aligned, with a small white gap.
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] for no images, or a strip wider than [`MAX_SIDE`] times
+/// [`InputError::Argument`](crate::InputError::Argument) for no images, or a strip wider than [`MAX_SIDE`] times
 /// the number of images.
-pub fn strip(images: &[RgbImage]) -> Result<RgbImage> {
+pub fn side_by_side(images: &[RgbImage]) -> Result<RgbImage> {
     const GAP: u64 = 4;
     if images.is_empty() {
-        return Err(GradCamError::invalid("a strip of no images"));
+        return Err(GradCamError::argument("a strip of no images"));
     }
     let width =
         images.iter().map(|i| u64::from(i.width())).sum::<u64>() + GAP * (images.len() as u64 - 1);
     let height = images.iter().map(|i| i.height()).max().unwrap_or(0);
     if width > (MAX_SIDE * images.len()) as u64 || height as usize > MAX_SIDE {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "a strip of {width} x {height} pixels is too large"
         )));
     }
@@ -98,7 +98,7 @@ mod tests {
         let out = overlay(&photo, &heat, 0.5).unwrap();
         assert_eq!(out.dimensions(), (4, 2));
         assert_eq!(out.get_pixel(3, 1).0, [150, 50, 100]);
-        let s = strip(&[photo.clone(), out]).unwrap();
+        let s = side_by_side(&[photo.clone(), out]).unwrap();
         assert_eq!(s.dimensions(), (12, 2));
         assert_eq!(
             resize_map(&[0.0, 1.0], [1, 2], [1, 2]).unwrap(),
@@ -129,6 +129,6 @@ mod tests {
         assert!(overlay(&photo, &photo, 1.5).is_err());
         assert!(overlay(&photo, &photo, f32::NAN).is_err());
         assert!(overlay(&RgbImage::new(0, 0), &photo, 0.5).is_err());
-        assert!(strip(&[]).is_err());
+        assert!(side_by_side(&[]).is_err());
     }
 }

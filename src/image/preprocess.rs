@@ -60,7 +60,7 @@ impl Preprocess {
     /// - returns `[images.len(), 3, height, width]`
     ///
     /// # Errors
-    /// [`GradCamError::InvalidArgument`] for no images, an empty image, a size of 0 or above
+    /// [`InputError::Argument`](crate::InputError::Argument) for no images, an empty image, a size of 0 or above
     /// [`MAX_SIDE`], or a `scale`, mean or standard deviation that is not finite (or a standard
     /// deviation of 0).
     pub fn to_tensor(&self, images: &[RgbImage], device: &Device) -> Result<Tensor<4>> {
@@ -73,11 +73,14 @@ impl Preprocess {
     }
 
     /// [`Preprocess::to_tensor`]'s values on the host, `[images.len(), 3, height, width]`
-    /// row-major.
-    pub(crate) fn values(&self, images: &[RgbImage]) -> Result<Vec<f32>> {
+    /// row-major: for a tensor made later, or from photos prepared one at a time.
+    ///
+    /// # Errors
+    /// As [`Preprocess::to_tensor`].
+    pub fn values(&self, images: &[RgbImage]) -> Result<Vec<f32>> {
         self.check()?;
         if images.is_empty() {
-            return Err(GradCamError::invalid("no images to preprocess"));
+            return Err(GradCamError::argument("no images to preprocess"));
         }
         let [h, w] = self.size;
         let plane = 3 * h * w;
@@ -106,7 +109,7 @@ impl Preprocess {
     fn check(&self) -> Result<()> {
         let [h, w] = self.size;
         if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
-            return Err(GradCamError::invalid(format!(
+            return Err(GradCamError::argument(format!(
                 "preprocessing size {:?}: each side must be 1 to {MAX_SIDE}",
                 self.size
             )));
@@ -115,7 +118,7 @@ impl Preprocess {
             && self.mean.iter().all(|m| m.is_finite())
             && self.std.iter().all(|s| s.is_finite() && *s != 0.0);
         if !finite {
-            return Err(GradCamError::invalid(format!(
+            return Err(GradCamError::argument(format!(
                 "preprocessing scale {}, mean {:?}, std {:?}: all must be finite and std non-zero",
                 self.scale, self.mean, self.std
             )));
@@ -178,7 +181,7 @@ mod tests {
                 .to_tensor(std::slice::from_ref(&image), &device)
                 .unwrap_err();
             assert!(
-                matches!(err, GradCamError::InvalidArgument { .. }),
+                matches!(err, GradCamError::Input(crate::InputError::Argument { .. })),
                 "{p:?}: {err}"
             );
         }

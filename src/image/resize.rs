@@ -12,7 +12,6 @@
 //! maps by more than the oracle's float32 bounds. Written here, the inputs are Pillow's exactly.
 
 use ::image::RgbImage;
-use ::image::imageops;
 
 use crate::error::{GradCamError, Result};
 
@@ -40,20 +39,23 @@ pub enum Resize {
 impl Resize {
     /// `image` resized to `[height, width]` as this variant says.
     ///
+    /// Memory and time go with the output (and the input rows it reads), not with the resized
+    /// photo before a crop: only the cropped window of [`Resize::ShorterSideThenCenterCrop`] is
+    /// computed, which gives the same values as resizing the whole photo and cropping (each output
+    /// pixel depends on its filter taps only).
+    ///
     /// # Errors
-    /// [`GradCamError::InvalidArgument`] for an empty image, or a `shorter` side smaller than
-    /// the crop.
+    /// [`InputError::Argument`](crate::InputError::Argument) for an empty image or output, or a
+    /// `shorter` side smaller than the crop.
     pub fn apply(self, image: &RgbImage, [height, width]: [usize; 2]) -> Result<RgbImage> {
         let (w, h) = nonempty(image.dimensions())?;
-        let (out_w, out_h) = (width as u32, height as u32);
+        let out = output_size([height, width])?;
         match self {
-            Self::Bilinear => pil(image, out_w, out_h, Filter::Bilinear),
-            Self::Bicubic => pil(image, out_w, out_h, Filter::Bicubic),
+            Self::Bilinear => pil(image, full(out), Filter::Bilinear),
+            Self::Bicubic => pil(image, full(out), Filter::Bicubic),
             Self::ShorterSideThenCenterCrop { shorter } => {
-                let crop = Crop::new(shorter, (w, h), (out_w, out_h))?;
-                let (rw, rh) = crop.resized;
-                let resized = pil(image, rw, rh, Filter::Bilinear)?;
-                Ok(imageops::crop_imm(&resized, crop.left, crop.top, out_w, out_h).to_image())
+                let crop = Crop::new(shorter, (w, h), out)?;
+                pil(image, crop.window(out), Filter::Bilinear)
             }
         }
     }
@@ -71,20 +73,23 @@ impl Resize {
         [height, width]: [usize; 2],
     ) -> Result<(u32, u32, u32, u32)> {
         let (w, h) = nonempty(photo)?;
+        let out = output_size([height, width])?;
         let Self::ShorterSideThenCenterCrop { shorter } = self else {
             return Ok((0, 0, w, h));
         };
-        let (out_w, out_h) = (width as u32, height as u32);
-        let crop = Crop::new(shorter, (w, h), (out_w, out_h))?;
+        let crop = Crop::new(shorter, (w, h), out)?;
         let (rw, rh) = crop.resized;
-        let (sx, sy) = (f64::from(w) / f64::from(rw), f64::from(h) / f64::from(rh));
-        let back = |v: u32, s: f64| (f64::from(v) * s).round() as u32;
-        let (x, y) = (back(crop.left, sx), back(crop.top, sy));
+        let (sx, sy) = (f64::from(w) / rw as f64, f64::from(h) / rh as f64);
+        let back = |v: u64, s: f64| ((v as f64 * s).round() as u32).min(w.max(h));
+        let (x, y) = (
+            back(crop.left, sx).min(w - 1),
+            back(crop.top, sy).min(h - 1),
+        );
         Ok((
             x,
             y,
-            back(out_w, sx).clamp(1, w - x),
-            back(out_h, sy).clamp(1, h - y),
+            back(u64::from(out.0), sx).clamp(1, w - x),
+            back(u64::from(out.1), sy).clamp(1, h - y),
         ))
     }
 }
@@ -92,30 +97,52 @@ impl Resize {
 /// `(width, height)`, or an error for an image of zero pixels.
 fn nonempty((w, h): (u32, u32)) -> Result<(u32, u32)> {
     if w == 0 || h == 0 {
-        return Err(GradCamError::invalid("an image of zero pixels"));
+        return Err(GradCamError::argument("an image of zero pixels"));
     }
     Ok((w, h))
+}
+
+/// The output's `(width, height)`, or an error for an empty one or one beyond `u32`.
+fn output_size([height, width]: [usize; 2]) -> Result<(u32, u32)> {
+    match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(GradCamError::argument(format!(
+            "a resize to {height} x {width}: each side must be 1 to {}",
+            u32::MAX
+        ))),
+    }
+}
+
+/// The resampled size and the window of it to compute: `(resized width, resized height)` and
+/// `(left, top, width, height)` of the window.
+type Window = ((u64, u64), (u64, u64, u32, u32));
+
+/// The whole of an `(width, height)` output.
+fn full((w, h): (u32, u32)) -> Window {
+    ((u64::from(w), u64::from(h)), (0, 0, w, h))
 }
 
 /// torchvision's `Resize(shorter) + CenterCrop`: the size after the resize and the crop's
 /// offset in it.
 struct Crop {
     /// `(width, height)` after `Resize(shorter)`: the shorter side to `shorter`, the longer one
-    /// to `floor(shorter * long / short)`.
-    resized: (u32, u32),
-    left: u32,
-    top: u32,
+    /// to `floor(shorter * long / short)` (in `u64`: a thin photo's longer side can exceed any
+    /// image, and is never materialised).
+    resized: (u64, u64),
+    left: u64,
+    top: u64,
 }
 
 impl Crop {
     fn new(shorter: u32, (w, h): (u32, u32), (out_w, out_h): (u32, u32)) -> Result<Self> {
         if shorter < out_w.max(out_h) {
-            return Err(GradCamError::invalid(format!(
+            return Err(GradCamError::argument(format!(
                 "a shorter side of {shorter} cannot be cropped to {out_h} x {out_w}"
             )));
         }
-        let (short, long) = (w.min(h), w.max(h));
-        let scaled = (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
+        let (short, long) = (u64::from(w.min(h)), u64::from(w.max(h)));
+        let shorter = u64::from(shorter);
+        let scaled = shorter * long / short;
         let (rw, rh) = if w <= h {
             (shorter, scaled)
         } else {
@@ -123,14 +150,19 @@ impl Crop {
         };
         Ok(Self {
             resized: (rw, rh),
-            left: centre(rw, out_w),
-            top: centre(rh, out_h),
+            left: centre(rw, u64::from(out_w)),
+            top: centre(rh, u64::from(out_h)),
         })
+    }
+
+    /// The resize, and the crop of `(width, height)` as the window to compute.
+    fn window(&self, (out_w, out_h): (u32, u32)) -> Window {
+        (self.resized, (self.left, self.top, out_w, out_h))
     }
 }
 
 /// torchvision's crop offset: `int(round((size - crop) / 2))`, ties to even.
-fn centre(size: u32, crop: u32) -> u32 {
+fn centre(size: u64, crop: u64) -> u64 {
     let d = size - crop;
     let half = d / 2;
     if d % 2 == 1 && half % 2 == 1 {
@@ -171,17 +203,22 @@ const A: f64 = -0.5;
 /// Pillow's fixed-point precision for 8-bit images.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// For each of `out` output pixels along an axis of `size` input pixels: the first input pixel
-/// and the fixed-point weights of the pixels from there (Pillow's `precompute_coeffs` and
-/// `normalize_coeffs_8bpc`).
-fn coefficients(size: u32, out: u32, filter: Filter) -> Vec<(usize, Vec<i32>)> {
-    let scale = f64::from(size) / f64::from(out);
+/// For each output pixel `i` in `window` of `out` output pixels along an axis of `size` input
+/// pixels: the first input pixel and the fixed-point weights of the pixels from there (Pillow's
+/// `precompute_coeffs` and `normalize_coeffs_8bpc`, for the pixels asked for only).
+fn coefficients(
+    size: u32,
+    out: u64,
+    window: std::ops::Range<u64>,
+    filter: Filter,
+) -> Vec<(usize, Vec<i32>)> {
+    let scale = f64::from(size) / out as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
     let ss = 1.0 / filterscale; // multiplied, not divided: Pillow's rounding
-    (0..out)
+    window
         .map(|i| {
-            let center = (f64::from(i) + 0.5) * scale;
+            let center = (i as f64 + 0.5) * scale;
             // C's (int) casts truncate toward zero.
             let min = ((center - support + 0.5) as i64).max(0) as usize;
             let max = ((center + support + 0.5) as i64).min(i64::from(size)) as usize;
@@ -211,51 +248,73 @@ fn clip8(sum: i64) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// PIL's `Image.resize((width, height), filter)` of an RGB image: the horizontal pass, then the
-/// vertical one, each skipped where that side keeps its size.
-fn pil(image: &RgbImage, width: u32, height: u32, filter: Filter) -> Result<RgbImage> {
+/// A window of PIL's `Image.resize((width, height), filter)` of an RGB image: the horizontal
+/// pass over the input rows the window's vertical taps read, then the vertical one, each
+/// skipped where that side keeps its size.
+fn pil(
+    image: &RgbImage,
+    ((width, height), (x0, y0, ww, wh)): Window,
+    filter: Filter,
+) -> Result<RgbImage> {
     let (w, h) = image.dimensions();
+    let (ww_, wh_) = (ww as usize, wh as usize);
+    let src = image.as_raw(); // [h, w, 3]
     let half = 1i64 << (PRECISION_BITS - 1);
-    let mut rows = image.as_raw().clone(); // [h, w, 3]
-    let mut row_width = w as usize;
-    if width != w {
-        let coefficients = coefficients(w, width, filter);
-        let mut out = vec![0u8; h as usize * width as usize * 3];
-        for y in 0..h as usize {
-            let src = &rows[y * row_width * 3..(y + 1) * row_width * 3];
-            for (x, (first, weights)) in coefficients.iter().enumerate() {
-                for c in 0..3 {
-                    let sum = weights.iter().enumerate().fold(half, |s, (j, k)| {
-                        s + i64::from(src[(first + j) * 3 + c]) * i64::from(*k)
-                    });
-                    out[(y * width as usize + x) * 3 + c] = clip8(sum);
+    let vertical =
+        (height != u64::from(h)).then(|| coefficients(h, height, y0..y0 + u64::from(wh), filter));
+    let rows = match &vertical {
+        Some(taps) => {
+            let first = taps.iter().map(|(f, _)| *f).min().unwrap_or(0);
+            let last = taps.iter().map(|(f, k)| f + k.len()).max().unwrap_or(0);
+            first..last
+        }
+        None => y0 as usize..y0 as usize + wh_,
+    };
+    let horizontal =
+        (width != u64::from(w)).then(|| coefficients(w, width, x0..x0 + u64::from(ww), filter));
+    let stride = ww_ * 3;
+    let mut pass = vec![0u8; rows.len() * stride]; // [rows, ww, 3]
+    for (r, y) in rows.clone().enumerate() {
+        let line = &src[y * w as usize * 3..(y + 1) * w as usize * 3];
+        let out = &mut pass[r * stride..(r + 1) * stride];
+        match &horizontal {
+            Some(taps) => {
+                for (x, (first, weights)) in taps.iter().enumerate() {
+                    for c in 0..3 {
+                        let sum = weights.iter().enumerate().fold(half, |s, (j, k)| {
+                            s + i64::from(line[(first + j) * 3 + c]) * i64::from(*k)
+                        });
+                        out[x * 3 + c] = clip8(sum);
+                    }
                 }
             }
+            None => out.copy_from_slice(&line[x0 as usize * 3..x0 as usize * 3 + stride]),
         }
-        rows = out;
-        row_width = width as usize;
     }
-    if height != h {
-        let coefficients = coefficients(h, height, filter);
-        let stride = row_width * 3;
-        let mut out = vec![0u8; height as usize * stride];
-        for (y, (first, weights)) in coefficients.iter().enumerate() {
-            for v in 0..stride {
-                let sum = weights.iter().enumerate().fold(half, |s, (j, k)| {
-                    s + i64::from(rows[(first + j) * stride + v]) * i64::from(*k)
-                });
-                out[y * stride + v] = clip8(sum);
+    let pixels = match &vertical {
+        Some(taps) => {
+            let mut out = vec![0u8; wh_ * stride];
+            for (y, (first, weights)) in taps.iter().enumerate() {
+                let first = first - rows.start;
+                for v in 0..stride {
+                    let sum = weights.iter().enumerate().fold(half, |s, (j, k)| {
+                        s + i64::from(pass[(first + j) * stride + v]) * i64::from(*k)
+                    });
+                    out[y * stride + v] = clip8(sum);
+                }
             }
+            out
         }
-        rows = out;
-    }
-    RgbImage::from_raw(width, height, rows)
-        .ok_or_else(|| GradCamError::invalid("resizing: a buffer of the wrong length"))
+        None => pass,
+    };
+    RgbImage::from_raw(ww, wh, pixels)
+        .ok_or_else(|| GradCamError::argument("resizing: a buffer of the wrong length"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::image::imageops;
 
     #[test]
     fn centre_crop_offsets_round_half_to_even_like_python() {
@@ -291,7 +350,41 @@ mod tests {
         let err = Resize::ShorterSideThenCenterCrop { shorter: 200 }
             .apply(&photo, [224, 224])
             .unwrap_err();
-        assert!(matches!(err, GradCamError::InvalidArgument { .. }));
+        assert!(matches!(
+            err,
+            GradCamError::Input(crate::InputError::Argument { .. })
+        ));
+    }
+
+    #[test]
+    fn the_crop_window_equals_the_crop_of_the_whole_resize() {
+        // A photo with detail everywhere; the window is computed alone, the reference resizes the
+        // whole photo to 45 x 40 and crops it as torchvision does.
+        let photo = RgbImage::from_fn(37, 33, |x, y| {
+            ::image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (200 - x - y) as u8])
+        });
+        let resize = Resize::ShorterSideThenCenterCrop { shorter: 40 };
+        let window = resize.apply(&photo, [32, 32]).unwrap();
+        let whole = pil(&photo, full((44, 40)), Filter::Bilinear).unwrap();
+        let crop = imageops::crop_imm(&whole, 6, 4, 32, 32).to_image();
+        assert_eq!(window, crop);
+    }
+
+    #[test]
+    fn a_thin_photo_resized_past_any_image_size_costs_its_crop_only() {
+        // 1 x 65536 with the shorter side to 65536: the resized photo would be 65536 x 2^32
+        // pixels (once a subtraction overflow, or 13 GB); only the 224 x 224 crop is computed.
+        let photo = RgbImage::from_fn(1, 65_536, |_, y| ::image::Rgb([(y % 251) as u8, 7, 9]));
+        let resize = Resize::ShorterSideThenCenterCrop { shorter: 65_536 };
+        let out = resize.apply(&photo, [224, 224]).unwrap();
+        assert_eq!(out.dimensions(), (224, 224));
+        assert!(out.pixels().all(|p| p.0[1] == 7 && p.0[2] == 9));
+        let (x, y, w, h) = resize.source_region((1, 65_536), [224, 224]).unwrap();
+        assert!(
+            x == 0 && w == 1 && h >= 1 && y + h <= 65_536,
+            "{:?}",
+            (x, y, w, h)
+        );
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! Network via Gradient-free Localization", WACV 2020
 //! ([paper](https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf)).
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 
 use super::{CamMap, CamMethod, LayerCapture, Rerun};
-use crate::error::{GradCamError, Result};
+use crate::error::{NumericalError, Result};
 use crate::host::read;
 
 /// Ablation-CAM: each channel weighted by the relative drop of the score when it is zeroed,
@@ -44,9 +44,10 @@ impl CamMethod for AblationCam {
     fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
         let original = model.original_scores(); // [n, m]
         if read(original.clone()).contains(&0.0) {
-            return Err(GradCamError::NonFinite {
-                what: "Ablation-CAM weights (a target score is 0, and they divide by it)".into(),
-            });
+            return Err(NumericalError::ZeroScore {
+                method: self.name(),
+            }
+            .into());
         }
         let [n, k, _, _] = layer.activations.dims();
         let device = original.device();
@@ -57,7 +58,8 @@ impl CamMethod for AblationCam {
             for (start, chunk) in self.chunks.of(k)? {
                 let mut keep = vec![1.0f32; chunk * k];
                 (0..chunk).for_each(|r| keep[r * k + start + r] = 0.0);
-                let keep = Tensor::<4>::from_data(TensorData::new(keep, [chunk, k, 1, 1]), &device);
+                let keep = TensorData::new(keep, [chunk, k, 1, 1]);
+                let keep = Tensor::<4>::from_data(keep, (&device, DType::F32)); // as A
                 scores.push(model.scores_with_layer(&layer.name, a.clone() * keep, i)?); // [chunk, m]
                 self.chunks
                     .report(&layer.name, i * k + start + chunk, n * k);

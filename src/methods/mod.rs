@@ -34,7 +34,7 @@
 //!   layer.
 //! - **Every backend**: every method runs the same code on `flex`, `ndarray`, `wgpu` and
 //!   `vulkan`. The Eigen methods read the activations back and project on the host in `f64`.
-//! - **The CubeCL kernel** ([`weighted_sum`](crate::weighted_sum)) forms the map of every method
+//! - **The CubeCL kernel** ([`weighted_sum`](crate::kernels::weighted_sum)) forms the map of every method
 //!   that returns channel weights (Grad-CAM, Grad-CAM++, XGrad-CAM, Score-CAM, Ablation-CAM);
 //!   HiResCAM, Element-wise Grad-CAM and LayerCAM weight each pixel, so their map is an
 //!   element-wise product and a channel sum in tensor ops.
@@ -60,7 +60,7 @@ impl Chunks {
     fn of(&self, total: usize) -> Result<impl Iterator<Item = (usize, usize)>> {
         let size = self.batch_size;
         if size == 0 {
-            return Err(GradCamError::invalid("a batch size of 0; use at least 1"));
+            return Err(GradCamError::argument("a batch size of 0; use at least 1"));
         }
         Ok((0..total)
             .step_by(size)
@@ -123,17 +123,7 @@ macro_rules! chunked_method {
     };
 }
 
-mod ablation_cam;
-mod eigen_cam;
-mod eigen_grad_cam;
-mod element_wise;
-mod grad_cam;
-mod grad_cam_plus_plus;
-mod hires_cam;
-mod layer_cam;
 mod projection;
-mod score_cam;
-mod xgrad_cam;
 
 use std::fmt;
 use std::str::FromStr;
@@ -141,19 +131,72 @@ use std::sync::Arc;
 
 use burn::tensor::Tensor;
 
-use crate::error::{GradCamError, Result};
+use crate::error::{GradCamError, InputError, Result};
 
-pub use ablation_cam::AblationCam;
-pub use eigen_cam::EigenCam;
-pub use eigen_grad_cam::EigenGradCam;
-pub use element_wise::ElementWiseGradCam;
-pub use grad_cam::GradCam;
-pub use grad_cam_plus_plus::GradCamPlusPlus;
-pub use hires_cam::HiResCam;
-pub use layer_cam::LayerCam;
 pub use projection::first_component_projection;
-pub use score_cam::ScoreCam;
-pub use xgrad_cam::XGradCam;
+
+/// The built-in methods, one line each: the [`Method`] variant, then the file and the type that
+/// implements it. Everything that lists methods (the command's help, the example, the benches,
+/// the README's table, checked by a test) reads [`Method::ALL`]; adding a method is its file and
+/// one line here.
+macro_rules! builtin_methods {
+    ($($variant:ident => $file:ident :: $method:ident,)+) => {
+        $(
+            mod $file;
+            pub use $file::$method;
+        )+
+
+        /// The built-in methods by name, for command lines and configuration files: each the
+        /// method of the same name with its default settings.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Method {
+            $(
+                #[doc = concat!("[`", stringify!($method), "`].")]
+                $variant,
+            )+
+        }
+
+        impl Method {
+            /// Every built-in method, in the order of the README's table.
+            pub const ALL: [Method; [$(Method::$variant),+].len()] = [$(Method::$variant),+];
+
+            /// The method with its default settings.
+            pub fn build(self) -> Arc<dyn CamMethod> {
+                match self {
+                    $(Method::$variant => Arc::new($method::default()),)+
+                }
+            }
+
+            /// The name, as [`CamMethod::name`] spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Method::$variant => CamMethod::name(&$method::default()),)+
+                }
+            }
+        }
+    };
+}
+
+builtin_methods! {
+    GradCam => grad_cam::GradCam,
+    GradCamPlusPlus => grad_cam_plus_plus::GradCamPlusPlus,
+    XGradCam => xgrad_cam::XGradCam,
+    HiResCam => hires_cam::HiResCam,
+    ElementWiseGradCam => element_wise::ElementWiseGradCam,
+    LayerCam => layer_cam::LayerCam,
+    EigenCam => eigen_cam::EigenCam,
+    EigenGradCam => eigen_grad_cam::EigenGradCam,
+    ScoreCam => score_cam::ScoreCam,
+    AblationCam => ablation_cam::AblationCam,
+}
+
+impl Default for Method {
+    /// Grad-CAM.
+    fn default() -> Self {
+        Self::GradCam
+    }
+}
 
 /// A class-activation-map method: from one layer's activations (and gradients) to a map.
 ///
@@ -289,70 +332,6 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// The built-in methods by name, for command lines and configuration files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Method {
-    /// [`GradCam`].
-    #[default]
-    GradCam,
-    /// [`GradCamPlusPlus`].
-    GradCamPlusPlus,
-    /// [`XGradCam`].
-    XGradCam,
-    /// [`HiResCam`].
-    HiResCam,
-    /// [`ElementWiseGradCam`].
-    ElementWiseGradCam,
-    /// [`LayerCam`].
-    LayerCam,
-    /// [`EigenCam`].
-    EigenCam,
-    /// [`EigenGradCam`].
-    EigenGradCam,
-    /// [`ScoreCam`] with its default settings.
-    ScoreCam,
-    /// [`AblationCam`] with its default settings.
-    AblationCam,
-}
-
-impl Method {
-    /// Every built-in method.
-    pub const ALL: [Method; 10] = [
-        Method::GradCam,
-        Method::GradCamPlusPlus,
-        Method::XGradCam,
-        Method::HiResCam,
-        Method::ElementWiseGradCam,
-        Method::LayerCam,
-        Method::EigenCam,
-        Method::EigenGradCam,
-        Method::ScoreCam,
-        Method::AblationCam,
-    ];
-
-    /// The method with its default settings.
-    pub fn build(self) -> Arc<dyn CamMethod> {
-        match self {
-            Method::GradCam => Arc::new(GradCam),
-            Method::GradCamPlusPlus => Arc::new(GradCamPlusPlus),
-            Method::XGradCam => Arc::new(XGradCam),
-            Method::HiResCam => Arc::new(HiResCam),
-            Method::ElementWiseGradCam => Arc::new(ElementWiseGradCam),
-            Method::LayerCam => Arc::new(LayerCam),
-            Method::EigenCam => Arc::new(EigenCam),
-            Method::EigenGradCam => Arc::new(EigenGradCam),
-            Method::ScoreCam => Arc::new(ScoreCam::new()),
-            Method::AblationCam => Arc::new(AblationCam::new()),
-        }
-    }
-
-    /// The name, as [`CamMethod::name`] spells it.
-    pub fn name(self) -> &'static str {
-        self.build().name()
-    }
-}
-
 /// A built-in method with its default settings is a method itself.
 impl CamMethod for Method {
     fn name(&self) -> &'static str {
@@ -386,10 +365,10 @@ impl FromStr for Method {
             .find(|m| m.name() == wanted)
             .ok_or_else(|| {
                 let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
-                GradCamError::invalid(format!(
-                    "unknown method `{s}`; the methods are {}",
-                    names.join(", ")
-                ))
+                InputError::Argument {
+                    what: format!("unknown method `{s}`; the methods are {}", names.join(", ")),
+                }
+                .into()
             })
     }
 }
@@ -407,5 +386,22 @@ mod tests {
         assert_eq!("Grad_CAM".parse::<Method>().unwrap(), Method::GradCam);
         let err = "gradcam".parse::<Method>().unwrap_err();
         assert!(err.to_string().contains("score-cam"), "{err}");
+    }
+
+    #[test]
+    fn the_readmes_table_lists_every_method_in_order() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("## The methods").expect("the methods section")..];
+        let rows: Vec<&str> = table
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|row| row.strip_prefix("| `")?.split('`').next())
+            .collect();
+        let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(
+            rows, names,
+            "README.md's method table and Method::ALL disagree"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The first-principal-component projection shared by Eigen-CAM and EigenGrad-CAM.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use nalgebra::{DMatrix, SymmetricEigen};
 
 use crate::error::{GradCamError, Result};
@@ -21,15 +21,13 @@ use crate::host::read;
 /// - returns `[b, h, w]`
 ///
 /// # Errors
-/// [`GradCamError::NonFinite`] if `x` holds NaN or infinity.
+/// [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if `x` holds NaN or infinity.
 pub fn first_component_projection(x: Tensor<4>) -> Result<Tensor<3>> {
     let [b, k, h, w] = x.dims();
     let device = x.device().without_autodiff();
     let values = read(x);
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(GradCamError::NonFinite {
-            what: "activations of the projection".to_string(),
-        });
+        return Err(GradCamError::non_finite("activations of the projection"));
     }
     let p = h * w;
     let mut out = Vec::with_capacity(b * p);
@@ -61,7 +59,11 @@ pub fn first_component_projection(x: Tensor<4>) -> Result<Tensor<3>> {
         }
         out.extend(projection.iter().map(|v| *v as f32));
     }
-    Ok(Tensor::from_data(TensorData::new(out, [b, h, w]), &device))
+    // f32 whatever the device's default float type (an f16 device would convert host f32s).
+    Ok(Tensor::from_data(
+        TensorData::new(out, [b, h, w]),
+        (&device, DType::F32),
+    ))
 }
 
 /// The eigenvector of the largest eigenvalue of a symmetric positive semi-definite matrix.
@@ -136,7 +138,9 @@ mod tests {
         );
         assert!(matches!(
             first_component_projection(x),
-            Err(GradCamError::NonFinite { .. })
+            Err(GradCamError::Numerical(
+                crate::NumericalError::NonFinite { .. }
+            ))
         ));
     }
 }

@@ -9,7 +9,8 @@ use burn::tensor::{Device, Tensor};
 use super::fold::fold;
 use super::layers::conv_bn;
 use crate::image::{ChannelOrder, Preprocess, Resize};
-use crate::probe::{CamModel, Probe};
+use crate::model::GradCam;
+use crate::probe::Probe;
 
 /// Convolution (no bias) and BatchNorm.
 #[derive(Module, Debug)]
@@ -199,7 +200,7 @@ impl EfficientNetLite0 {
     }
 }
 
-impl CamModel for EfficientNetLite0 {
+impl GradCam for EfficientNetLite0 {
     fn layers(&self) -> Vec<String> {
         let mut layers = vec!["stem".to_string()];
         layers.extend((0..self.blocks.len()).map(|i| format!("blocks.{i}")));

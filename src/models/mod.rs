@@ -10,14 +10,14 @@ mod squeezenet;
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{
     ApplyResult, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
     PytorchStore, SafetensorsStore,
 };
-use burn::tensor::DType;
+use burn::tensor::{DType, Tensor};
 
-use crate::error::{GradCamError, Result};
+use crate::error::{GradCamError, InputError, Result};
 
 pub use efficientnet_lite::{ConvBn, EfficientNetLite0, MbConv};
 pub use resnet::{Block, Downsample, ResNet};
@@ -39,17 +39,14 @@ pub fn imagenet_classes() -> Vec<&'static str> {
 /// an `f16` or `f64` export loads into an `f32` model (and the other way round).
 ///
 /// # Errors
-/// [`GradCamError::Io`] if the file cannot be read; [`GradCamError::Weights`] if it is not a
+/// [`EnvironmentError::Io`](crate::EnvironmentError::Io) if the file cannot be read; [`InputError::Weights`](crate::InputError::Weights) if it is not a
 /// safetensors file (or is truncated), lacks a parameter, holds one of the wrong shape, or holds
 /// tensors the model does not have.
 pub fn load_weights<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| GradCamError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let bytes = read_safetensors(path)?;
+    // Partial: what is missing or left over is reported by `check_applied`, briefly.
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true);
     if let Some(dtype) = float_dtype(&model) {
         store = store.with_from_adapter(FloatCastAdapter::to(dtype));
     }
@@ -57,6 +54,7 @@ pub fn load_weights<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M
         .load_from(&mut store)
         .map_err(|e| weights_error(path, e.to_string(), Some(Box::new(e))))?;
     check_applied(path, result, |_| false)?;
+    check_finite(path, &model)?;
     Ok(model)
 }
 
@@ -74,12 +72,9 @@ pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<Res
     let safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let dtype = float_dtype(&model);
     let result = if safetensors {
-        let bytes = std::fs::read(path).map_err(|source| GradCamError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_safetensors(path)?;
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
+            .allow_partial(true)
             .with_key_remapping(r"downsample\.0\.", "downsample.conv.")
             .with_key_remapping(r"downsample\.1\.", "downsample.bn.");
         store = match dtype {
@@ -93,13 +88,14 @@ pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<Res
             .map_err(|e| weights_error(path, e.to_string(), Some(Box::new(e))))
     } else {
         if !path.is_file() {
-            return Err(GradCamError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+            return Err(GradCamError::io(
+                "read",
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
         }
         let mut store = PytorchStore::from_file(path)
+            .allow_partial(true)
             .with_key_remapping(r"downsample\.0\.", "downsample.conv.")
             .with_key_remapping(r"downsample\.1\.", "downsample.bn.");
         model
@@ -107,6 +103,7 @@ pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<Res
             .map_err(|e| weights_error(path, e.to_string(), Some(Box::new(e))))
     }?;
     check_applied(path, result, |key| key.ends_with("num_batches_tracked"))?;
+    check_finite(path, &model)?;
     // A `.pth` store keeps the file's float type: cast to the model's.
     Ok(match dtype {
         Some(dtype) => crate::parameters::cast_floats(model, dtype),
@@ -114,51 +111,124 @@ pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<Res
     })
 }
 
+/// A safetensors file's bytes, read whole (no memory map), after a look at its header: a file
+/// that is not safetensors at all (a text file, another format) is said to be so.
+fn read_safetensors(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|source| GradCamError::io("read", path, source))?;
+    // An 8-byte little-endian header length, then a JSON object of that length.
+    let header = bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
+    let fits = header.is_some_and(|n| n <= bytes.len() as u64 - 8) && bytes.get(8) == Some(&b'{');
+    if !fits {
+        return Err(weights_error(
+            path,
+            "not a safetensors file (it does not start with the length of a JSON header that \
+             fits in it); pass the .safetensors file of these weights"
+                .to_string(),
+            None,
+        ));
+    }
+    Ok(bytes)
+}
+
 fn weights_error(
     path: &Path,
     reason: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 ) -> GradCamError {
-    GradCamError::Weights {
+    InputError::Weights {
         path: path.to_path_buf(),
         reason,
         source,
     }
+    .into()
 }
 
 /// Reject a load that left parameters out or brought tensors the model does not have.
 fn check_applied(path: &Path, result: ApplyResult, ignored: impl Fn(&str) -> bool) -> Result<()> {
+    const HINT: &str = "are these the weights of this model?";
     if let Some(first) = result.errors.first() {
-        let reason = result
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(weights_error(path, reason, Some(Box::new(first.clone()))));
-    }
-    if !result.missing.is_empty() {
-        let missing: Vec<_> = result.missing.iter().map(|(k, _)| k.as_str()).collect();
+        let errors: Vec<_> = result.errors.iter().map(ToString::to_string).collect();
         return Err(weights_error(
             path,
-            format!("missing tensors: {}", missing.join(", ")),
-            None,
+            format!(
+                "{} tensors do not fit: {}; {HINT}",
+                errors.len(),
+                few(&errors)
+            ),
+            Some(Box::new(first.clone())),
         ));
     }
+    let missing: Vec<_> = result.missing.iter().map(|(k, _)| k.clone()).collect();
     let unused: Vec<_> = result
         .unused
         .iter()
         .filter(|k| !ignored(k))
-        .map(String::as_str)
+        .cloned()
         .collect();
-    if !unused.is_empty() {
+    if !missing.is_empty() || !unused.is_empty() {
         return Err(weights_error(
             path,
-            format!("tensors the model does not have: {}", unused.join(", ")),
+            format!(
+                "{} of the model's tensors are missing ({}), {} in the file are not the model's \
+                 ({}); {HINT}",
+                missing.len(),
+                few(&missing),
+                unused.len(),
+                few(&unused)
+            ),
             None,
         ));
     }
     Ok(())
+}
+
+/// Reject weights holding NaN or infinity: a model that cannot give a finite map, refused when
+/// it loads rather than at every explanation.
+fn check_finite<M: Module>(path: &Path, model: &M) -> Result<()> {
+    /// The path of the first parameter that is not finite, from the names entered.
+    #[derive(Default)]
+    struct FirstNonFinite {
+        path: Vec<String>,
+        found: Option<String>,
+    }
+    impl ModuleVisitor for FirstNonFinite {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.found.is_none() && !param.val().is_finite().all().into_scalar::<bool>() {
+                self.found = Some(self.path.join("."));
+            }
+        }
+    }
+    let mut first = FirstNonFinite::default();
+    model.visit(&mut first);
+    match first.found {
+        Some(name) => Err(weights_error(
+            path,
+            format!("`{name}` holds NaN or infinity; these weights cannot give a finite map"),
+            None,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first few of `items`, joined, with how many more there are.
+fn few(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = items
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match items.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// The float type of the model's parameters.

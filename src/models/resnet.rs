@@ -11,7 +11,8 @@ use burn::tensor::{Device, Tensor};
 use super::fold::fold;
 use super::layers::conv_bn;
 use crate::image::{ChannelOrder, Preprocess, Resize};
-use crate::probe::{CamModel, Probe};
+use crate::model::GradCam;
+use crate::probe::Probe;
 
 fn conv(i: usize, o: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
@@ -252,7 +253,7 @@ impl ResNet {
     }
 }
 
-impl CamModel for ResNet {
+impl GradCam for ResNet {
     fn layers(&self) -> Vec<String> {
         ["stem", "layer1", "layer2", "layer3", "layer4"]
             .map(String::from)

@@ -10,7 +10,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::layers::pointwise;
 use crate::image::{ChannelOrder, Preprocess, Resize};
-use crate::probe::{CamModel, Probe};
+use crate::model::GradCam;
+use crate::probe::Probe;
 
 /// A fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated (1x1 first).
 #[derive(Module, Debug)]
@@ -124,7 +125,7 @@ impl SqueezeNet {
     }
 }
 
-impl CamModel for SqueezeNet {
+impl GradCam for SqueezeNet {
     fn layers(&self) -> Vec<String> {
         [
             "conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",

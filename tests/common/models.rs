@@ -5,7 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use gradcam::{CamModel, Probe};
+use gradcam::{GradCam, Probe};
 
 use super::{gamma, host, tensor};
 
@@ -118,7 +118,7 @@ impl TinyNet {
     }
 }
 
-impl CamModel for TinyNet {
+impl GradCam for TinyNet {
     fn layers(&self) -> Vec<String> {
         ["block1", "block2", "block3"].map(String::from).to_vec()
     }
@@ -183,7 +183,7 @@ pub struct GapLinear {
     pub fc: Linear,
 }
 
-impl CamModel for GapLinear {
+impl GradCam for GapLinear {
     fn layers(&self) -> Vec<String> {
         vec!["input".into()]
     }

@@ -1,111 +1,15 @@
-//! The trait a model implements, and the probe its forward passes activations through.
+//! The probe a model's forward passes its activations through, and its modes: pass through,
+//! record, cut and capture ([`cut`]), replace one layer ([`replace`]).
 
-use burn::module::Module;
+mod cut;
+mod replace;
+mod rows;
+
 use burn::tensor::Tensor;
 
-use crate::capture::{CaptureProbe, Replace, repeat_rows};
-
-/// A Burn model that can be explained.
-///
-/// Implement it on your own model: route the forward through [`CamModel::forward_probed`] and
-/// pass the activation of every layer you want to be explainable through [`Probe::layer`], under
-/// a stable name. Nothing else changes: no hooks, no global state, nothing to release afterwards.
-///
-/// ```
-/// use burn::module::Module;
-/// use burn::nn::{Linear, LinearConfig, conv::{Conv2d, Conv2dConfig}};
-/// use burn::tensor::{Device, Tensor, activation::relu};
-/// use gradcam::{CamModel, Probe};
-///
-/// #[derive(Module, Debug)]
-/// struct Net {
-///     conv: Conv2d,
-///     fc: Linear,
-/// }
-///
-/// impl CamModel for Net {
-///     fn layers(&self) -> Vec<String> {
-///         vec!["conv".into()]
-///     }
-///
-///     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-///         let x = relu(self.conv.forward(x)); // [n, 8, h, w]
-///         let x = probe.layer("conv", x);
-///         let x = x.mean_dims(&[2, 3]).flatten::<2>(1, 3); // [n, 8]
-///         self.fc.forward(x) // [n, classes]
-///     }
-///
-///     // Optional: declare what the first convolution takes, so that a wrong input is an
-///     // error before anything runs.
-///     fn input_shape(&self) -> [Option<usize>; 3] {
-///         [Some(3), None, None]
-///     }
-///     fn min_input_size(&self) -> [usize; 2] {
-///         [3, 3]
-///     }
-/// }
-///
-/// impl Net {
-///     /// The ordinary forward: the same code with a probe that does nothing.
-///     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-///         self.forward_probed(x, &mut Probe::passthrough())
-///     }
-/// }
-///
-/// let device = Device::flex();
-/// let net = Net {
-///     conv: Conv2dConfig::new([3, 8], [3, 3]).init(&device),
-///     fc: LinearConfig::new(8, 4).init(&device),
-/// };
-/// assert_eq!(net.forward(Tensor::zeros([2, 3, 16, 16], &device)).dims(), [2, 4]);
-/// ```
-pub trait CamModel: Module {
-    /// The names of the layers the forward passes to [`Probe::layer`], in forward order.
-    ///
-    /// A configuration that names any other layer is rejected before anything runs.
-    fn layers(&self) -> Vec<String>;
-
-    /// The forward pass, passing each explainable activation through `probe`.
-    ///
-    /// Use the tensor that [`Probe::layer`] (or [`Probe::tokens`] for a transformer's tokens)
-    /// returns for the rest of the forward: while explaining, it may be a gradient leaf, hold
-    /// one row per image and target, or (for Ablation-CAM) hold other values altogether. Layers
-    /// after an explained one must treat the rows independently, as every inference-mode CNN
-    /// does, and combine them with a tensor computed before the layer only through
-    /// [`Probe::carry`] (a residual connection around the layer).
-    ///
-    /// # Shapes
-    /// - `input`: `[n, c, h, w]`
-    /// - returns the pre-softmax logits `[n', classes]`, where `n'` is the number of rows of the
-    ///   activations the probe returned (`n` times the targets per image while explaining).
-    fn forward_probed(&self, input: Tensor<4>, probe: &mut Probe) -> Tensor<2>;
-
-    /// The layer explained when a configuration names none: by default the last of
-    /// [`CamModel::layers`]. Override it where another layer is the usual choice.
-    fn default_layer(&self) -> Option<String> {
-        self.layers().pop()
-    }
-
-    /// The `[channels, height, width]` the model accepts; `None` where it takes any size.
-    ///
-    /// Inputs that do not fit are rejected with
-    /// [`GradCamError::InputShape`](crate::GradCamError::InputShape) instead of failing inside
-    /// the forward. The default accepts anything.
-    fn input_shape(&self) -> [Option<usize>; 3] {
-        [None; 3]
-    }
-
-    /// The smallest `[height, width]` the model's layers can take (convolutions and pools
-    /// without padding shrink the input; below this size their output size would be negative).
-    ///
-    /// Smaller inputs are rejected with
-    /// [`GradCamError::InputTooSmall`](crate::GradCamError::InputTooSmall). The default is one
-    /// pixel: override it whenever the model has unpadded convolutions or pools, because Burn's
-    /// size arithmetic does not check for that.
-    fn min_input_size(&self) -> [usize; 2] {
-        [1, 1]
-    }
-}
+pub(crate) use cut::{CapturedLayer, Cut};
+pub(crate) use replace::Replace;
+pub(crate) use rows::repeat_rows;
 
 /// A layer the model announced, with its activation shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,45 +22,48 @@ pub struct LayerInfo {
 
 /// What the model's forward passes its activations through.
 ///
-/// Built by the explainer; a model only calls [`Probe::layer`]. [`Probe::passthrough`] gives the
+/// Built by the explainer, which keeps what the probe records; a model only calls
+/// [`Probe::layer`] (or [`Probe::tokens`], [`Probe::carry`]). [`Probe::passthrough`] gives the
 /// one to use for an ordinary forward.
 #[derive(Debug)]
-pub struct Probe {
-    mode: Mode,
+pub struct Probe<'a> {
+    mode: Mode<'a>,
 }
 
 #[derive(Debug)]
-enum Mode {
+enum Mode<'a> {
     Pass,
-    Record(Vec<LayerInfo>),
-    Capture(CaptureProbe),
-    Replace(Box<Replace>),
+    Record(&'a mut Vec<LayerInfo>),
+    Cut(&'a mut Cut),
+    Replace(&'a mut Replace),
 }
 
-impl Probe {
+impl Probe<'static> {
     /// A probe that returns every activation unchanged: for ordinary inference.
     pub fn passthrough() -> Self {
         Self { mode: Mode::Pass }
     }
+}
 
-    /// A probe that records the name and shape of every layer passed through it.
-    pub(crate) fn recorder() -> Self {
+impl<'a> Probe<'a> {
+    /// A probe that records the name and shape of every layer passed through it into `layers`.
+    pub(crate) fn recording(layers: &'a mut Vec<LayerInfo>) -> Self {
         Self {
-            mode: Mode::Record(Vec::new()),
+            mode: Mode::Record(layers),
         }
     }
 
-    /// A probe that captures the layers of `capture`.
-    pub(crate) fn capture(capture: CaptureProbe) -> Self {
+    /// A probe that captures the layers `cut` wants.
+    pub(crate) fn cutting(cut: &'a mut Cut) -> Self {
         Self {
-            mode: Mode::Capture(capture),
+            mode: Mode::Cut(cut),
         }
     }
 
     /// A probe that replaces one layer's activation.
-    pub(crate) fn replace(replace: Replace) -> Self {
+    pub(crate) fn replacing(replace: &'a mut Replace) -> Self {
         Self {
-            mode: Mode::Replace(Box::new(replace)),
+            mode: Mode::Replace(replace),
         }
     }
 
@@ -182,7 +89,7 @@ impl Probe {
                 });
                 activation
             }
-            Mode::Capture(capture) => capture.layer(name, activation),
+            Mode::Cut(cut) => cut.layer(name, activation),
             Mode::Replace(replace) => replace.layer(name, activation),
         }
     }
@@ -286,27 +193,6 @@ impl Probe {
         );
         repeat_rows(before, rows / n)
     }
-
-    pub(crate) fn into_recorded(self) -> Vec<LayerInfo> {
-        match self.mode {
-            Mode::Record(layers) => layers,
-            _ => Vec::new(),
-        }
-    }
-
-    pub(crate) fn into_capture(self) -> Option<CaptureProbe> {
-        match self.mode {
-            Mode::Capture(capture) => Some(capture),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn into_replace(self) -> Option<Replace> {
-        match self.mode {
-            Mode::Replace(replace) => Some(*replace),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(all(test, feature = "flex"))]
@@ -320,10 +206,10 @@ mod tests {
         let x = Tensor::<4>::ones([2, 3, 4, 5], &device);
         let mut probe = Probe::passthrough();
         assert_eq!(probe.layer("a", x.clone()).dims(), [2, 3, 4, 5]);
-        let mut probe = Probe::recorder();
+        let mut layers = Vec::new();
+        let mut probe = Probe::recording(&mut layers);
         let _ = probe.layer("a", x.clone());
         let _ = probe.layer("b", x.slice([0..1, 0..2]));
-        let layers = probe.into_recorded();
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[1].name, "b");
         assert_eq!(layers[1].shape, [1, 2, 4, 5]);
@@ -340,21 +226,22 @@ mod tests {
             burn::tensor::TensorData::new(values.clone(), [2, 7, 4]),
             &device,
         );
-        let mut probe = Probe::recorder();
-        let back = probe.tokens("t", tokens, [2, 3], 1);
+        let mut recorded = Vec::new();
+        let back = Probe::recording(&mut recorded).tokens("t", tokens, [2, 3], 1);
         assert_eq!(
             back.into_data().try_into_vec::<f32>().unwrap(),
             values,
             "the round trip is exact"
         );
-        assert_eq!(probe.into_recorded()[0].shape, [2, 4, 2, 3]);
+        assert_eq!(recorded[0].shape, [2, 4, 2, 3]);
 
         // Replaced (as Ablation-CAM does) by 3 copies: the class token repeats with the rows,
         // and grid token 1 + 3 y + x, dim d, is the replacement's [r, d, y, x].
         let with: Vec<f32> = (0..3 * 4 * 6).map(|v| 1000.0 + v as f32).collect();
         let with =
             Tensor::<4>::from_data(burn::tensor::TensorData::new(with, [3, 4, 2, 3]), &device);
-        let mut probe = Probe::replace(Replace::new("t".into(), with));
+        let mut replace = Replace::new("t".into(), with);
+        let mut probe = Probe::replacing(&mut replace);
         let one = Tensor::<3>::from_data(
             burn::tensor::TensorData::new(values[..28].to_vec(), [1, 7, 4]),
             &device,

@@ -186,7 +186,7 @@ mod cube {
 /// - returns `[b, m, h, w]`
 ///
 /// # Errors
-/// [`GradCamError::InvalidArgument`] if the weights' batch or channel count differs from the
+/// [`InputError::Argument`](crate::InputError::Argument) if the weights' batch or channel count differs from the
 /// activations', or a tensor is empty.
 pub fn weighted_sum(activations: Tensor<4>, weights: Tensor<3>) -> Result<Tensor<4>> {
     check_shapes("weighted_sum", &activations, &weights)?;
@@ -211,7 +211,7 @@ pub fn weighted_sum_split(
 ) -> Result<Tensor<4>> {
     check_shapes("weighted_sum_split", &activations, &weights)?;
     if splits == 0 {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "weighted_sum_split: {splits} splits"
         )));
     }
@@ -251,13 +251,13 @@ fn sum_in_parts(activations: Tensor<4>, weights: Tensor<3>, splits: usize) -> Te
     Tensor::<3>::from_dispatch(out).reshape([b, m, h, w])
 }
 
-/// [`GradCamError::InvalidArgument`] unless the weights' batch and channel counts are the
+/// [`InputError::Argument`](crate::InputError::Argument) unless the weights' batch and channel counts are the
 /// activations' and nothing is empty; `what` names the function.
 fn check_shapes(what: &str, activations: &Tensor<4>, weights: &Tensor<3>) -> Result<()> {
     let [b, k, h, w] = activations.dims();
     let [wb, m, wk] = weights.dims();
     if [wb, wk] != [b, k] || b * k * h * w * m == 0 {
-        return Err(GradCamError::invalid(format!(
+        return Err(GradCamError::argument(format!(
             "{what}: weights {:?} do not fit activations {:?} (expected [{b}, m, {k}], nothing \
              empty)",
             [wb, m, wk],

@@ -1,0 +1,133 @@
+//! The configuration of an explainer, in burn's `XConfig::new().with_..()` style, and the
+//! layers it resolves to for a model.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{InputError, Result};
+use crate::methods::{CamMethod, GradCam as GradCamMethod};
+use crate::model::GradCam;
+use crate::postprocess::Normalization;
+
+/// Configuration of an explainer: build one with [`ExplainerConfig::init`].
+///
+/// ```
+/// use gradcam::methods::{Method, ScoreCam};
+/// use gradcam::{ExplainerConfig, Normalization};
+///
+/// let config = ExplainerConfig::new()
+///     .with_layer("layer4")
+///     .with_method(Method::HiResCam)
+///     .with_relu(false)
+///     .with_normalization(Normalization::Off);
+/// assert_eq!(config.layers, vec!["layer4".to_string()]);
+/// assert_eq!(config.method.name(), "hires-cam");
+///
+/// // Methods with settings are configured themselves.
+/// let score_cam = ExplainerConfig::new().with_method(ScoreCam::new().with_batch_size(64));
+/// ```
+#[derive(Clone)]
+pub struct ExplainerConfig {
+    /// The layers to explain, by the names the model announces. Empty: the model's
+    /// [`default_layer`](crate::GradCam::default_layer) (its last layer unless it says
+    /// otherwise).
+    pub layers: Vec<String>,
+    /// Apply the ReLU to the method's map (every method's default, and pytorch-grad-cam's only
+    /// choice: keep only evidence *for* the target). With `false` the map keeps its negative
+    /// evidence.
+    pub relu: bool,
+    /// How each map is scaled before upsampling.
+    pub normalization: Normalization,
+    /// The CAM method: Grad-CAM unless set.
+    pub method: Arc<dyn CamMethod>,
+}
+
+impl fmt::Debug for ExplainerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExplainerConfig")
+            .field("layers", &self.layers)
+            .field("relu", &self.relu)
+            .field("normalization", &self.normalization)
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl Default for ExplainerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExplainerConfig {
+    /// The default: Grad-CAM at the model's default layer, ReLU on, min-max normalisation.
+    pub fn new() -> Self {
+        Self {
+            layers: Vec::new(),
+            relu: true,
+            normalization: Normalization::MinMax,
+            method: Arc::new(GradCamMethod),
+        }
+    }
+
+    /// Explain this one layer.
+    pub fn with_layer(mut self, layer: impl Into<String>) -> Self {
+        self.layers = vec![layer.into()];
+        self
+    }
+
+    /// Explain several layers in one pass; the fused heatmap averages them as pytorch-grad-cam
+    /// does.
+    pub fn with_layers<S: Into<String>>(mut self, layers: impl IntoIterator<Item = S>) -> Self {
+        self.layers = layers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Turn the ReLU on the method's map on or off.
+    pub fn with_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// Choose the normalisation.
+    pub fn with_normalization(mut self, normalization: Normalization) -> Self {
+        self.normalization = normalization;
+        self
+    }
+
+    /// Choose the method: a [`Method`](crate::methods::Method) by name, a configured built-in
+    /// such as [`ScoreCam`](crate::methods::ScoreCam), or your own [`CamMethod`].
+    pub fn with_method(mut self, method: impl CamMethod + 'static) -> Self {
+        self.method = Arc::new(method);
+        self
+    }
+
+    /// The layers to explain for `model`: the configured ones, or its default layer; each
+    /// announced by the model, none twice.
+    ///
+    /// # Errors
+    /// [`InputError::UnknownLayer`], [`InputError::RepeatedLayer`], [`InputError::NoLayer`].
+    pub(crate) fn layers_for<M: GradCam>(&self, model: &M) -> Result<Vec<String>> {
+        let available = model.layers();
+        let layers = if self.layers.is_empty() {
+            vec![model.default_layer().ok_or(InputError::NoLayer)?]
+        } else {
+            self.layers.clone()
+        };
+        if let Some(name) = layers.iter().find(|name| !available.contains(name)) {
+            return Err(InputError::UnknownLayer {
+                name: name.clone(),
+                available,
+            }
+            .into());
+        }
+        if let Some((_, name)) = layers
+            .iter()
+            .enumerate()
+            .find(|(i, name)| layers[..*i].contains(name))
+        {
+            return Err(InputError::RepeatedLayer { name: name.clone() }.into());
+        }
+        Ok(layers)
+    }
+}

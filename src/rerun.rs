@@ -1,0 +1,125 @@
+//! Further forwards of the model for the methods that score perturbed inputs or activations
+//! (Score-CAM, Ablation-CAM): the explainer's implementation of [`Rerun`].
+
+use std::sync::OnceLock;
+
+use burn::tensor::{DType, FloatDType, Tensor};
+
+use crate::capture::to_f32;
+use crate::error::{ModelError, Result};
+use crate::explanation::ExplainedTarget;
+use crate::forward::forward;
+use crate::host::read;
+use crate::methods::Rerun;
+use crate::model::GradCam;
+use crate::probe::{Probe, Replace};
+use crate::target::{Resolved, score_rows};
+
+/// Where the classes of a capture's rank targets come from.
+pub(crate) enum RankedClasses<'a> {
+    /// Read back already: the capture's explained targets, `[n][m]`.
+    Read(&'a [Vec<ExplainedTarget>]),
+    /// Still on the device, `[n * m]` as `f32`: read the first time a rank target needs its
+    /// class.
+    OnDevice(&'a Tensor<1>, OnceLock<Vec<f32>>),
+}
+
+impl RankedClasses<'_> {
+    /// The class target `t` (of `m` per image) ranked as, when the capture was made.
+    fn class(&self, t: usize, m: usize) -> usize {
+        match self {
+            Self::Read(targets) => targets[t / m][t % m].class.unwrap_or_default(),
+            Self::OnDevice(classes, read_back) => {
+                read_back.get_or_init(|| read((*classes).clone()))[t] as usize
+            }
+        }
+    }
+}
+
+/// The model, the capture it reruns, and the targets to score the reruns by.
+pub(crate) struct Reruns<'a, M> {
+    pub model: &'a M,
+    /// The explained batch `[n, c, H, W]`, without autodiff.
+    pub input: &'a Tensor<4>,
+    /// The unperturbed scores `[n, m]`.
+    pub scores: &'a Tensor<2>,
+    /// The targets, `n * m`.
+    pub resolved: &'a [Resolved],
+    pub ranked: RankedClasses<'a>,
+    /// The model's float dtype: what the reruns' inputs and activations are cast to.
+    pub dtype: Option<DType>,
+    /// The method, named in its errors.
+    pub method: &'static str,
+}
+
+impl<M: GradCam> Reruns<'_, M> {
+    /// Each of image `image`'s targets on every row of `logits`, `[r, m]`: a rank stays the
+    /// class the unperturbed image ranked there.
+    fn targets_of(&self, logits: Tensor<2>, image: usize, rows: usize) -> Result<Tensor<2>> {
+        let got = logits.dims();
+        if got[0] != rows {
+            return Err(ModelError::OutputShape {
+                got,
+                expected_rows: rows,
+            }
+            .into());
+        }
+        let logits = to_f32(logits);
+        let [_, m] = self.scores.dims();
+        let scores = (image * m..(image + 1) * m)
+            .map(|t| match &self.resolved[t] {
+                Resolved::Top(_) => {
+                    score_rows(logits.clone(), &Resolved::Class(self.ranked.class(t, m)))
+                }
+                target => score_rows(logits.clone(), target),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(scores, 1))
+    }
+
+    /// `x` in the model's float dtype.
+    fn in_model_dtype(&self, x: Tensor<4>) -> Tensor<4> {
+        match self.dtype {
+            Some(dtype) if x.dtype() != dtype => x.cast(FloatDType::from(dtype)),
+            _ => x,
+        }
+    }
+
+    /// The model's forward, a panic an error.
+    fn forward(&self, input: Tensor<4>, probe: &mut Probe<'_>) -> Result<Tensor<2>> {
+        forward(self.model, input, probe)
+            .map_err(|message| ModelError::ForwardPanicked { message }.into())
+    }
+}
+
+impl<M: GradCam> Rerun for Reruns<'_, M> {
+    fn input(&self) -> Tensor<4> {
+        to_f32(self.input.clone())
+    }
+
+    fn scores(&self, inputs: Tensor<4>, image: usize) -> Result<Tensor<2>> {
+        let rows = inputs.dims()[0];
+        let inputs = self.in_model_dtype(inputs);
+        let logits = self.forward(inputs, &mut Probe::passthrough())?;
+        self.targets_of(logits, image, rows)
+    }
+
+    fn scores_with_layer(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+    ) -> Result<Tensor<2>> {
+        let rows = activations.dims()[0];
+        let activations = self.in_model_dtype(activations);
+        let input = self.input.clone().narrow(0, image, 1);
+        let mut replace = Replace::new(layer.to_string(), activations);
+        let logits = self.forward(input, &mut Probe::replacing(&mut replace))?;
+        replace.finish(self.method)?;
+        self.targets_of(logits, image, rows)
+    }
+
+    fn original_scores(&self) -> Tensor<2> {
+        self.scores.clone()
+    }
+}

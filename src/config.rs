@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::error::{InputError, Result};
 use crate::methods::{CamMethod, GradCam as GradCamMethod};
-use crate::model::GradCam;
 use crate::postprocess::Normalization;
 
 /// Configuration of an explainer: build one with [`ExplainerConfig::init`].
@@ -102,15 +101,18 @@ impl ExplainerConfig {
         self
     }
 
-    /// The layers to explain for `model`: the configured ones, or its default layer; each
-    /// announced by the model, none twice.
+    /// The layers to explain among `available` (what the model announces, in forward order):
+    /// the configured ones, or `default` when none is; each available, none twice.
     ///
     /// # Errors
     /// [`InputError::UnknownLayer`], [`InputError::RepeatedLayer`], [`InputError::NoLayer`].
-    pub(crate) fn layers_for<M: GradCam>(&self, model: &M) -> Result<Vec<String>> {
-        let available = model.layers();
+    pub(crate) fn resolve_layers(
+        &self,
+        available: Vec<String>,
+        default: Option<String>,
+    ) -> Result<Vec<String>> {
         let layers = if self.layers.is_empty() {
-            vec![model.default_layer().ok_or(InputError::NoLayer)?]
+            vec![default.ok_or(InputError::NoLayer)?]
         } else {
             self.layers.clone()
         };

@@ -1,6 +1,8 @@
 //! The explainer's API: check the input, capture (forward, cut, backward), compute the maps, read
 //! back once.
 
+use std::sync::OnceLock;
+
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::capture::{self, Capture, DeviceCapture};
@@ -25,20 +27,28 @@ impl ExplainerConfig {
     /// flag off (BatchNorm uses its running statistics, dropout is off). `model` itself is not
     /// changed.
     ///
+    /// A model that declares its layers (`GradCam::layers`) has them checked here; one that does
+    /// not has them found in its first call's forward (see [`GradCam::layers`]).
+    ///
     /// # Errors
     /// [`InputError::UnknownLayer`] if a configured layer is not among `model.layers()`,
     /// [`InputError::RepeatedLayer`] if one is listed twice, [`InputError::NoLayer`] if none is
     /// configured and the model has no default.
     pub fn init<M: GradCam>(&self, model: &M) -> Result<Explainer<M>> {
-        let layers = self.layers_for(model)?;
+        let declared = model.layers();
+        let layers = OnceLock::new();
+        let mut config = self.clone();
+        if !declared.is_empty() {
+            let resolved = self.resolve_layers(declared, model.default_layer())?;
+            config.layers = resolved.clone();
+            let _ = layers.set(resolved);
+        }
         let model = model.valid();
         let (device, dtype) = device_and_dtype(&model).unzip();
         Ok(Explainer {
             model,
-            config: Self {
-                layers,
-                ..self.clone()
-            },
+            config,
+            layers,
             device,
             dtype,
         })
@@ -52,14 +62,24 @@ impl ExplainerConfig {
 pub struct Explainer<M> {
     model: M,
     config: ExplainerConfig,
+    /// The layers explained: resolved at init for a model that declares its layers, at the
+    /// first call otherwise.
+    layers: OnceLock<Vec<String>>,
     device: Option<Device>,
     dtype: Option<DType>,
 }
 
 impl<M: GradCam> Explainer<M> {
-    /// The configuration, with the default layer resolved.
+    /// The configuration, with the default layer resolved (for a model that does not declare
+    /// its layers, once the first call has found them: see [`Explainer::layers`]).
     pub fn config(&self) -> &ExplainerConfig {
         &self.config
+    }
+
+    /// The layers explained, once known: at init for a model that declares its layers, after
+    /// the first call for one whose layers are found in its forward.
+    pub fn layers(&self) -> Option<&[String]> {
+        self.layers.get().map(Vec::as_slice)
     }
 
     /// The model in validation mode, as the explainer runs it.
@@ -196,13 +216,36 @@ impl<M: GradCam> Explainer<M> {
     /// The capture of a checked input, nothing read back.
     fn capture_on_device(&self, input: Tensor<4>, targets: &Targets) -> Result<DeviceCapture> {
         let input = self.check_input(input)?; // [n, c, H, W]
+        let layers = self.layers_for(&input)?;
         capture::capture(
             &self.model,
-            &self.config.layers,
+            layers,
             self.config.method.needs_gradients(),
             input,
             targets,
         )
+    }
+
+    /// The layers to explain: known, or found in a forward of `input`'s first image (the names
+    /// the probe sees, in order; the last is the default) and kept.
+    ///
+    /// # Shapes
+    /// - `input`: `[n, c, H, W]`, checked
+    fn layers_for(&self, input: &Tensor<4>) -> Result<&[String]> {
+        if let Some(layers) = self.layers.get() {
+            return Ok(layers);
+        }
+        let mut seen = Vec::new();
+        forward(
+            &self.model,
+            input.clone().narrow(0, 0, 1),
+            &mut Probe::recording(&mut seen),
+        )
+        .map_err(|message| ModelError::ForwardPanicked { message })?;
+        let available: Vec<String> = seen.into_iter().map(|layer| layer.name).collect();
+        let default = available.last().cloned();
+        let layers = self.config.resolve_layers(available, default)?;
+        Ok(self.layers.get_or_init(|| layers))
     }
 
     /// The further forwards of a capture, for the methods that need them.

@@ -17,6 +17,7 @@ mod postprocess;
 mod probe;
 mod readback;
 mod rerun;
+mod scores;
 mod stream;
 mod target;
 

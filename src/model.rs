@@ -63,8 +63,13 @@ use crate::probe::Probe;
 pub trait GradCam: Module {
     /// The names of the layers the forward passes to [`Probe::layer`], in forward order.
     ///
-    /// A configuration that names any other layer is rejected before anything runs.
-    fn layers(&self) -> Vec<String>;
+    /// A configuration that names any other layer is rejected before anything runs. The
+    /// default, no list, leaves them to be found: the explainer records the names the probe
+    /// sees in one forward of the first call's first image (an extra forward, once), checks the
+    /// configured layers against them then, and explains the last one when none is configured.
+    fn layers(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// The forward pass, passing each explainable activation through `probe`.
     ///

@@ -52,7 +52,7 @@ impl<M: GradCam> Explainer<M> {
     /// Explain a stream of batches: one transfer back per batch (scores, checks and heatmaps
     /// together), issued as soon as the batch's work is submitted, and the heatmaps handed out
     /// on the host. Decode the photos on other threads meanwhile, e.g. with
-    /// [`Preprocess::batches`](crate::Preprocess::batches): on an H200 that made 1,024 photos
+    /// [`Preprocess::batches`](crate::image::Preprocess::batches): on an H200 that made 1,024 photos
     /// 8x faster than decoding them between calls.
     /// [`Stream::with_in_flight`](crate::Stream::with_in_flight) submits batches ahead of the
     /// reads.

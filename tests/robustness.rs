@@ -933,3 +933,63 @@ fn a_residual_without_carry_is_named_as_such() {
         .unwrap();
     assert_eq!(explained.heatmap.dims(), [2, 2, 6, 6]);
 }
+
+/// A model that does not declare its layers.
+#[derive(Module, Debug)]
+struct Undeclaring {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc: Linear,
+}
+
+impl GradCam for Undeclaring {
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        let x = probe.layer("conv1", self.conv1.forward(x)); // [n, 4, h, w]
+        let x = probe.layer("conv2", self.conv2.forward(x)); // [n, 4, h, w]
+        self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3))
+    }
+}
+
+#[test]
+fn undeclared_layers_are_found_in_the_first_forward() {
+    let device = Device::flex();
+    let same = burn::nn::PaddingConfig2d::Same;
+    let model = Undeclaring {
+        conv1: Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(same.clone())
+            .init(&device),
+        conv2: Conv2dConfig::new([4, 4], [3, 3])
+            .with_padding(same)
+            .init(&device),
+        fc: LinearConfig::new(4, 3).init(&device),
+    };
+    let x = tensor(3, [2, 3, 6, 6], 1.0, &device);
+    let explainer = ExplainerConfig::new().init(&model).unwrap();
+    assert_eq!(explainer.layers(), None, "not known before a forward");
+    let default = explainer.explain(x.clone(), &Targets::top(1)).unwrap();
+    assert_eq!(
+        explainer.layers(),
+        Some(&["conv2".to_string()][..]),
+        "the last one seen"
+    );
+    // The same map as a declared explanation of `conv2` gives.
+    let named = ExplainerConfig::new()
+        .with_layer("conv2")
+        .init(&model)
+        .unwrap()
+        .explain(x.clone(), &Targets::top(1))
+        .unwrap();
+    assert_eq!(host(default.heatmap), host(named.heatmap));
+    // A name the forward never shows: an error at the first call, listing what it shows.
+    let err = ExplainerConfig::new()
+        .with_layer("conv3")
+        .init(&model)
+        .unwrap()
+        .explain(x, &Targets::top(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, GradCamError::Input(gradcam::InputError::UnknownLayer { ref available, .. })
+            if available == &["conv1".to_string(), "conv2".to_string()]),
+        "{err}"
+    );
+}

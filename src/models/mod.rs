@@ -39,7 +39,7 @@ pub fn imagenet_classes() -> Vec<&'static str> {
 /// an `f16` or `f64` export loads into an `f32` model (and the other way round).
 ///
 /// # Errors
-/// [`EnvironmentError::Io`](crate::EnvironmentError::Io) if the file cannot be read; [`InputError::Weights`](crate::InputError::Weights) if it is not a
+/// [`EnvironmentError::Io`](crate::EnvironmentError::Io) if the file cannot be read; [`InputError::Weights`] if it is not a
 /// safetensors file (or is truncated), lacks a parameter, holds one of the wrong shape, or holds
 /// tensors the model does not have.
 pub fn load_weights<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M> {

@@ -1,0 +1,94 @@
+//! The two operators the generator inserts into the ONNX graph (domain `gradcam`) and the code
+//! burn-onnx generates for them: `Tap`, an activation passed through the probe, and `Carry`, a
+//! tensor from before a tap brought to the rows after it.
+
+use burn_onnx::ext::proc_macro2::TokenStream;
+use burn_onnx::ext::quote::quote;
+use burn_onnx::ext::{ArgType, CodegenContext, CustomNode, CustomOp, ProcessError, arg_to_ident};
+use onnx_ir::{CustomOpInference, HookCoverage, MissingReason};
+
+/// The operators' ONNX domain.
+pub(crate) const DOMAIN: &str = "gradcam";
+/// `Tap(x) -> y`, attribute `layer`: `let y = probe.layer("layer", x);`
+pub(crate) const TAP: &str = "Tap";
+/// `Carry(before, after) -> y`: `let y = Probe::carry(before, after.dims()[0]);`
+pub(crate) const CARRY: &str = "Carry";
+/// The probe's name in the generated code: no ONNX value can be named so (burn-onnx sanitises
+/// graph names to identifiers without a leading double underscore).
+pub(crate) const PROBE: &str = "__gradcam_probe";
+
+/// [`TAP`]'s code.
+pub(crate) struct Tap;
+
+impl CustomOp for Tap {
+    fn op_type(&self) -> &str {
+        TAP
+    }
+    fn domain(&self) -> &str {
+        DOMAIN
+    }
+    fn infer_output_types(&self, node: &CustomNode) -> Result<Vec<ArgType>, ProcessError> {
+        Ok(vec![node.inputs[0].ty.clone()])
+    }
+    fn forward(
+        &self,
+        node: &CustomNode,
+        ctx: &mut CodegenContext<'_, '_>,
+    ) -> Result<TokenStream, ProcessError> {
+        let input = ctx.arg(&node.inputs[0]);
+        let output = arg_to_ident(&node.outputs[0]);
+        let layer = node
+            .attrs
+            .get_string("layer")
+            .ok_or_else(|| ProcessError::Custom("a gradcam Tap without its `layer`".into()))?;
+        let probe = probe();
+        Ok(quote! { let #output = #probe.layer(#layer, #input); })
+    }
+}
+
+/// [`CARRY`]'s code.
+pub(crate) struct Carry;
+
+impl CustomOp for Carry {
+    fn op_type(&self) -> &str {
+        CARRY
+    }
+    fn domain(&self) -> &str {
+        DOMAIN
+    }
+    fn infer_output_types(&self, node: &CustomNode) -> Result<Vec<ArgType>, ProcessError> {
+        Ok(vec![node.inputs[0].ty.clone()])
+    }
+    fn forward(
+        &self,
+        node: &CustomNode,
+        ctx: &mut CodegenContext<'_, '_>,
+    ) -> Result<TokenStream, ProcessError> {
+        let before = ctx.arg(&node.inputs[0]);
+        let after = ctx.arg(&node.inputs[1]);
+        let output = arg_to_ident(&node.outputs[0]);
+        Ok(quote! { let #output = gradcam::Probe::carry(#before, #after.dims()[0]); })
+    }
+}
+
+/// The probe's identifier.
+pub(crate) fn probe() -> syn::Ident {
+    syn::Ident::new(PROBE, proc_macro2::Span::call_site())
+}
+
+/// Type inference for [`TAP`] and [`CARRY`] alone (the first parse, before any code exists):
+/// both give their first input's type.
+pub(crate) struct Inference;
+
+impl CustomOpInference for Inference {
+    fn coverage(&self, op_type: &str, domain: &str, _opset: usize) -> HookCoverage {
+        if domain == DOMAIN && (op_type == TAP || op_type == CARRY) {
+            HookCoverage::Covered
+        } else {
+            HookCoverage::Missing(MissingReason::NoHook)
+        }
+    }
+    fn infer(&self, node: &CustomNode) -> Result<Option<Vec<ArgType>>, ProcessError> {
+        Ok(Some(vec![node.inputs[0].ty.clone()]))
+    }
+}

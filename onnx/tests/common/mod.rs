@@ -1,0 +1,153 @@
+//! What the tests against pytorch-grad-cam share: generating a model from its ONNX file (and
+//! checking the committed source is what the tool writes), reading an oracle fixture, and the
+//! two checks with their bounds (see `pgc.rs`).
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use gradcam::{ExplainerConfig, GradCam, Target, Targets};
+use gradcam_onnx::{GeneratorConfig, generate};
+
+/// The float32 network's error against float64, as a share of a map's largest magnitude.
+pub const DELTA: f64 = 1e-4;
+
+pub fn here(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Generate `name` from `dir/name.onnx` into a fresh folder; check the source equals the
+/// committed `tests/generated/name.rs`; return the weights' path.
+pub fn generated(dir: &Path, name: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx-{name}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let made = generate(
+        dir.join(format!("{name}.onnx")),
+        &out,
+        &GeneratorConfig::new(),
+    )
+    .unwrap();
+    let fresh = std::fs::read_to_string(&made.source).unwrap();
+    let committed = std::fs::read_to_string(here(&format!("tests/generated/{name}.rs"))).unwrap();
+    assert!(
+        fresh == committed,
+        "tests/generated/{name}.rs is not what the tool writes now: copy {} there",
+        made.source.display()
+    );
+    made.weights
+}
+
+/// The fixture: tensors by name (as f32), the classes, the layers.
+pub struct Fixture {
+    pub tensors: std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    pub classes: Vec<Vec<usize>>,
+    pub layers: Vec<String>,
+}
+
+pub fn fixture(dir: &Path, name: &str) -> Fixture {
+    let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let layers = metadata.metadata().as_ref().unwrap()["layers"]
+        .split(',')
+        .map(String::from)
+        .collect();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = std::collections::BTreeMap::new();
+    let mut classes = Vec::new();
+    for (key, view) in file.tensors() {
+        let shape = view.shape().to_vec();
+        if key == "classes" {
+            let ids: Vec<usize> = view
+                .data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
+                .collect();
+            classes = ids.chunks(shape[1]).map(<[_]>::to_vec).collect();
+        } else {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            tensors.insert(key, (shape, values));
+        }
+    }
+    Fixture {
+        tensors,
+        classes,
+        layers,
+    }
+}
+
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// The two checks of `pgc.rs`'s doc, for every layer of the fixture: each raw value within
+/// `DELTA` of its map's scale plus its kink envelope (the fixture's `raw_spread`: where a ReLU
+/// after the layer has a unit within rounding of its kink, the float32 and float64 networks may
+/// take different derivatives there, and the envelope bounds what that moves); the heatmaps with
+/// that total as `e`. Returns the largest raw error and heatmap difference over their bounds
+/// (both at most 1).
+pub fn check<M: GradCam>(model: &M, fx: &Fixture, device: &Device) -> (f64, f64) {
+    let (shape, input) = &fx.tensors["input"];
+    let input = Tensor::<4>::from_data(TensorData::new(input.clone(), shape.clone()), device);
+    let targets = Targets::rows_per_image(
+        fx.classes
+            .iter()
+            .map(|row| row.iter().map(|&c| Target::Class(c)).collect())
+            .collect(),
+    );
+    let (mut raw_worst, mut heat_worst) = (0.0f64, 0.0f64);
+    for layer in &fx.layers {
+        let explanation = ExplainerConfig::new()
+            .with_layer(layer.clone())
+            .init(model)
+            .unwrap()
+            .explain(input.clone(), &targets)
+            .unwrap();
+        let raw = host(explanation.layers[0].raw.clone());
+        let heat = host(explanation.heatmap.clone());
+        let (raw_shape, reference) = &fx.tensors[&format!("{layer}/raw64")];
+        let (_, pgc) = &fx.tensors[&format!("{layer}/pgc")];
+        let [n, m, h, w]: [usize; 4] = raw_shape.as_slice().try_into().unwrap();
+        let big = shape[2] * shape[3];
+        let (_, spread) = &fx.tensors[&format!("{layer}/raw_spread")];
+        for map in 0..n * m {
+            let at = map * h * w..(map + 1) * h * w;
+            let (ours, theirs, spread) = (&raw[at.clone()], &reference[at.clone()], &spread[at]);
+            let scale = theirs.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64));
+            let e = DELTA * scale;
+            // Each value's error over its bound: DELTA of the scale, plus the kink envelope.
+            let raw_ratio = ours
+                .iter()
+                .zip(theirs)
+                .zip(spread)
+                .fold(0.0f64, |a, ((x, y), s)| {
+                    a.max((x - y).abs() as f64 / (e + *s as f64))
+                });
+            raw_worst = raw_worst.max(raw_ratio);
+            let e = e + spread.iter().fold(0.0f64, |a, s| a.max(*s as f64));
+            let relu: Vec<f64> = theirs.iter().map(|v| v.max(0.0) as f64).collect();
+            let range = relu.iter().cloned().fold(f64::MIN, f64::max)
+                - relu.iter().cloned().fold(f64::MAX, f64::min);
+            let bound = 2.0 * 4.0 / (1.0 - h as f64 / shape[2] as f64) * 4.0 * e / range;
+            let ours = &heat[map * big..(map + 1) * big];
+            let theirs = &pgc[map * big..(map + 1) * big];
+            let heat_err = ours
+                .iter()
+                .zip(theirs)
+                .fold(0.0f64, |a, (x, y)| a.max((x - y).abs() as f64));
+            heat_worst = heat_worst.max(heat_err / bound);
+            assert!(
+                raw_ratio <= 1.0 && heat_err <= bound,
+                "{layer} map {map}: raw error {raw_ratio:.3} of its bound, heatmap {heat_err:.3e} \
+                 (bound {bound:.3e})"
+            );
+        }
+    }
+    (raw_worst, heat_worst)
+}

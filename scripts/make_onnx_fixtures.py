@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""ONNX exports and pytorch-grad-cam oracles for gradcam-onnx (`onnx/tests/`).
+
+Every model is exported with `torch.onnx.export(.., opset_version=17, dynamo=False,
+input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "batch"},
+"logits": {0: "batch"}})` (BatchNorm folded into the convolutions by the exporter, as users get
+it), and explained by pytorch-grad-cam 1.5.7 (pgc) GradCAM on the PyTorch model: batch 2 (the
+photos chelsea and coffee), two classes per image, at the model's usual layer and at one layer
+inside a residual block. Per model, `<model>.safetensors` holds
+
+  input        [2, 3, H, W]   the batch (PIL-resized photos, the model's normalisation)
+  classes      [2, 2] int64   each image's two classes (its top-2 by the float32 model)
+  <L>/pgc      [2, 2, H, W]   pgc's GradCAM heatmap of image i, class j, at layer L
+  <L>/raw64    [2, 2, h, w]   the raw Grad-CAM map sum_k mean(G_k) A_k of a float64 copy of
+                              the model (`make_fixtures.reference`)
+  <L>/raw_spread [2, 2, h, w] how far raw64 can move where a ReLU / ReLU6 after the layer has a
+                              unit within 1e-6 of its kink (its derivative 0 or 1 by rounding):
+                              sum_k mean(S_k) |A_k| for reference's gradient envelope S; 0 elsewhere
+
+with L the layer's gradcam name (`layer4`, or an ONNX node name for the inner layer) and the
+metadata `layers` (in order), `pgc_modules` (the PyTorch module pgc hooked for each), and
+`pgc_vs_raw64` (pgc's maps against pgc's own post-processing of raw64: how far float32 is).
+
+Small models (64 x 64 inputs), committed with their ONNX files in `onnx/tests/fixtures/` (random weights, seeded;
+one with a residual block and a concat, a thin 101-layer ResNet whose graph has more than 200
+nodes (burn-onnx partitions it), torchvision MobileNetV2 at width 0.5 with 10 classes). Large
+models (`--large`): torchvision ResNet-18 from `tests/fixtures/resnet18_seed0.safetensors`, our
+SqueezeNet 1.1 and EfficientNet-Lite0 with their real weights from `assets/`: written to
+`$GRADCAM_ONNX_CACHE` (default `target/onnx-large/`), never committed (their weights are in the
+repository once already), for the test run with `--ignored`.
+
+Residual layers: torchvision's blocks call one in-place ReLU twice; pgc hooks a module, so it is
+run on a copy whose blocks have two non-in-place ReLUs (the same function): the copy's
+`layer4[1].relu_a` is the ONNX node `/layer4/layer4.1/relu/Relu` of the original's export.
+
+Usage: make_onnx_fixtures.py [--large]
+"""
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from safetensors.numpy import save_file
+from PIL import Image
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import models_pt  # noqa: E402
+from make_fixtures import double_model, reference  # noqa: E402
+from preprocess import imagenet_input, lite0_input, load_photo, squeezenet_input  # noqa: E402
+
+from pytorch_grad_cam import GradCAM  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = REPO / "onnx" / "tests" / "fixtures"
+LARGE = Path(os.environ.get("GRADCAM_ONNX_CACHE", REPO / "target" / "onnx-large"))
+PHOTOS = ("chelsea", "coffee")
+
+
+def small_input(img):
+    """The small models' input: the photo PIL-resized to 64 x 64, ImageNet's normalisation."""
+    x = np.asarray(img.resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32) / np.float32(255.0)
+    x = (x - np.array((0.485, 0.456, 0.406), np.float32)) / np.array((0.229, 0.224, 0.225), np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------- the models
+
+class TinyResidual(nn.Module):
+    """Stem, a residual block, a concat of two branches, a head; 10 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = Block(8)
+        self.left = nn.Conv2d(8, 6, 3, 2, 1)
+        self.right = nn.Conv2d(8, 6, 1, 2)
+        self.head = nn.Sequential(nn.Conv2d(12, 16, 3, 1, 1), nn.ReLU())
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.block(self.stem(x))
+        x = torch.cat([F.relu(self.left(x)), F.relu(self.right(x))], dim=1)
+        x = self.head(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class Block(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the identity, then ReLU: two ReLU modules, none in place."""
+
+    def __init__(self, c, stride=1, down=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c if down is None else down[0], c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.relu_a = nn.ReLU()
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.relu_b = nn.ReLU()
+        self.down = None if down is None else nn.Sequential(
+            nn.Conv2d(down[0], c, 1, stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        y = self.relu_a(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu_b(y + (x if self.down is None else self.down(x)))
+
+
+class RowMixing(nn.Module):
+    """A batch mixed after the layers: the pooled features of all images in one row."""
+
+    def __init__(self, tiny):
+        super().__init__()
+        self.stem, self.fc = tiny.stem, nn.Linear(8, 10)
+
+    def forward(self, x):
+        pooled = torch.flatten(F.adaptive_avg_pool2d(self.stem(x), 1), 1)  # [n, 8]
+        return self.fc(pooled.reshape(1, -1)[:, :8])
+
+
+class Flat(nn.Module):
+    """An image input and no [n, c, h, w] activation: flattened at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(x, 1)[:, :8])
+
+
+def thin_resnet101():
+    """torchvision's ResNet-101 topology (Bottleneck blocks [3, 4, 23, 3]) at 1/16 of its
+    widths: a graph of over 200 nodes with small weights."""
+    class Thin(torchvision.models.resnet.ResNet):
+        def __init__(self):
+            nn.Module.__init__(self)
+            self._norm_layer = nn.BatchNorm2d
+            self.inplanes, self.dilation, self.groups, self.base_width = 4, 1, 1, 64
+            self.conv1 = nn.Conv2d(3, 4, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(4)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            block = torchvision.models.resnet.Bottleneck
+            self.layer1 = self._make_layer(block, 4, 3)
+            self.layer2 = self._make_layer(block, 8, 4, stride=2)
+            self.layer3 = self._make_layer(block, 16, 23, stride=2)
+            self.layer4 = self._make_layer(block, 32, 3, stride=2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(32 * 4, 10)
+    return Thin()
+
+
+def randomise(model, seed):
+    """Seeded weights, and BatchNorm statistics away from the identity (gamma, beta, running
+    mean and variance drawn), so folding them matters."""
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.normal_(m.bias, 0, 0.1)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, 0, 0.1)
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+class SeparateReluBasic(torchvision.models.resnet.BasicBlock):
+    """torchvision's BasicBlock with a ReLU module per call, none in place."""
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.bn2(self.conv2(self.relu_a(self.bn1(self.conv1(x)))))
+        return self.relu_b(y + identity)
+
+
+class SeparateReluBottleneck(torchvision.models.resnet.Bottleneck):
+    """torchvision's Bottleneck with a ReLU module per call, none in place."""
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu_a(self.bn1(self.conv1(x)))
+        y = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(y)))))
+        return self.relu_b(y + identity)
+
+
+def separate_relus(model):
+    """A copy of a torchvision ResNet whose blocks call a ReLU module per call, none in place
+    (`relu_a` after the first convolution, `relu_b` after the sum): pgc hooks modules, and an
+    in-place ReLU called twice would make it record the wrong tensor."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        kind = {torchvision.models.resnet.BasicBlock: SeparateReluBasic,
+                torchvision.models.resnet.Bottleneck: SeparateReluBottleneck}.get(type(m))
+        if kind is not None:
+            m.__class__ = kind
+            m.relu_a, m.relu_b = nn.ReLU(), nn.ReLU()
+    return model
+
+
+class Relu6(nn.Module):
+    """`F.relu6` as a module, not in place (nn.ReLU6 is a Hardtanh: its calls are not the
+    `F.relu6` the float64 reference records kinks of)."""
+
+    def forward(self, x):
+        return F.relu6(x)
+
+
+def separate_relus_mobilenet(model):
+    """MobileNetV2 with each in-place nn.ReLU6 replaced by `Relu6` under the same name."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        for key, child in list(m._modules.items()):
+            if isinstance(child, nn.ReLU6):
+                m._modules[key] = Relu6()
+    return model
+
+
+# ------------------------------------------------------------------------------- the oracle
+
+def raw_grad_cam64(model, module, x, classes, case):
+    """The float64 raw Grad-CAM map of every image and class, and its envelope where a ReLU
+    after the layer has a unit within rounding of its kink (`make_fixtures.reference`, one image
+    at a time: the gradient envelope S gives |d raw| <= sum_k mean(S_k) |A_k|).
+    -> ([n, m, h, w], [n, m, h, w])."""
+    model64 = double_model(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    layer64 = model64.get_submodule(names[id(module)])
+    maps, spreads = [], []
+    for i in range(x.shape[0]):
+        row = [int(c) for c in classes[i]]
+        _, A, G, S, _ = reference(model64, layer64, x[i:i + 1], row, f"{case} image {i}")
+        maps.append([(G[c].mean(dim=(2, 3), keepdim=True) * A).sum(1)[0].numpy() for c in row])
+        spreads.append([
+            (S[c].mean(dim=(2, 3), keepdim=True) * A.abs()).sum(1)[0].numpy() if c in S
+            else np.zeros(A.shape[2:]) for c in row])
+    return np.array(maps), np.array(spreads)
+
+
+def pgc_heatmaps(model, module, x, classes):
+    """pgc GradCAM at `module`: one call per target column (pgc takes one target per image).
+    -> [n, m, H, W] float32."""
+    out = []
+    with GradCAM(model=model, target_layers=[module]) as cam:
+        for j in range(classes.shape[1]):
+            targets = [ClassifierOutputTarget(int(c)) for c in classes[:, j]]
+            out.append(cam(input_tensor=torch.from_numpy(x), targets=targets))
+    return np.stack(out, 1).astype(np.float32)
+
+
+def pgc_map_of(raw, size):
+    """pgc's post-processing in float64: ReLU, min-max, resize (cv2 INTER_LINEAR), min-max."""
+    import cv2
+
+    def scale(c):
+        c = c - c.min()
+        return c / (1e-7 + c.max())
+    return scale(cv2.resize(scale(np.maximum(raw, 0)), size, interpolation=cv2.INTER_LINEAR))
+
+
+def export(model, x, path):
+    torch.onnx.export(model, torch.from_numpy(x), str(path), opset_version=17, dynamo=False,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def make(name, model, pgc_model, prep, layers, out_dir):
+    """Export `model`, explain the photos with pgc on `pgc_model` at `layers` (gradcam name ->
+    module of `pgc_model`), write `<name>.onnx` and `<name>.safetensors` into `out_dir`."""
+    t0 = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x = np.concatenate([prep(load_photo(REPO / "assets" / f"{p}.png")) for p in PHOTOS])
+    export(model, x, out_dir / f"{name}.onnx")
+    with torch.no_grad():
+        logits = pgc_model(torch.from_numpy(x)).numpy()
+        assert np.allclose(logits, model(torch.from_numpy(x)).numpy(), atol=1e-4), name
+    classes = np.argsort(-logits, axis=1)[:, :2].astype(np.int64)
+    tensors = {"input": x, "classes": classes}
+    meta_pgc = {}
+    H, W = x.shape[2:]
+    for layer, module in layers.items():
+        heat = pgc_heatmaps(pgc_model, module, x, classes)
+        raw, spread = raw_grad_cam64(pgc_model, module, x, classes, f"{name} {layer}")
+        tensors[f"{layer}/pgc"] = heat
+        tensors[f"{layer}/raw64"] = raw.astype(np.float32)
+        tensors[f"{layer}/raw_spread"] = spread.astype(np.float32)
+        worst = max(float(np.abs(heat[i, j] - pgc_map_of(raw[i, j], (W, H))).max())
+                    for i in range(2) for j in range(2))
+        meta_pgc[layer] = worst
+        print(f"   {name} {layer}: raw {list(raw.shape)}, |pgc - map(raw64)| max {worst:.2e}")
+    names = {id(m): n for n, m in pgc_model.named_modules()}
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              str(out_dir / f"{name}.safetensors"), metadata={
+                  "generator": f"scripts/make_onnx_fixtures.py, torch {torch.__version__}",
+                  "layers": ",".join(layers),
+                  "pgc_modules": json.dumps({k: names[id(m)] for k, m in layers.items()}),
+                  "pgc_vs_raw64": json.dumps(meta_pgc)})
+    print(f"{name}: classes {classes.tolist()}, {time.time() - t0:.0f} s", flush=True)
+
+
+def main():
+    torch.set_num_threads(2)
+    large = "--large" in sys.argv[1:]
+
+    tiny = randomise(TinyResidual(), 0)
+    make("tiny_residual", tiny, tiny, small_input,
+         {"head": tiny.head, "block.relu_a": tiny.block.relu_a}, SMALL)
+
+    thin = randomise(thin_resnet101(), 1)
+    thin_pgc = separate_relus(thin)
+    make("thin_resnet101", thin, thin_pgc, small_input,
+         {"layer4": thin_pgc.layer4, "/layer3/layer3.11/relu/Relu": thin_pgc.layer3[11].relu_a},
+         SMALL)
+
+    mobile = randomise(torchvision.models.mobilenet_v2(width_mult=0.5, num_classes=10), 2)
+    mobile_pgc = separate_relus_mobilenet(mobile)
+    make("mobilenet_v2", mobile, mobile_pgc, small_input,
+         {"features.18": mobile_pgc.features[18],
+          "/features/features.13/conv/conv.0/conv.0.2/Clip": mobile_pgc.features[13].conv[0][2]},
+         SMALL)
+
+    # Graphs gradcam-onnx must refuse or adapt, for onnx/tests/errors.rs (no oracle).
+    x = small_input(load_photo(REPO / "assets" / "chelsea.png"))
+    torch.onnx.export(tiny, torch.from_numpy(x), str(SMALL / "tiny_static_batch.onnx"),
+                      opset_version=17, dynamo=False, input_names=["input"], output_names=["logits"])
+    export(nn.Sequential(tiny, nn.Softmax(dim=1)).eval(), x, SMALL / "tiny_softmax.onnx")
+    export(Flat().eval(), x, SMALL / "flat.onnx")
+    export(RowMixing(tiny).eval(), x, SMALL / "tiny_row_mixing.onnx")
+    export(nn.Sequential(tiny.stem, tiny.block).eval(), x, SMALL / "tiny_segmentation.onnx")
+
+    if large:
+        from make_fixtures import load_resnet18  # noqa: PLC0415
+        rn = load_resnet18(REPO / "tests" / "fixtures" / "resnet18_seed0.safetensors")
+        rn_pgc = separate_relus(rn)
+        make("resnet18", rn, rn_pgc, imagenet_input,
+             {"layer4": rn_pgc.layer4, "/layer4/layer4.0/relu/Relu": rn_pgc.layer4[0].relu_a},
+             LARGE)
+        sq = models_pt.load_squeezenet(REPO / "assets" / "squeezenet1_1.safetensors")
+        make("squeezenet", sq, sq, squeezenet_input, {"fire9": sq.fire9, "fire8": sq.fire8}, LARGE)
+        lite = models_pt.load_lite0(REPO / "assets" / "efficientnet_lite0.safetensors")
+        make("efficientnet_lite0", lite, lite, lite0_input,
+             {"head": lite.head, "blocks.10": lite.blocks[10]}, LARGE)
+
+
+if __name__ == "__main__":
+    main()

@@ -225,6 +225,45 @@ def separate_relus_mobilenet(model):
     return model
 
 
+class SegmentationNet(nn.Module):
+    """A tiny segmentation network: three classes per pixel at half the input's resolution."""
+
+    def __init__(self, tiny):
+        super().__init__()
+        self.stem, self.block = tiny.stem, tiny.block
+        self.classifier = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        return self.classifier(self.block(self.stem(x)))  # [n, 3, 32, 32]
+
+
+class Flattened(nn.Module):
+    """`model`'s [n, c, h, w] output flattened to [n, c * h * w]: what gradcam explains."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.flatten(self.model(x), 1)
+
+
+class Head(nn.Module):
+    """tiny_residual's features with another head: `out` outputs (1: a binary classifier's
+    logit; 8: an embedding)."""
+
+    def __init__(self, tiny, out):
+        super().__init__()
+        self.stem, self.block, self.head = tiny.stem, tiny.block, tiny.head
+        self.left, self.right = tiny.left, tiny.right
+        self.fc = nn.Linear(16, out)
+
+    def forward(self, x):
+        x = self.block(self.stem(x))
+        x = torch.cat([F.relu(self.left(x)), F.relu(self.right(x))], dim=1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.head(x), 1), 1))
+
+
 # ------------------------------------------------------------------------------- the oracle
 
 def raw_grad_cam64(model, module, x, classes, case):
@@ -265,6 +304,88 @@ def pgc_map_of(raw, size):
         c = c - c.min()
         return c / (1e-7 + c.max())
     return scale(cv2.resize(scale(np.maximum(raw, 0)), size, interpolation=cv2.INTER_LINEAR))
+
+
+def make_targets(tiny):
+    """pgc's model_targets on small networks, for `onnx/tests/targets.rs`: `targets.safetensors`
+    holds per case `<case>/pgc` [2, H, W] (pgc GradCAM, one target per image) and `<case>/raw64`
+    [2, h, w] (the float64 raw map of the same target), at the layer `block.relu_a` of each
+    network; the networks' ONNX files beside it."""
+    from pytorch_grad_cam.utils.model_targets import (  # noqa: PLC0415
+        BinaryClassifierOutputTarget, ClassifierOutputSoftmaxTarget, SemanticSegmentationTarget)
+
+    class SimilarityToConceptTarget:
+        """pgc's tutorial target (not in the package): cosine similarity to a concept."""
+
+        def __init__(self, features):
+            self.features = features
+
+        def __call__(self, model_output):
+            return torch.nn.CosineSimilarity(dim=0)(model_output, self.features)
+
+    x = np.concatenate([small_input(load_photo(REPO / "assets" / f"{p}.png")) for p in PHOTOS])
+    torch.manual_seed(5)
+    segment = SegmentationNet(tiny).eval()
+    nn.init.normal_(segment.classifier.weight, 0, 0.5)
+    binary, embed = Head(tiny, 1).eval(), Head(tiny, 8).eval()
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:24, 4:20] = 1.0
+    concept = torch.linspace(-1.0, 1.0, 8)
+    # case -> (network explained by pgc, network exported, pgc target for both images)
+    cases = {
+        "softmax": (tiny, tiny, ClassifierOutputSoftmaxTarget(2)),
+        "binary1": (binary, binary, BinaryClassifierOutputTarget(1)),
+        "binary0": (binary, binary, BinaryClassifierOutputTarget(0)),
+        "segmentation": (segment, Flattened(segment),
+                         SemanticSegmentationTarget(1, mask)),
+        "similarity": (embed, embed, SimilarityToConceptTarget(concept)),
+    }
+    tensors = {"input": x, "mask": mask, "concept": concept.numpy()}
+    for case, (model, exported, target) in cases.items():
+        module = model.block.relu_a
+        with GradCAM(model=model, target_layers=[module]) as cam:
+            tensors[f"{case}/pgc"] = cam(input_tensor=torch.from_numpy(x),
+                                         targets=[target, target]).astype(np.float32)
+        model64 = copy.deepcopy(model).double().eval()
+        names = {id(m): n for n, m in model.named_modules()}
+        layer64 = model64.get_submodule(names[id(module)])
+        saved = {}
+        handle = layer64.register_forward_hook(lambda m, i, o: saved.__setitem__("a", o))
+        maps = []
+        for i in range(2):
+            out = model64(torch.from_numpy(x[i:i + 1]).double())[0]
+            t = target
+            if isinstance(t, SemanticSegmentationTarget):
+                t = SemanticSegmentationTarget(1, mask.astype(np.float64))
+            if isinstance(t, SimilarityToConceptTarget):
+                t = SimilarityToConceptTarget(concept.double())
+            g = torch.autograd.grad(t(out).sum(), saved["a"])[0]
+            maps.append((g.mean(dim=(2, 3), keepdim=True) * saved["a"]).sum(1)[0].detach().numpy())
+        handle.remove()
+        tensors[f"{case}/raw64"] = np.array(maps, np.float32)
+        name = {"softmax": "tiny_residual", "binary1": "binary", "binary0": "binary",
+                "segmentation": "segmentation", "similarity": "embedding"}[case]
+        if not (SMALL / f"{name}.onnx").exists() or name != "tiny_residual":
+            export(exported.eval(), x, SMALL / f"{name}.onnx")
+        print(f"   target {case}: raw {list(tensors[f'{case}/raw64'].shape)}")
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              str(SMALL / "targets.safetensors"),
+              metadata={"generator": "scripts/make_onnx_fixtures.py (make_targets)"})
+
+
+def unsupported_op():
+    """A graph with an operator no importer knows, for `onnx/tests/errors.rs`."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper  # noqa: PLC0415
+    node = helper.make_node("MadeUpOp", ["input"], ["mid"], name="/made_up/MadeUpOp")
+    pool = helper.make_node("GlobalAveragePool", ["mid"], ["pooled"], name="/pool")
+    flat = helper.make_node("Flatten", ["pooled"], ["logits"], name="/flatten", axis=1)
+    graph = helper.make_graph(
+        [node, pool, flat], "unsupported",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(SMALL / "unsupported_op.onnx"))
 
 
 def export(model, x, path):
@@ -337,6 +458,9 @@ def main():
     export(RowMixing(tiny).eval(), x, SMALL / "tiny_row_mixing.onnx")
     export(nn.Sequential(tiny.stem, tiny.block).eval(), x, SMALL / "tiny_segmentation.onnx")
 
+    make_targets(tiny)
+    unsupported_op()
+
     if large:
         from make_fixtures import load_resnet18  # noqa: PLC0415
         rn = load_resnet18(REPO / "tests" / "fixtures" / "resnet18_seed0.safetensors")
@@ -348,7 +472,7 @@ def main():
         make("squeezenet", sq, sq, squeezenet_input, {"fire9": sq.fire9, "fire8": sq.fire8}, LARGE)
         lite = models_pt.load_lite0(REPO / "assets" / "efficientnet_lite0.safetensors")
         make("efficientnet_lite0", lite, lite, lite0_input,
-             {"head": lite.head, "blocks.10": lite.blocks[10]}, LARGE)
+             {"head": lite.head, "blocks.10.depthwise": lite.blocks[10].depthwise}, LARGE)
 
 
 if __name__ == "__main__":

@@ -97,3 +97,10 @@ fn a_graph_mixing_the_rows_after_a_layer_is_refused_with_the_node() {
     assert!(matches!(err, OnnxError::Batch { .. }), "{err}");
     assert!(err.to_string().contains("Reshape"), "{err}");
 }
+
+#[test]
+fn an_operator_no_importer_knows_is_named() {
+    let err = fails(&fixture("unsupported_op.onnx"), "unsupported");
+    assert!(matches!(err, OnnxError::Generation { .. }), "{err}");
+    assert!(err.to_string().contains("MadeUpOp"), "{err}");
+}

@@ -47,10 +47,13 @@ pub struct Fixture {
 pub fn fixture(dir: &Path, name: &str) -> Fixture {
     let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let layers = metadata.metadata().as_ref().unwrap()["layers"]
-        .split(',')
-        .map(String::from)
-        .collect();
+    let layers = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("layers"))
+        .map_or_else(Vec::new, |layers| {
+            layers.split(',').map(String::from).collect()
+        });
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors = std::collections::BTreeMap::new();
     let mut classes = Vec::new();
@@ -86,68 +89,109 @@ pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap()
 }
 
-/// The two checks of `pgc.rs`'s doc, for every layer of the fixture: each raw value within
-/// `DELTA` of its map's scale plus its kink envelope (the fixture's `raw_spread`: where a ReLU
-/// after the layer has a unit within rounding of its kink, the float32 and float64 networks may
-/// take different derivatives there, and the envelope bounds what that moves); the heatmaps with
-/// that total as `e`. Returns the largest raw error and heatmap difference over their bounds
-/// (both at most 1).
+/// The input tensor of a fixture.
+pub fn input(fx: &Fixture, device: &Device) -> Tensor<4> {
+    let (shape, values) = &fx.tensors["input"];
+    Tensor::<4>::from_data(TensorData::new(values.clone(), shape.clone()), device)
+}
+
+/// The two checks of `pgc.rs`'s doc, for every layer of the fixture, its classes as targets.
+/// Returns the largest raw error and heatmap difference over their bounds (both at most 1).
 pub fn check<M: GradCam>(model: &M, fx: &Fixture, device: &Device) -> (f64, f64) {
-    let (shape, input) = &fx.tensors["input"];
-    let input = Tensor::<4>::from_data(TensorData::new(input.clone(), shape.clone()), device);
     let targets = Targets::rows_per_image(
         fx.classes
             .iter()
             .map(|row| row.iter().map(|&c| Target::Class(c)).collect())
             .collect(),
     );
-    let (mut raw_worst, mut heat_worst) = (0.0f64, 0.0f64);
+    let mut worst = (0.0f64, 0.0f64);
     for layer in &fx.layers {
-        let explanation = ExplainerConfig::new()
-            .with_layer(layer.clone())
-            .init(model)
-            .unwrap()
-            .explain(input.clone(), &targets)
-            .unwrap();
-        let raw = host(explanation.layers[0].raw.clone());
-        let heat = host(explanation.heatmap.clone());
-        let (raw_shape, reference) = &fx.tensors[&format!("{layer}/raw64")];
-        let (_, pgc) = &fx.tensors[&format!("{layer}/pgc")];
-        let [n, m, h, w]: [usize; 4] = raw_shape.as_slice().try_into().unwrap();
-        let big = shape[2] * shape[3];
-        let (_, spread) = &fx.tensors[&format!("{layer}/raw_spread")];
-        for map in 0..n * m {
-            let at = map * h * w..(map + 1) * h * w;
-            let (ours, theirs, spread) = (&raw[at.clone()], &reference[at.clone()], &spread[at]);
-            let scale = theirs.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64));
-            let e = DELTA * scale;
-            // Each value's error over its bound: DELTA of the scale, plus the kink envelope.
-            let raw_ratio = ours
-                .iter()
-                .zip(theirs)
-                .zip(spread)
-                .fold(0.0f64, |a, ((x, y), s)| {
-                    a.max((x - y).abs() as f64 / (e + *s as f64))
-                });
-            raw_worst = raw_worst.max(raw_ratio);
-            let e = e + spread.iter().fold(0.0f64, |a, s| a.max(*s as f64));
-            let relu: Vec<f64> = theirs.iter().map(|v| v.max(0.0) as f64).collect();
-            let range = relu.iter().cloned().fold(f64::MIN, f64::max)
-                - relu.iter().cloned().fold(f64::MAX, f64::min);
-            let bound = 2.0 * 4.0 / (1.0 - h as f64 / shape[2] as f64) * 4.0 * e / range;
-            let ours = &heat[map * big..(map + 1) * big];
-            let theirs = &pgc[map * big..(map + 1) * big];
-            let heat_err = ours
-                .iter()
-                .zip(theirs)
-                .fold(0.0f64, |a, (x, y)| a.max((x - y).abs() as f64));
-            heat_worst = heat_worst.max(heat_err / bound);
-            assert!(
-                raw_ratio <= 1.0 && heat_err <= bound,
-                "{layer} map {map}: raw error {raw_ratio:.3} of its bound, heatmap {heat_err:.3e} \
-                 (bound {bound:.3e})"
-            );
-        }
+        let value = |key: &str| &fx.tensors[&format!("{layer}/{key}")];
+        let (shape, reference) = value("raw64");
+        let (_, spread) = value("raw_spread");
+        let (_, pgc) = value("pgc");
+        let oracle = Oracle {
+            raw64: reference,
+            raw_shape: shape.as_slice().try_into().unwrap(),
+            spread,
+            pgc,
+        };
+        let (raw, heat) = compare(model, input(fx, device), layer, &targets, &oracle);
+        worst = (worst.0.max(raw), worst.1.max(heat));
+    }
+    worst
+}
+
+/// What pytorch-grad-cam and the float64 reference give for one layer.
+pub struct Oracle<'a> {
+    /// The float64 raw maps, `[n, m, h, w]`.
+    pub raw64: &'a [f32],
+    pub raw_shape: [usize; 4],
+    /// Their kink envelope, `[n, m, h, w]` (zeros where none).
+    pub spread: &'a [f32],
+    /// pgc's heatmaps, `[n, m, H, W]`.
+    pub pgc: &'a [f32],
+}
+
+/// Explain `input` for `targets` at `layer` and check every map against `oracle`: each raw value
+/// within `DELTA` of its map's scale plus its kink envelope (where a ReLU after the layer has a
+/// unit within rounding of its kink, the float32 and float64 networks may take different
+/// derivatives there, and the envelope bounds what that moves); the heatmaps with that total as
+/// `e`. Returns the largest raw error and heatmap difference over their bounds.
+pub fn compare<M: GradCam>(
+    model: &M,
+    input: Tensor<4>,
+    layer: &str,
+    targets: &Targets,
+    oracle: &Oracle<'_>,
+) -> (f64, f64) {
+    let [_, _, height, width] = input.dims();
+    let explanation = ExplainerConfig::new()
+        .with_layer(layer)
+        .init(model)
+        .unwrap()
+        .explain(input, targets)
+        .unwrap();
+    let raw = host(explanation.layers[0].raw.clone());
+    let heat = host(explanation.heatmap.clone());
+    let [n, m, h, w] = oracle.raw_shape;
+    let big = height * width;
+    let (mut raw_worst, mut heat_worst) = (0.0f64, 0.0f64);
+    for map in 0..n * m {
+        let at = map * h * w..(map + 1) * h * w;
+        let (ours, theirs, spread) = (
+            &raw[at.clone()],
+            &oracle.raw64[at.clone()],
+            &oracle.spread[at],
+        );
+        let scale = theirs.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64));
+        let e = DELTA * scale;
+        // Each value's error over its bound: DELTA of the scale, plus the kink envelope.
+        let raw_ratio = ours
+            .iter()
+            .zip(theirs)
+            .zip(spread)
+            .fold(0.0f64, |a, ((x, y), s)| {
+                a.max((x - y).abs() as f64 / (e + *s as f64))
+            });
+        raw_worst = raw_worst.max(raw_ratio);
+        let e = e + spread.iter().fold(0.0f64, |a, s| a.max(*s as f64));
+        let relu: Vec<f64> = theirs.iter().map(|v| v.max(0.0) as f64).collect();
+        let range = relu.iter().cloned().fold(f64::MIN, f64::max)
+            - relu.iter().cloned().fold(f64::MAX, f64::min);
+        let bound = 2.0 * 4.0 / (1.0 - h as f64 / height as f64) * 4.0 * e / range;
+        let ours = &heat[map * big..(map + 1) * big];
+        let theirs = &oracle.pgc[map * big..(map + 1) * big];
+        let heat_err = ours
+            .iter()
+            .zip(theirs)
+            .fold(0.0f64, |a, (x, y)| a.max((x - y).abs() as f64));
+        heat_worst = heat_worst.max(heat_err / bound);
+        assert!(
+            raw_ratio <= 1.0 && heat_err <= bound,
+            "{layer} map {map}: raw error {raw_ratio:.3} of its bound, heatmap {heat_err:.3e} \
+             (bound {bound:.3e})"
+        );
     }
     (raw_worst, heat_worst)
 }

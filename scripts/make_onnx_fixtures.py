@@ -373,6 +373,32 @@ def make_targets(tiny):
               metadata={"generator": "scripts/make_onnx_fixtures.py (make_targets)"})
 
 
+def make_guided(thin):
+    """pgc's guided backpropagation (`GuidedBackpropReLUModel`) on the thin ResNet-101, whose
+    ReLUs are all `torch.nn.ReLU` modules (pgc guides those only), for `onnx/tests/guided.rs`:
+    `guided.safetensors` holds `classes` [2] (each image's top class), `pgc` [2, H, W, 3] (pgc's
+    float32 result, one image a call as pgc computes it) and `gb64` [2, H, W, 3] (the same from a
+    float64 copy of the model)."""
+    from pytorch_grad_cam import GuidedBackpropReLUModel  # noqa: PLC0415
+
+    x = np.concatenate([small_input(load_photo(REPO / "assets" / f"{p}.png")) for p in PHOTOS])
+    with torch.no_grad():
+        classes = thin(torch.from_numpy(x)).argmax(1).numpy().astype(np.int64)
+    out = {"classes": classes, "input": x}
+    for key, dtype in (("pgc", torch.float32), ("gb64", torch.float64)):
+        model = copy.deepcopy(thin).to(dtype).eval()
+        gb = GuidedBackpropReLUModel(model=model, device="cpu")
+        maps = []
+        for i in range(2):
+            image = torch.from_numpy(x[i:i + 1]).to(dtype)  # a fresh tensor: pgc accumulates .grad
+            maps.append(np.asarray(gb(image, target_category=int(classes[i])), dtype=np.float64))
+        out[key] = np.stack(maps).astype(np.float32)
+    save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(SMALL / "guided.safetensors"),
+              metadata={"generator": "scripts/make_onnx_fixtures.py (make_guided)"})
+    print(f"   guided: classes {classes.tolist()}, |pgc - gb64| max "
+          f"{float(np.abs(out['pgc'] - out['gb64']).max()):.2e} of {float(np.abs(out['gb64']).max()):.2e}")
+
+
 def unsupported_op():
     """A graph with an operator no importer knows, for `onnx/tests/errors.rs`."""
     import onnx  # noqa: PLC0415
@@ -459,6 +485,7 @@ def main():
     export(nn.Sequential(tiny.stem, tiny.block).eval(), x, SMALL / "tiny_segmentation.onnx")
 
     make_targets(tiny)
+    make_guided(thin)
     unsupported_op()
 
     if large:

@@ -150,7 +150,7 @@ pub(crate) fn capture<M: GradCam>(
 ///
 /// # Shapes
 /// - `logits`: `[n * m, classes]` with gradients, `[n, classes]` without
-fn score(
+pub(crate) fn score(
     logits: Tensor<2>,
     targets: &[Target],
     [n, m]: [usize; 2],

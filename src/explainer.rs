@@ -279,7 +279,7 @@ impl<M: GradCam> Explainer<M> {
     }
 
     /// The input without autodiff, after every check the model's declarations allow.
-    fn check_input(&self, input: Tensor<4>) -> Result<Tensor<4>> {
+    pub(crate) fn check_input(&self, input: Tensor<4>) -> Result<Tensor<4>> {
         let shape = input.dims();
         if let Some(axis) = shape.iter().position(|&d| d == 0) {
             return Err(InputError::EmptyInput { shape, axis }.into());

@@ -11,6 +11,7 @@ mod config;
 mod explainer;
 mod explanation;
 mod forward;
+mod guided;
 mod maps;
 mod model;
 mod postprocess;
@@ -41,6 +42,7 @@ pub use error::{
 };
 pub use explainer::Explainer;
 pub use explanation::{ExplainedTarget, Explanation, LayerMap};
+pub use guided::{GuidedBackprop, guided_grad_cam};
 pub use methods::{CamMethod, Method};
 pub use model::GradCam;
 pub use parameters::cast_model;

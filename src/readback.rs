@@ -35,27 +35,37 @@ impl<'a> Readback<'a> {
         Tensor::cat(parts, 0)
     }
 
-    /// The targets from the values read back, after the finiteness checks, and the rest of the
-    /// values (the heatmap's, when it was read).
+    /// The targets from the values read back, after the finiteness checks, and where the rest
+    /// of the values (the heatmap's, when it was read) starts.
     pub fn targets(&self, host: &[f32]) -> Result<(Vec<Vec<ExplainedTarget>>, usize)> {
-        let resolved: &[Resolved] = &self.capture.resolved;
-        let count = resolved.len();
         let [_, m] = self.capture.scores.dims();
-        let (scores, rest) = host.split_at(count);
-        let (classes, sums) = rest.split_at(count);
-        self.checks.verify(sums)?;
-        let explained = resolved
-            .iter()
-            .zip(scores.iter().zip(classes))
-            .map(|(target, (&score, &class))| ExplainedTarget {
-                // Class indices below 2^24 are exact in f32.
-                class: target.class(class as usize),
-                score,
-            })
-            .collect::<Vec<_>>();
-        let targets = explained.chunks(m).map(<[_]>::to_vec).collect();
-        Ok((targets, 2 * count + self.checks.len()))
+        let targets = target_values(&self.capture.resolved, m, host, self.checks)?;
+        Ok((targets, 2 * self.capture.resolved.len() + self.checks.len()))
     }
+}
+
+/// The targets from values read back as `[scores, classes, the checks' sums, ..]` (`n * m`
+/// targets, `m` per image), after the finiteness checks.
+pub(crate) fn target_values(
+    resolved: &[Resolved],
+    m: usize,
+    host: &[f32],
+    checks: &Checks,
+) -> Result<Vec<Vec<ExplainedTarget>>> {
+    let count = resolved.len();
+    let (scores, rest) = host.split_at(count);
+    let (classes, sums) = rest.split_at(count);
+    checks.verify(sums)?;
+    let explained = resolved
+        .iter()
+        .zip(scores.iter().zip(classes))
+        .map(|(target, (&score, &class))| ExplainedTarget {
+            // Class indices below 2^24 are exact in f32.
+            class: target.class(class as usize),
+            score,
+        })
+        .collect::<Vec<_>>();
+    Ok(explained.chunks(m).map(<[_]>::to_vec).collect())
 }
 
 /// One call submitted to the device (every op of [`Explainer::explain`](crate::Explainer::explain)),

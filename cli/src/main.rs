@@ -6,7 +6,8 @@
 //!
 //! Per photo and explained class it writes `<name>.<class>.png`, the overlay at the photo's own
 //! resolution and aspect ratio, and with `--raw` `<name>.<class>.npy`, the map at the model's
-//! input resolution (float32, `[H, W]`, readable by `numpy.load`); and once `summary.json`. A
+//! input resolution (float32, `[H, W]`, readable by `numpy.load`), with `--guided`
+//! `<name>.<class>.guided.png`, its Guided Grad-CAM; and once `summary.json`. A
 //! file that cannot be read or decoded is reported and skipped; the exit code is 1 when any
 //! failed. Nothing is written into an input folder.
 
@@ -25,7 +26,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use gradcam::image::{Colormap, Preprocess, Resize};
 use gradcam::models::imagenet_classes;
-use gradcam::{ExplainerConfig, GradCam, Method, Target, Targets};
+use gradcam::{ExplainerConfig, GradCam, Method, Target, Targets, guided_grad_cam};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{Backend, Precision};
@@ -83,6 +84,10 @@ pub struct Args {
     /// Also write each map as <name>.<class>.npy.
     #[arg(long)]
     pub raw: bool,
+    /// Also write each class's Guided Grad-CAM (guided backpropagation times the map, the
+    /// Grad-CAM paper's pixel-level picture) as <name>.<class>.guided.png.
+    #[arg(long)]
+    pub guided: bool,
     /// How each photo becomes the model's input: PIL's bilinear or bicubic resize of the whole
     /// photo, or torchvision's Resize(256 for 224) + CenterCrop.
     #[arg(long, value_enum, default_value_t = Fit::Bilinear)]
@@ -94,7 +99,8 @@ pub struct Args {
 
 const AFTER_HELP: &str = "Files written in --out: <name>.<class>.png per photo and class (the \
 overlay at the photo's resolution), <name>.<class>.npy with --raw (the map at the model's input \
-resolution, float32), and summary.json (per photo: file, size, and per class its name, logit \
+resolution, float32), <name>.<class>.guided.png with --guided (at the model's input \
+resolution, as pytorch-grad-cam's deprocess_image), and summary.json (per photo: file, size, and per class its name, logit \
 and the files written; or the error). <name> is the photo's file stem, made unique. Exit code: \
 0 when every photo was explained, 1 when any failed, 2 for bad arguments or a model that does \
 not load.";
@@ -210,6 +216,7 @@ pub fn run<M: GradCam>(
         }
     }
     let (indices, paths): (Vec<usize>, Vec<PathBuf>) = files.into_iter().unzip();
+    let mut warned = false; // that the model has no guided ReLU (--guided)
     let mut index = indices.into_iter();
     let [h, w] = prep.size;
     for batch in decode_in_background(paths, usize::from(args.batch), prep.clone()) {
@@ -237,15 +244,27 @@ pub fn run<M: GradCam>(
         let mut maps: Vec<Result<Vec<MapEntry>, String>> =
             photos.iter().map(|_| Ok(Vec::new())).collect();
         for targets in &calls {
-            match explainer.explain(input.clone(), targets) {
-                Ok(explanation) => {
+            match explain(&explainer, input.clone(), targets, args.guided) {
+                Ok((explanation, guided)) => {
+                    if guided.as_ref().is_some_and(|g| g.relus == 0) && !warned {
+                        bar.suspend(|| eprintln!("{NO_GUIDED_RELU}"));
+                        warned = true;
+                    }
                     for (i, (_, path, photo)) in photos.iter().enumerate() {
+                        let pixels = guided.as_ref().map(|g| g.image(i));
                         if let Ok(written) = &mut maps[i] {
-                            written.extend(outputs.write(path, photo, &explanation, i, prep)?);
+                            written.extend(outputs.write(
+                                path,
+                                photo,
+                                &explanation,
+                                i,
+                                prep,
+                                pixels,
+                            )?);
                         }
                     }
                 }
-                Err(error) => maps.iter_mut().for_each(|m| *m = Err(error.to_string())),
+                Err(error) => maps.iter_mut().for_each(|m| *m = Err(error.clone())),
             }
         }
         for ((at, path, photo), maps) in photos.into_iter().zip(maps) {
@@ -274,6 +293,55 @@ pub fn run<M: GradCam>(
         args.out.join("summary.json").display()
     );
     Ok(summary)
+}
+
+/// The warning of `--guided` for a model with no ReLU through the probe.
+const NO_GUIDED_RELU: &str = "warning: --guided: the model routes no ReLU through Probe::relu \
+(EfficientNet-Lite0's are ReLU6, which pytorch-grad-cam does not guide either): its guided \
+maps are the plain input gradient times the heatmap";
+
+/// One batch's Guided Grad-CAM on the host, `[n, m, 3, H, W]`, and how many ReLUs were guided.
+struct GuidedPixels {
+    values: Vec<f32>,
+    per_image: usize,
+    relus: usize,
+}
+
+impl GuidedPixels {
+    /// Image `i`'s values, `[m, 3, H, W]`.
+    fn image(&self, i: usize) -> &[f32] {
+        &self.values[i * self.per_image..(i + 1) * self.per_image]
+    }
+}
+
+/// Explain `input` for `targets`, and with `guided` its Guided Grad-CAM.
+fn explain<M: GradCam>(
+    explainer: &gradcam::Explainer<M>,
+    input: Tensor<4>,
+    targets: &Targets,
+    guided: bool,
+) -> Result<(gradcam::Explanation, Option<GuidedPixels>), String> {
+    let text = |e: gradcam::GradCamError| e.to_string();
+    let explanation = explainer.explain(input.clone(), targets).map_err(text)?;
+    if !guided {
+        return Ok((explanation, None));
+    }
+    let backprop = explainer.guided_backprop(input, targets).map_err(text)?;
+    let pixels = guided_grad_cam(explanation.heatmap.clone(), backprop.gradients); // [n, m, 3, H, W]
+    let [n, ..] = pixels.dims();
+    let values = pixels
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("reading the guided maps: {e:?}"))?;
+    Ok((
+        explanation,
+        Some(GuidedPixels {
+            per_image: values.len() / n,
+            values,
+            relus: backprop.guided_relus,
+        }),
+    ))
 }
 
 /// The targets to explain every batch with, one explain call each: `--class`, or each photo's

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use gradcam::Explanation;
-use gradcam::image::{Colormap, Preprocess, overlay, resize_map, save_png};
+use gradcam::image::{Colormap, Preprocess, guided_to_rgb, overlay, resize_map, save_png};
 use gradcam::models::imagenet_classes;
 use image::imageops;
 use npyz::WriterBuilder;
@@ -111,6 +111,9 @@ pub struct MapEntry {
     /// The `.npy` file's name, with `--raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// The Guided Grad-CAM picture's name, with `--guided`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guided: Option<String>,
 }
 
 /// The output folder and what has been written into it.
@@ -166,7 +169,8 @@ impl Outputs {
         })
     }
 
-    /// Write the maps of image `i` of `explanation`, the photo read from `path`.
+    /// Write the maps of image `i` of `explanation`, the photo read from `path`, and with
+    /// `guided` (its Guided Grad-CAM, `[m, 3, H, W]`) their guided pictures.
     ///
     /// # Errors
     /// A message when a file cannot be written (which stops the run).
@@ -177,6 +181,7 @@ impl Outputs {
         explanation: &Explanation,
         i: usize,
         prep: &Preprocess,
+        guided: Option<&[f32]>,
     ) -> Result<Vec<MapEntry>, String> {
         let text = |e: gradcam::GradCamError| e.to_string();
         let stem = self.unique_stem(path);
@@ -207,6 +212,17 @@ impl Outputs {
             } else {
                 None
             };
+            let guided = match guided {
+                Some(values) => {
+                    let per_target = values.len() / explanation.targets[i].len();
+                    let at = t * per_target..(t + 1) * per_target;
+                    let picture = guided_to_rgb(&values[at], prep.size).map_err(text)?;
+                    let name = format!("{stem}.{label}.guided.png");
+                    save_png(&picture, self.dir.join(&name)).map_err(text)?;
+                    Some(name)
+                }
+                None => None,
+            };
             maps.push(MapEntry {
                 class: target.class,
                 name: target
@@ -215,6 +231,7 @@ impl Outputs {
                 score: target.score,
                 overlay: overlay_name,
                 raw,
+                guided,
             });
         }
         Ok(maps)

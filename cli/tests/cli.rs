@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
-use gradcam::image::load_image;
+use gradcam::image::{guided_to_rgb, load_image};
 use gradcam::models::{SqueezeNet, load_weights};
-use gradcam::{ExplainerConfig, Target, Targets};
+use gradcam::{ExplainerConfig, Target, Targets, guided_grad_cam};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -156,6 +156,69 @@ fn a_folder_gives_overlays_at_photo_resolution_raw_maps_and_a_summary() {
             );
         }
     }
+}
+
+#[test]
+fn guided_writes_the_librarys_guided_grad_cam_as_pytorch_grad_cam_pictures_it() {
+    let root = scratch("guided");
+    let out = root.join("out");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--class", "285", "--guided", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let name = summary["photos"][0]["maps"][0]["guided"].as_str().unwrap();
+    assert_eq!(name, "chelsea.285.guided.png");
+    let written = load_image(out.join(name)).unwrap();
+    assert_eq!(written.dimensions(), (227, 227));
+
+    // The library's Guided Grad-CAM of the same photo and class, every SqueezeNet ReLU guided.
+    // Bound: the same float32 computation in another process differs by a thread's summation
+    // order, a few ulps, which moves a byte by at most one where it lies at a rounding boundary.
+    let device = Device::flex();
+    let model = load_weights(
+        SqueezeNet::new(&device),
+        repo("assets/squeezenet1_1.safetensors"),
+    )
+    .unwrap();
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let input = SqueezeNet::preprocess()
+        .to_tensor(&[photo], &device)
+        .unwrap();
+    let explainer = ExplainerConfig::new().init(&model).unwrap();
+    let picture = |class: usize| {
+        let targets = Targets::class(class);
+        let heatmap = explainer.explain(input.clone(), &targets).unwrap().heatmap;
+        let guided = explainer.guided_backprop(input.clone(), &targets).unwrap();
+        // conv1, three in each of the 8 Fire modules, conv10.
+        assert_eq!(guided.guided_relus, 26);
+        let values = guided_grad_cam(heatmap, guided.gradients)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        guided_to_rgb(&values, [227, 227]).unwrap()
+    };
+    let bytes_apart = |other: &image::RgbImage| {
+        written
+            .as_raw()
+            .iter()
+            .zip(other.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap()
+    };
+    assert!(bytes_apart(&picture(285)) <= 1);
+    // Another class's picture (a deliberately wrong answer) is far off.
+    assert!(bytes_apart(&picture(1)) > 16);
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! The two operators the generator inserts into the ONNX graph (domain `gradcam`) and the code
 //! burn-onnx generates for them: `Tap`, an activation passed through the probe, and `Carry`, a
-//! tensor from before a tap brought to the rows after it.
+//! tensor from before a tap brought to the rows after it; and the code of every `Relu` node, the
+//! probe's ReLU (guided in guided backpropagation).
 
 use burn_onnx::ext::proc_macro2::TokenStream;
 use burn_onnx::ext::quote::quote;
-use burn_onnx::ext::{ArgType, CodegenContext, CustomNode, CustomOp, ProcessError, arg_to_ident};
+use burn_onnx::ext::{
+    ArgType, CodegenContext, CustomNode, CustomOp, Node, NodeType, OpOverride, ProcessError,
+    arg_to_ident,
+};
 use onnx_ir::{CustomOpInference, HookCoverage, MissingReason};
 
 /// The operators' ONNX domain.
@@ -68,6 +72,25 @@ impl CustomOp for Carry {
         let after = ctx.arg(&node.inputs[1]);
         let output = arg_to_ident(&node.outputs[0]);
         Ok(quote! { let #output = gradcam::Probe::carry(#before, #after.dims()[0]); })
+    }
+}
+
+/// Every ONNX `Relu` as `probe.relu(x)`: a plain ReLU, guided during guided backpropagation.
+pub(crate) struct ProbeRelu;
+
+impl OpOverride for ProbeRelu {
+    fn target(&self) -> NodeType {
+        NodeType::Relu
+    }
+    fn forward(
+        &self,
+        node: &Node,
+        ctx: &mut CodegenContext<'_, '_>,
+    ) -> Result<TokenStream, ProcessError> {
+        let input = ctx.arg(&node.inputs()[0]);
+        let output = arg_to_ident(&node.outputs()[0]);
+        let probe = probe();
+        Ok(quote! { let #output = #probe.relu(#input); })
     }
 }
 

@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
@@ -91,17 +90,25 @@ impl Block {
     /// - `x`: `[n, i, h, w]`
     /// - returns `[n, o, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_probed(x, &mut Probe::passthrough())
+    }
+
+    /// [`Block::forward`] with its ReLUs through `probe` (guided in guided backpropagation).
+    ///
+    /// # Shapes
+    /// As [`Block::forward`].
+    pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>) -> Tensor<4> {
         let shortcut = match &self.downsample {
             Some(d) => conv_bn(&d.conv, d.bn.as_ref(), x.clone()),
             None => x.clone(),
         };
-        let h = relu(conv_bn(&self.conv1, self.bn1.as_ref(), x));
+        let h = probe.relu(conv_bn(&self.conv1, self.bn1.as_ref(), x));
         let h = conv_bn(&self.conv2, self.bn2.as_ref(), h);
         let h = match &self.conv3 {
-            Some(conv3) => conv_bn(conv3, self.bn3.as_ref(), relu(h)),
+            Some(conv3) => conv_bn(conv3, self.bn3.as_ref(), probe.relu(h)),
             None => h,
         };
-        relu(h + shortcut)
+        probe.relu(h + shortcut)
     }
 
     fn fold_batchnorm(self) -> Self {
@@ -261,7 +268,7 @@ impl GradCam for ResNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = relu(conv_bn(&self.conv1, self.bn1.as_ref(), x)); // [n, 64, h/2, w/2]
+        let x = probe.relu(conv_bn(&self.conv1, self.bn1.as_ref(), x)); // [n, 64, h/2, w/2]
         let mut x = probe.layer("stem", self.pool.forward(x)); // [n, 64, h/4, w/4]
         for (name, stage) in [
             ("layer1", &self.layer1),
@@ -270,7 +277,7 @@ impl GradCam for ResNet {
             ("layer4", &self.layer4),
         ] {
             for block in stage {
-                x = block.forward(x);
+                x = block.forward_probed(x, probe);
             }
             x = probe.layer(name, x);
         }

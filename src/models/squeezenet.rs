@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::pointwise;
@@ -39,14 +38,17 @@ impl Fire {
     /// - `x`: `[n, input, h, w]`
     /// - returns `[n, 2 * expand, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let s = relu(self.squeeze.forward(x)); // [n, squeeze, h, w]
-        Tensor::cat(
-            vec![
-                relu(self.expand1x1.forward(s.clone())),
-                relu(self.expand3x3.forward(s)),
-            ],
-            1,
-        )
+        self.forward_probed(x, &mut Probe::passthrough())
+    }
+
+    /// [`Fire::forward`] with its ReLUs through `probe` (guided in guided backpropagation).
+    ///
+    /// # Shapes
+    /// As [`Fire::forward`].
+    pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>) -> Tensor<4> {
+        let s = probe.relu(self.squeeze.forward(x)); // [n, squeeze, h, w]
+        let left = probe.relu(self.expand1x1.forward(s.clone()));
+        Tensor::cat(vec![left, probe.relu(self.expand3x3.forward(s))], 1)
     }
 }
 
@@ -136,19 +138,29 @@ impl GradCam for SqueezeNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = probe.layer("conv1", relu(self.conv1.forward(x))); // [n, 64, 113, 113]
-        let x = self.pool.forward(x); // [n, 64, 56, 56]
-        let x = probe.layer("fire2", self.fire2.forward(x)); // [n, 128, 56, 56]
-        let x = probe.layer("fire3", self.fire3.forward(x));
-        let x = self.pool.forward(x); // [n, 128, 27, 27]
-        let x = probe.layer("fire4", self.fire4.forward(x)); // [n, 256, 27, 27]
-        let x = probe.layer("fire5", self.fire5.forward(x));
-        let x = self.pool.forward(x); // [n, 256, 13, 13]
-        let x = probe.layer("fire6", self.fire6.forward(x)); // [n, 384, 13, 13]
-        let x = probe.layer("fire7", self.fire7.forward(x));
-        let x = probe.layer("fire8", self.fire8.forward(x)); // [n, 512, 13, 13]
-        let x = probe.layer("fire9", self.fire9.forward(x));
-        let x = probe.layer("conv10", relu(pointwise(&self.conv10, x))); // [n, 1000, 13, 13]
+        let x = probe.relu(self.conv1.forward(x));
+        let x = probe.layer("conv1", x); // [n, 64, 113, 113]
+        let mut x = self.pool.forward(x); // [n, 64, 56, 56]
+        // The Fire modules, each an explainable layer; a max-pool after fire3 and fire5:
+        // [n, 128, 56, 56] -> [n, 256, 27, 27] -> [n, 384 .. 512, 13, 13].
+        for (name, fire, pool) in [
+            ("fire2", &self.fire2, false),
+            ("fire3", &self.fire3, true),
+            ("fire4", &self.fire4, false),
+            ("fire5", &self.fire5, true),
+            ("fire6", &self.fire6, false),
+            ("fire7", &self.fire7, false),
+            ("fire8", &self.fire8, false),
+            ("fire9", &self.fire9, false),
+        ] {
+            let y = fire.forward_probed(x, probe);
+            x = probe.layer(name, y);
+            if pool {
+                x = self.pool.forward(x);
+            }
+        }
+        let x = probe.relu(pointwise(&self.conv10, x));
+        let x = probe.layer("conv10", x); // [n, 1000, 13, 13]
         x.mean_dims(&[2, 3]).flatten::<2>(1, 3) // [n, 1000]
     }
 

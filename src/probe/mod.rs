@@ -36,6 +36,9 @@ enum Mode<'a> {
     Record(&'a mut Vec<LayerInfo>),
     Cut(&'a mut Cut),
     Replace(&'a mut Replace),
+    /// Guided backpropagation: every layer passes through, every [`Probe::relu`] is guided;
+    /// counts them.
+    Guided(&'a mut usize),
 }
 
 impl Probe<'static> {
@@ -67,6 +70,32 @@ impl<'a> Probe<'a> {
         }
     }
 
+    /// A probe that guides every [`Probe::relu`] and counts them into `relus`.
+    pub(crate) fn guiding(relus: &'a mut usize) -> Self {
+        Self {
+            mode: Mode::Guided(relus),
+        }
+    }
+
+    /// A ReLU the model routes through the probe: `max(x, 0)`, except that during guided
+    /// backpropagation ([`Explainer::guided_backprop`](crate::Explainer::guided_backprop)) its
+    /// backward lets only positive gradients through where the input was positive. A model
+    /// whose ReLUs go through here supports guided backpropagation; one that calls
+    /// `burn::tensor::activation::relu` directly gets the plain input gradient there (as
+    /// pytorch-grad-cam, which guides only `torch.nn.ReLU` modules).
+    ///
+    /// # Shapes
+    /// - `x`: any; returns the same
+    pub fn relu<const D: usize>(&mut self, x: Tensor<D>) -> Tensor<D> {
+        match &mut self.mode {
+            Mode::Guided(relus) => {
+                **relus += 1;
+                crate::kernels::guided_relu::guided_relu(x)
+            }
+            _ => burn::tensor::activation::relu(x),
+        }
+    }
+
     /// Pass the activation of the layer `name` through the probe; continue the forward with
     /// what it returns.
     ///
@@ -91,6 +120,7 @@ impl<'a> Probe<'a> {
             }
             Mode::Cut(cut) => cut.layer(name, activation),
             Mode::Replace(replace) => replace.layer(name, activation),
+            Mode::Guided(_) => activation,
         }
     }
 
@@ -135,7 +165,7 @@ impl<'a> Probe<'a> {
             special + height * width,
             "layer `{name}`: {count} tokens, not {special} special + {height} x {width}"
         );
-        if matches!(self.mode, Mode::Pass) {
+        if matches!(self.mode, Mode::Pass | Mode::Guided(_)) {
             return tokens;
         }
         let leading = tokens.clone().narrow(1, 0, special); // [n, special, dim]

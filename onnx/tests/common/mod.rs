@@ -3,7 +3,9 @@
 //! two checks with their bounds (see `pgc.rs`).
 #![allow(dead_code)] // each test binary uses part of it
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use gradcam::{ExplainerConfig, GradCam, Target, Targets};
@@ -17,9 +19,18 @@ pub fn here(path: &str) -> PathBuf {
 }
 
 /// Generate `name` from `dir/name.onnx` into a fresh folder; check the source equals the
-/// committed `tests/generated/name.rs`; return the weights' path.
+/// committed `tests/generated/name.rs`; return the weights' path. Once per test binary and name:
+/// the tests of a file run in parallel, and a model loads its weights from the file lazily, so a
+/// second generation must not replace the folder under a running test.
 pub fn generated(dir: &Path, name: &str) -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx-{name}"));
+    static DONE: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut done = DONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(weights) = done.get(name) {
+        return weights.clone();
+    }
+    // A folder per test binary too (another runner may run the binaries in parallel).
+    let binary = env!("CARGO_CRATE_NAME");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx-{binary}-{name}"));
     let _ = std::fs::remove_dir_all(&out);
     let made = generate(
         dir.join(format!("{name}.onnx")),
@@ -34,12 +45,13 @@ pub fn generated(dir: &Path, name: &str) -> PathBuf {
         "tests/generated/{name}.rs is not what the tool writes now: copy {} there",
         made.source.display()
     );
+    done.insert(name.to_string(), made.weights.clone());
     made.weights
 }
 
 /// The fixture: tensors by name (as f32), the classes, the layers.
 pub struct Fixture {
-    pub tensors: std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     pub classes: Vec<Vec<usize>>,
     pub layers: Vec<String>,
 }
@@ -55,7 +67,7 @@ pub fn fixture(dir: &Path, name: &str) -> Fixture {
             layers.split(',').map(String::from).collect()
         });
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors = std::collections::BTreeMap::new();
+    let mut tensors = BTreeMap::new();
     let mut classes = Vec::new();
     for (key, view) in file.tensors() {
         let shape = view.shape().to_vec();
@@ -65,7 +77,9 @@ pub fn fixture(dir: &Path, name: &str) -> Fixture {
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
                 .collect();
-            classes = ids.chunks(shape[1]).map(<[_]>::to_vec).collect();
+            // `[n, m]`, or `[n]` for one class per image.
+            let per_image = shape.get(1).copied().unwrap_or(1);
+            classes = ids.chunks(per_image).map(<[_]>::to_vec).collect();
         } else {
             let values = view
                 .data()

@@ -320,7 +320,7 @@ impl Model {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
         let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = burn::tensor::activation::relu(custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
         let custom3_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
         let custom4_out1 = __gradcam_probe.layer("relu", custom3_out1);
         let maxpool2d1_out1 = self.maxpool2d1.forward(custom4_out1);
@@ -330,7 +330,7 @@ impl Model {
         let custom7_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/conv1/Conv", conv2d2_out1);
         let custom8_out1 = __gradcam_probe.layer("layer1.0.conv1", custom7_out1);
-        let relu2_out1 = burn::tensor::activation::relu(custom8_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom8_out1);
         let custom9_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
         let custom10_out1 = __gradcam_probe.layer("layer1.0.relu", custom9_out1);
@@ -344,7 +344,7 @@ impl Model {
         );
         let add1_out1 = custom12_out1.add(custom13_out1);
         let custom14_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
-        let relu3_out1 = burn::tensor::activation::relu(custom14_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom14_out1);
         let custom15_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
         let custom16_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom15_out1);
@@ -353,7 +353,7 @@ impl Model {
         let custom18_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/conv1/Conv", conv2d4_out1);
         let custom19_out1 = __gradcam_probe.layer("layer1.1.conv1", custom18_out1);
-        let relu4_out1 = burn::tensor::activation::relu(custom19_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom19_out1);
         let custom20_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu/Relu", relu4_out1);
         let custom21_out1 = __gradcam_probe.layer("layer1.1.relu", custom20_out1);
@@ -367,7 +367,7 @@ impl Model {
         );
         let add2_out1 = custom23_out1.add(custom24_out1);
         let custom25_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
-        let relu5_out1 = burn::tensor::activation::relu(custom25_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom25_out1);
         let custom26_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu_1/Relu", relu5_out1);
         let custom27_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom26_out1);
@@ -377,7 +377,7 @@ impl Model {
         let custom30_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/conv1/Conv", conv2d6_out1);
         let custom31_out1 = __gradcam_probe.layer("layer2.0.conv1", custom30_out1);
-        let relu6_out1 = burn::tensor::activation::relu(custom31_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom31_out1);
         let custom32_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/relu/Relu", relu6_out1);
         let custom33_out1 = __gradcam_probe.layer("layer2.0.relu", custom32_out1);
@@ -392,7 +392,7 @@ impl Model {
         let conv2d8_out1 = self.conv2d8.forward(custom36_out1);
         let add3_out1 = custom35_out1.add(conv2d8_out1);
         let custom37_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add3_out1);
-        let relu7_out1 = burn::tensor::activation::relu(custom37_out1);
+        let relu7_out1 = __gradcam_probe.relu(custom37_out1);
         let custom38_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/relu_1/Relu", relu7_out1);
         let custom39_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom38_out1);
@@ -401,7 +401,7 @@ impl Model {
         let custom41_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/conv1/Conv", conv2d9_out1);
         let custom42_out1 = __gradcam_probe.layer("layer2.1.conv1", custom41_out1);
-        let relu8_out1 = burn::tensor::activation::relu(custom42_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom42_out1);
         let custom43_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/relu/Relu", relu8_out1);
         let custom44_out1 = __gradcam_probe.layer("layer2.1.relu", custom43_out1);
@@ -415,7 +415,7 @@ impl Model {
         );
         let add4_out1 = custom46_out1.add(custom47_out1);
         let custom48_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add4_out1);
-        let relu9_out1 = burn::tensor::activation::relu(custom48_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom48_out1);
         let custom49_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/relu_1/Relu", relu9_out1);
         let custom50_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom49_out1);
@@ -425,7 +425,7 @@ impl Model {
         let custom53_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/conv1/Conv", conv2d11_out1);
         let custom54_out1 = __gradcam_probe.layer("layer3.0.conv1", custom53_out1);
-        let relu10_out1 = burn::tensor::activation::relu(custom54_out1);
+        let relu10_out1 = __gradcam_probe.relu(custom54_out1);
         let custom55_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/relu/Relu", relu10_out1);
         let custom56_out1 = __gradcam_probe.layer("layer3.0.relu", custom55_out1);
@@ -440,7 +440,7 @@ impl Model {
         let conv2d13_out1 = self.conv2d13.forward(custom59_out1);
         let add5_out1 = custom58_out1.add(conv2d13_out1);
         let custom60_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add5_out1);
-        let relu11_out1 = burn::tensor::activation::relu(custom60_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom60_out1);
         let custom61_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/relu_1/Relu", relu11_out1);
         let custom62_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom61_out1);
@@ -449,7 +449,7 @@ impl Model {
         let custom64_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/conv1/Conv", conv2d14_out1);
         let custom65_out1 = __gradcam_probe.layer("layer3.1.conv1", custom64_out1);
-        let relu12_out1 = burn::tensor::activation::relu(custom65_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom65_out1);
         let custom66_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/relu/Relu", relu12_out1);
         let custom67_out1 = __gradcam_probe.layer("layer3.1.relu", custom66_out1);
@@ -463,7 +463,7 @@ impl Model {
         );
         let add6_out1 = custom69_out1.add(custom70_out1);
         let custom71_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add6_out1);
-        let relu13_out1 = burn::tensor::activation::relu(custom71_out1);
+        let relu13_out1 = __gradcam_probe.relu(custom71_out1);
         let custom72_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/relu_1/Relu", relu13_out1);
         let custom73_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom72_out1);
@@ -473,7 +473,7 @@ impl Model {
         let custom76_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/conv1/Conv", conv2d16_out1);
         let custom77_out1 = __gradcam_probe.layer("layer4.0.conv1", custom76_out1);
-        let relu14_out1 = burn::tensor::activation::relu(custom77_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom77_out1);
         let custom78_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu/Relu", relu14_out1);
         let custom79_out1 = __gradcam_probe.layer("layer4.0.relu", custom78_out1);
@@ -488,7 +488,7 @@ impl Model {
         let conv2d18_out1 = self.conv2d18.forward(custom82_out1);
         let add7_out1 = custom81_out1.add(conv2d18_out1);
         let custom83_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add7_out1);
-        let relu15_out1 = burn::tensor::activation::relu(custom83_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom83_out1);
         let custom84_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu_1/Relu", relu15_out1);
         let custom85_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom84_out1);
@@ -497,7 +497,7 @@ impl Model {
         let custom87_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/conv1/Conv", conv2d19_out1);
         let custom88_out1 = __gradcam_probe.layer("layer4.1.conv1", custom87_out1);
-        let relu16_out1 = burn::tensor::activation::relu(custom88_out1);
+        let relu16_out1 = __gradcam_probe.relu(custom88_out1);
         let custom89_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu/Relu", relu16_out1);
         let custom90_out1 = __gradcam_probe.layer("layer4.1.relu", custom89_out1);
@@ -511,7 +511,7 @@ impl Model {
         );
         let add8_out1 = custom92_out1.add(custom93_out1);
         let custom94_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add8_out1);
-        let relu17_out1 = burn::tensor::activation::relu(custom94_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom94_out1);
         let custom95_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu_1/Relu", relu17_out1);
         let custom96_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom95_out1);

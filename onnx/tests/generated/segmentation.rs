@@ -112,7 +112,7 @@ impl Model {
         let custom1_out1 = __gradcam_probe
             .layer("/model/stem/stem.0/Conv", conv2d1_out1);
         let custom2_out1 = __gradcam_probe.layer("model.stem.0", custom1_out1);
-        let relu1_out1 = burn::tensor::activation::relu(custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
         let custom3_out1 = __gradcam_probe.layer("/model/stem/stem.2/Relu", relu1_out1);
         let custom4_out1 = __gradcam_probe.layer("model.stem.2", custom3_out1);
         let custom5_out1 = __gradcam_probe.layer("model.stem", custom4_out1);
@@ -120,7 +120,7 @@ impl Model {
         let custom6_out1 = __gradcam_probe
             .layer("/model/block/conv1/Conv", conv2d2_out1);
         let custom7_out1 = __gradcam_probe.layer("model.block.conv1", custom6_out1);
-        let relu2_out1 = burn::tensor::activation::relu(custom7_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom7_out1);
         let custom8_out1 = __gradcam_probe.layer("/model/block/relu_a/Relu", relu2_out1);
         let custom9_out1 = __gradcam_probe.layer("model.block.relu_a", custom8_out1);
         let conv2d3_out1 = self.conv2d3.forward(custom9_out1);
@@ -133,7 +133,7 @@ impl Model {
         );
         let add1_out1 = custom11_out1.add(custom12_out1);
         let custom13_out1 = __gradcam_probe.layer("/model/block/Add", add1_out1);
-        let relu3_out1 = burn::tensor::activation::relu(custom13_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom13_out1);
         let custom14_out1 = __gradcam_probe
             .layer("/model/block/relu_b/Relu", relu3_out1);
         let custom15_out1 = __gradcam_probe.layer("model.block.relu_b", custom14_out1);

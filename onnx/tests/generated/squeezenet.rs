@@ -392,26 +392,26 @@ impl Model {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
         let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = burn::tensor::activation::relu(custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
         let custom3_out1 = __gradcam_probe.layer("/Relu", relu1_out1);
         let maxpool2d1_out1 = self.maxpool2d1.forward(custom3_out1);
         let custom4_out1 = __gradcam_probe.layer("/MaxPool", maxpool2d1_out1);
         let conv2d2_out1 = self.conv2d2.forward(custom4_out1);
         let custom5_out1 = __gradcam_probe.layer("/fire2/squeeze/Conv", conv2d2_out1);
         let custom6_out1 = __gradcam_probe.layer("fire2.squeeze", custom5_out1);
-        let relu2_out1 = burn::tensor::activation::relu(custom6_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom6_out1);
         let custom7_out1 = __gradcam_probe.layer("/fire2/Relu", relu2_out1);
         let conv2d3_out1 = self.conv2d3.forward(custom7_out1.clone());
         let custom8_out1 = __gradcam_probe.layer("/fire2/expand1x1/Conv", conv2d3_out1);
         let custom9_out1 = __gradcam_probe.layer("fire2.expand1x1", custom8_out1);
-        let relu3_out1 = burn::tensor::activation::relu(custom9_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom9_out1);
         let custom10_out1 = __gradcam_probe.layer("/fire2/Relu_1", relu3_out1);
         let custom11_out1 = gradcam::Probe::carry(
             custom7_out1,
             custom10_out1.clone().dims()[0],
         );
         let conv2d4_out1 = self.conv2d4.forward(custom11_out1);
-        let relu4_out1 = burn::tensor::activation::relu(conv2d4_out1);
+        let relu4_out1 = __gradcam_probe.relu(conv2d4_out1);
         let concat1_out1 = burn::tensor::Tensor::cat(
             [custom10_out1, relu4_out1].into(),
             1,
@@ -421,19 +421,19 @@ impl Model {
         let conv2d5_out1 = self.conv2d5.forward(custom13_out1);
         let custom14_out1 = __gradcam_probe.layer("/fire3/squeeze/Conv", conv2d5_out1);
         let custom15_out1 = __gradcam_probe.layer("fire3.squeeze", custom14_out1);
-        let relu5_out1 = burn::tensor::activation::relu(custom15_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom15_out1);
         let custom16_out1 = __gradcam_probe.layer("/fire3/Relu", relu5_out1);
         let conv2d6_out1 = self.conv2d6.forward(custom16_out1.clone());
         let custom17_out1 = __gradcam_probe.layer("/fire3/expand1x1/Conv", conv2d6_out1);
         let custom18_out1 = __gradcam_probe.layer("fire3.expand1x1", custom17_out1);
-        let relu6_out1 = burn::tensor::activation::relu(custom18_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom18_out1);
         let custom19_out1 = __gradcam_probe.layer("/fire3/Relu_1", relu6_out1);
         let custom20_out1 = gradcam::Probe::carry(
             custom16_out1,
             custom19_out1.clone().dims()[0],
         );
         let conv2d7_out1 = self.conv2d7.forward(custom20_out1);
-        let relu7_out1 = burn::tensor::activation::relu(conv2d7_out1);
+        let relu7_out1 = __gradcam_probe.relu(conv2d7_out1);
         let concat2_out1 = burn::tensor::Tensor::cat(
             [custom19_out1, relu7_out1].into(),
             1,
@@ -445,19 +445,19 @@ impl Model {
         let conv2d8_out1 = self.conv2d8.forward(custom23_out1);
         let custom24_out1 = __gradcam_probe.layer("/fire4/squeeze/Conv", conv2d8_out1);
         let custom25_out1 = __gradcam_probe.layer("fire4.squeeze", custom24_out1);
-        let relu8_out1 = burn::tensor::activation::relu(custom25_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom25_out1);
         let custom26_out1 = __gradcam_probe.layer("/fire4/Relu", relu8_out1);
         let conv2d9_out1 = self.conv2d9.forward(custom26_out1.clone());
         let custom27_out1 = __gradcam_probe.layer("/fire4/expand1x1/Conv", conv2d9_out1);
         let custom28_out1 = __gradcam_probe.layer("fire4.expand1x1", custom27_out1);
-        let relu9_out1 = burn::tensor::activation::relu(custom28_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom28_out1);
         let custom29_out1 = __gradcam_probe.layer("/fire4/Relu_1", relu9_out1);
         let custom30_out1 = gradcam::Probe::carry(
             custom26_out1,
             custom29_out1.clone().dims()[0],
         );
         let conv2d10_out1 = self.conv2d10.forward(custom30_out1);
-        let relu10_out1 = burn::tensor::activation::relu(conv2d10_out1);
+        let relu10_out1 = __gradcam_probe.relu(conv2d10_out1);
         let concat3_out1 = burn::tensor::Tensor::cat(
             [custom29_out1, relu10_out1].into(),
             1,
@@ -467,20 +467,20 @@ impl Model {
         let conv2d11_out1 = self.conv2d11.forward(custom32_out1);
         let custom33_out1 = __gradcam_probe.layer("/fire5/squeeze/Conv", conv2d11_out1);
         let custom34_out1 = __gradcam_probe.layer("fire5.squeeze", custom33_out1);
-        let relu11_out1 = burn::tensor::activation::relu(custom34_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom34_out1);
         let custom35_out1 = __gradcam_probe.layer("/fire5/Relu", relu11_out1);
         let conv2d12_out1 = self.conv2d12.forward(custom35_out1.clone());
         let custom36_out1 = __gradcam_probe
             .layer("/fire5/expand1x1/Conv", conv2d12_out1);
         let custom37_out1 = __gradcam_probe.layer("fire5.expand1x1", custom36_out1);
-        let relu12_out1 = burn::tensor::activation::relu(custom37_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom37_out1);
         let custom38_out1 = __gradcam_probe.layer("/fire5/Relu_1", relu12_out1);
         let custom39_out1 = gradcam::Probe::carry(
             custom35_out1,
             custom38_out1.clone().dims()[0],
         );
         let conv2d13_out1 = self.conv2d13.forward(custom39_out1);
-        let relu13_out1 = burn::tensor::activation::relu(conv2d13_out1);
+        let relu13_out1 = __gradcam_probe.relu(conv2d13_out1);
         let concat4_out1 = burn::tensor::Tensor::cat(
             [custom38_out1, relu13_out1].into(),
             1,
@@ -492,20 +492,20 @@ impl Model {
         let conv2d14_out1 = self.conv2d14.forward(custom42_out1);
         let custom43_out1 = __gradcam_probe.layer("/fire6/squeeze/Conv", conv2d14_out1);
         let custom44_out1 = __gradcam_probe.layer("fire6.squeeze", custom43_out1);
-        let relu14_out1 = burn::tensor::activation::relu(custom44_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom44_out1);
         let custom45_out1 = __gradcam_probe.layer("/fire6/Relu", relu14_out1);
         let conv2d15_out1 = self.conv2d15.forward(custom45_out1.clone());
         let custom46_out1 = __gradcam_probe
             .layer("/fire6/expand1x1/Conv", conv2d15_out1);
         let custom47_out1 = __gradcam_probe.layer("fire6.expand1x1", custom46_out1);
-        let relu15_out1 = burn::tensor::activation::relu(custom47_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom47_out1);
         let custom48_out1 = __gradcam_probe.layer("/fire6/Relu_1", relu15_out1);
         let custom49_out1 = gradcam::Probe::carry(
             custom45_out1,
             custom48_out1.clone().dims()[0],
         );
         let conv2d16_out1 = self.conv2d16.forward(custom49_out1);
-        let relu16_out1 = burn::tensor::activation::relu(conv2d16_out1);
+        let relu16_out1 = __gradcam_probe.relu(conv2d16_out1);
         let concat5_out1 = burn::tensor::Tensor::cat(
             [custom48_out1, relu16_out1].into(),
             1,
@@ -515,20 +515,20 @@ impl Model {
         let conv2d17_out1 = self.conv2d17.forward(custom51_out1);
         let custom52_out1 = __gradcam_probe.layer("/fire7/squeeze/Conv", conv2d17_out1);
         let custom53_out1 = __gradcam_probe.layer("fire7.squeeze", custom52_out1);
-        let relu17_out1 = burn::tensor::activation::relu(custom53_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom53_out1);
         let custom54_out1 = __gradcam_probe.layer("/fire7/Relu", relu17_out1);
         let conv2d18_out1 = self.conv2d18.forward(custom54_out1.clone());
         let custom55_out1 = __gradcam_probe
             .layer("/fire7/expand1x1/Conv", conv2d18_out1);
         let custom56_out1 = __gradcam_probe.layer("fire7.expand1x1", custom55_out1);
-        let relu18_out1 = burn::tensor::activation::relu(custom56_out1);
+        let relu18_out1 = __gradcam_probe.relu(custom56_out1);
         let custom57_out1 = __gradcam_probe.layer("/fire7/Relu_1", relu18_out1);
         let custom58_out1 = gradcam::Probe::carry(
             custom54_out1,
             custom57_out1.clone().dims()[0],
         );
         let conv2d19_out1 = self.conv2d19.forward(custom58_out1);
-        let relu19_out1 = burn::tensor::activation::relu(conv2d19_out1);
+        let relu19_out1 = __gradcam_probe.relu(conv2d19_out1);
         let concat6_out1 = burn::tensor::Tensor::cat(
             [custom57_out1, relu19_out1].into(),
             1,
@@ -538,20 +538,20 @@ impl Model {
         let conv2d20_out1 = self.conv2d20.forward(custom60_out1);
         let custom61_out1 = __gradcam_probe.layer("/fire8/squeeze/Conv", conv2d20_out1);
         let custom62_out1 = __gradcam_probe.layer("fire8.squeeze", custom61_out1);
-        let relu20_out1 = burn::tensor::activation::relu(custom62_out1);
+        let relu20_out1 = __gradcam_probe.relu(custom62_out1);
         let custom63_out1 = __gradcam_probe.layer("/fire8/Relu", relu20_out1);
         let conv2d21_out1 = self.conv2d21.forward(custom63_out1.clone());
         let custom64_out1 = __gradcam_probe
             .layer("/fire8/expand1x1/Conv", conv2d21_out1);
         let custom65_out1 = __gradcam_probe.layer("fire8.expand1x1", custom64_out1);
-        let relu21_out1 = burn::tensor::activation::relu(custom65_out1);
+        let relu21_out1 = __gradcam_probe.relu(custom65_out1);
         let custom66_out1 = __gradcam_probe.layer("/fire8/Relu_1", relu21_out1);
         let custom67_out1 = gradcam::Probe::carry(
             custom63_out1,
             custom66_out1.clone().dims()[0],
         );
         let conv2d22_out1 = self.conv2d22.forward(custom67_out1);
-        let relu22_out1 = burn::tensor::activation::relu(conv2d22_out1);
+        let relu22_out1 = __gradcam_probe.relu(conv2d22_out1);
         let concat7_out1 = burn::tensor::Tensor::cat(
             [custom66_out1, relu22_out1].into(),
             1,
@@ -561,20 +561,20 @@ impl Model {
         let conv2d23_out1 = self.conv2d23.forward(custom69_out1);
         let custom70_out1 = __gradcam_probe.layer("/fire9/squeeze/Conv", conv2d23_out1);
         let custom71_out1 = __gradcam_probe.layer("fire9.squeeze", custom70_out1);
-        let relu23_out1 = burn::tensor::activation::relu(custom71_out1);
+        let relu23_out1 = __gradcam_probe.relu(custom71_out1);
         let custom72_out1 = __gradcam_probe.layer("/fire9/Relu", relu23_out1);
         let conv2d24_out1 = self.conv2d24.forward(custom72_out1.clone());
         let custom73_out1 = __gradcam_probe
             .layer("/fire9/expand1x1/Conv", conv2d24_out1);
         let custom74_out1 = __gradcam_probe.layer("fire9.expand1x1", custom73_out1);
-        let relu24_out1 = burn::tensor::activation::relu(custom74_out1);
+        let relu24_out1 = __gradcam_probe.relu(custom74_out1);
         let custom75_out1 = __gradcam_probe.layer("/fire9/Relu_1", relu24_out1);
         let custom76_out1 = gradcam::Probe::carry(
             custom72_out1,
             custom75_out1.clone().dims()[0],
         );
         let conv2d25_out1 = self.conv2d25.forward(custom76_out1);
-        let relu25_out1 = burn::tensor::activation::relu(conv2d25_out1);
+        let relu25_out1 = __gradcam_probe.relu(conv2d25_out1);
         let concat8_out1 = burn::tensor::Tensor::cat(
             [custom75_out1, relu25_out1].into(),
             1,
@@ -584,7 +584,7 @@ impl Model {
         let conv2d26_out1 = self.conv2d26.forward(custom78_out1);
         let custom79_out1 = __gradcam_probe.layer("/conv10/Conv", conv2d26_out1);
         let custom80_out1 = __gradcam_probe.layer("conv10", custom79_out1);
-        let relu26_out1 = burn::tensor::activation::relu(custom80_out1);
+        let relu26_out1 = __gradcam_probe.relu(custom80_out1);
         let custom81_out1 = __gradcam_probe.layer("/Relu_1", relu26_out1);
         let reducemean1_out1 = {
             custom81_out1

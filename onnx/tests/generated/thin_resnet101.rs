@@ -398,7 +398,7 @@ impl Submodule1 {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
         let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = burn::tensor::activation::relu(custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
         let custom3_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
         let custom4_out1 = __gradcam_probe.layer("relu", custom3_out1);
         let maxpool2d1_out1 = self.maxpool2d1.forward(custom4_out1);
@@ -408,7 +408,7 @@ impl Submodule1 {
         let custom7_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/conv1/Conv", conv2d2_out1);
         let custom8_out1 = __gradcam_probe.layer("layer1.0.conv1", custom7_out1);
-        let relu2_out1 = burn::tensor::activation::relu(custom8_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom8_out1);
         let custom9_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
         let custom10_out1 = __gradcam_probe.layer("layer1.0.relu", custom9_out1);
@@ -416,7 +416,7 @@ impl Submodule1 {
         let custom11_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/conv2/Conv", conv2d3_out1);
         let custom12_out1 = __gradcam_probe.layer("layer1.0.conv2", custom11_out1);
-        let relu3_out1 = burn::tensor::activation::relu(custom12_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom12_out1);
         let custom13_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
         let custom14_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom13_out1);
@@ -431,7 +431,7 @@ impl Submodule1 {
         let conv2d5_out1 = self.conv2d5.forward(custom17_out1);
         let add1_out1 = custom16_out1.add(conv2d5_out1);
         let custom18_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
-        let relu4_out1 = burn::tensor::activation::relu(custom18_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom18_out1);
         let custom19_out1 = __gradcam_probe
             .layer("/layer1/layer1.0/relu_2/Relu", relu4_out1);
         let custom20_out1 = __gradcam_probe.layer("layer1.0.relu_2", custom19_out1);
@@ -440,7 +440,7 @@ impl Submodule1 {
         let custom22_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/conv1/Conv", conv2d6_out1);
         let custom23_out1 = __gradcam_probe.layer("layer1.1.conv1", custom22_out1);
-        let relu5_out1 = burn::tensor::activation::relu(custom23_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom23_out1);
         let custom24_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu/Relu", relu5_out1);
         let custom25_out1 = __gradcam_probe.layer("layer1.1.relu", custom24_out1);
@@ -448,7 +448,7 @@ impl Submodule1 {
         let custom26_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/conv2/Conv", conv2d7_out1);
         let custom27_out1 = __gradcam_probe.layer("layer1.1.conv2", custom26_out1);
-        let relu6_out1 = burn::tensor::activation::relu(custom27_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom27_out1);
         let custom28_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu_1/Relu", relu6_out1);
         let custom29_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom28_out1);
@@ -462,7 +462,7 @@ impl Submodule1 {
         );
         let add2_out1 = custom31_out1.add(custom32_out1);
         let custom33_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
-        let relu7_out1 = burn::tensor::activation::relu(custom33_out1);
+        let relu7_out1 = __gradcam_probe.relu(custom33_out1);
         let custom34_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu_2/Relu", relu7_out1);
         let custom35_out1 = __gradcam_probe.layer("layer1.1.relu_2", custom34_out1);
@@ -471,7 +471,7 @@ impl Submodule1 {
         let custom37_out1 = __gradcam_probe
             .layer("/layer1/layer1.2/conv1/Conv", conv2d9_out1);
         let custom38_out1 = __gradcam_probe.layer("layer1.2.conv1", custom37_out1);
-        let relu8_out1 = burn::tensor::activation::relu(custom38_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom38_out1);
         let custom39_out1 = __gradcam_probe
             .layer("/layer1/layer1.2/relu/Relu", relu8_out1);
         let custom40_out1 = __gradcam_probe.layer("layer1.2.relu", custom39_out1);
@@ -479,7 +479,7 @@ impl Submodule1 {
         let custom41_out1 = __gradcam_probe
             .layer("/layer1/layer1.2/conv2/Conv", conv2d10_out1);
         let custom42_out1 = __gradcam_probe.layer("layer1.2.conv2", custom41_out1);
-        let relu9_out1 = burn::tensor::activation::relu(custom42_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom42_out1);
         let custom43_out1 = __gradcam_probe
             .layer("/layer1/layer1.2/relu_1/Relu", relu9_out1);
         let custom44_out1 = __gradcam_probe.layer("layer1.2.relu_1", custom43_out1);
@@ -606,7 +606,7 @@ impl Submodule2 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom48_out1 = __gradcam_probe.layer("/layer1/layer1.2/Add", add3_out1);
-        let relu10_out1 = burn::tensor::activation::relu(custom48_out1);
+        let relu10_out1 = __gradcam_probe.relu(custom48_out1);
         let custom49_out1 = __gradcam_probe
             .layer("/layer1/layer1.2/relu_2/Relu", relu10_out1);
         let custom50_out1 = __gradcam_probe.layer("layer1.2.relu_2", custom49_out1);
@@ -616,7 +616,7 @@ impl Submodule2 {
         let custom53_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/conv1/Conv", conv2d12_out1);
         let custom54_out1 = __gradcam_probe.layer("layer2.0.conv1", custom53_out1);
-        let relu11_out1 = burn::tensor::activation::relu(custom54_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom54_out1);
         let custom55_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/relu/Relu", relu11_out1);
         let custom56_out1 = __gradcam_probe.layer("layer2.0.relu", custom55_out1);
@@ -624,7 +624,7 @@ impl Submodule2 {
         let custom57_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/conv2/Conv", conv2d13_out1);
         let custom58_out1 = __gradcam_probe.layer("layer2.0.conv2", custom57_out1);
-        let relu12_out1 = burn::tensor::activation::relu(custom58_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom58_out1);
         let custom59_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/relu_1/Relu", relu12_out1);
         let custom60_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom59_out1);
@@ -639,7 +639,7 @@ impl Submodule2 {
         let conv2d15_out1 = self.conv2d15.forward(custom63_out1);
         let add4_out1 = custom62_out1.add(conv2d15_out1);
         let custom64_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add4_out1);
-        let relu13_out1 = burn::tensor::activation::relu(custom64_out1);
+        let relu13_out1 = __gradcam_probe.relu(custom64_out1);
         let custom65_out1 = __gradcam_probe
             .layer("/layer2/layer2.0/relu_2/Relu", relu13_out1);
         let custom66_out1 = __gradcam_probe.layer("layer2.0.relu_2", custom65_out1);
@@ -648,7 +648,7 @@ impl Submodule2 {
         let custom68_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/conv1/Conv", conv2d16_out1);
         let custom69_out1 = __gradcam_probe.layer("layer2.1.conv1", custom68_out1);
-        let relu14_out1 = burn::tensor::activation::relu(custom69_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom69_out1);
         let custom70_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/relu/Relu", relu14_out1);
         let custom71_out1 = __gradcam_probe.layer("layer2.1.relu", custom70_out1);
@@ -656,7 +656,7 @@ impl Submodule2 {
         let custom72_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/conv2/Conv", conv2d17_out1);
         let custom73_out1 = __gradcam_probe.layer("layer2.1.conv2", custom72_out1);
-        let relu15_out1 = burn::tensor::activation::relu(custom73_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom73_out1);
         let custom74_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/relu_1/Relu", relu15_out1);
         let custom75_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom74_out1);
@@ -670,7 +670,7 @@ impl Submodule2 {
         );
         let add5_out1 = custom77_out1.add(custom78_out1);
         let custom79_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add5_out1);
-        let relu16_out1 = burn::tensor::activation::relu(custom79_out1);
+        let relu16_out1 = __gradcam_probe.relu(custom79_out1);
         let custom80_out1 = __gradcam_probe
             .layer("/layer2/layer2.1/relu_2/Relu", relu16_out1);
         let custom81_out1 = __gradcam_probe.layer("layer2.1.relu_2", custom80_out1);
@@ -679,7 +679,7 @@ impl Submodule2 {
         let custom83_out1 = __gradcam_probe
             .layer("/layer2/layer2.2/conv1/Conv", conv2d19_out1);
         let custom84_out1 = __gradcam_probe.layer("layer2.2.conv1", custom83_out1);
-        let relu17_out1 = burn::tensor::activation::relu(custom84_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom84_out1);
         let custom85_out1 = __gradcam_probe
             .layer("/layer2/layer2.2/relu/Relu", relu17_out1);
         let custom86_out1 = __gradcam_probe.layer("layer2.2.relu", custom85_out1);
@@ -687,7 +687,7 @@ impl Submodule2 {
         let custom87_out1 = __gradcam_probe
             .layer("/layer2/layer2.2/conv2/Conv", conv2d20_out1);
         let custom88_out1 = __gradcam_probe.layer("layer2.2.conv2", custom87_out1);
-        let relu18_out1 = burn::tensor::activation::relu(custom88_out1);
+        let relu18_out1 = __gradcam_probe.relu(custom88_out1);
         let custom89_out1 = __gradcam_probe
             .layer("/layer2/layer2.2/relu_1/Relu", relu18_out1);
         let custom90_out1 = __gradcam_probe.layer("layer2.2.relu_1", custom89_out1);
@@ -814,7 +814,7 @@ impl Submodule3 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom94_out1 = __gradcam_probe.layer("/layer2/layer2.2/Add", add6_out1);
-        let relu19_out1 = burn::tensor::activation::relu(custom94_out1);
+        let relu19_out1 = __gradcam_probe.relu(custom94_out1);
         let custom95_out1 = __gradcam_probe
             .layer("/layer2/layer2.2/relu_2/Relu", relu19_out1);
         let custom96_out1 = __gradcam_probe.layer("layer2.2.relu_2", custom95_out1);
@@ -823,7 +823,7 @@ impl Submodule3 {
         let custom98_out1 = __gradcam_probe
             .layer("/layer2/layer2.3/conv1/Conv", conv2d22_out1);
         let custom99_out1 = __gradcam_probe.layer("layer2.3.conv1", custom98_out1);
-        let relu20_out1 = burn::tensor::activation::relu(custom99_out1);
+        let relu20_out1 = __gradcam_probe.relu(custom99_out1);
         let custom100_out1 = __gradcam_probe
             .layer("/layer2/layer2.3/relu/Relu", relu20_out1);
         let custom101_out1 = __gradcam_probe.layer("layer2.3.relu", custom100_out1);
@@ -831,7 +831,7 @@ impl Submodule3 {
         let custom102_out1 = __gradcam_probe
             .layer("/layer2/layer2.3/conv2/Conv", conv2d23_out1);
         let custom103_out1 = __gradcam_probe.layer("layer2.3.conv2", custom102_out1);
-        let relu21_out1 = burn::tensor::activation::relu(custom103_out1);
+        let relu21_out1 = __gradcam_probe.relu(custom103_out1);
         let custom104_out1 = __gradcam_probe
             .layer("/layer2/layer2.3/relu_1/Relu", relu21_out1);
         let custom105_out1 = __gradcam_probe.layer("layer2.3.relu_1", custom104_out1);
@@ -845,7 +845,7 @@ impl Submodule3 {
         );
         let add7_out1 = custom107_out1.add(custom108_out1);
         let custom109_out1 = __gradcam_probe.layer("/layer2/layer2.3/Add", add7_out1);
-        let relu22_out1 = burn::tensor::activation::relu(custom109_out1);
+        let relu22_out1 = __gradcam_probe.relu(custom109_out1);
         let custom110_out1 = __gradcam_probe
             .layer("/layer2/layer2.3/relu_2/Relu", relu22_out1);
         let custom111_out1 = __gradcam_probe.layer("layer2.3.relu_2", custom110_out1);
@@ -855,7 +855,7 @@ impl Submodule3 {
         let custom114_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/conv1/Conv", conv2d25_out1);
         let custom115_out1 = __gradcam_probe.layer("layer3.0.conv1", custom114_out1);
-        let relu23_out1 = burn::tensor::activation::relu(custom115_out1);
+        let relu23_out1 = __gradcam_probe.relu(custom115_out1);
         let custom116_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/relu/Relu", relu23_out1);
         let custom117_out1 = __gradcam_probe.layer("layer3.0.relu", custom116_out1);
@@ -863,7 +863,7 @@ impl Submodule3 {
         let custom118_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/conv2/Conv", conv2d26_out1);
         let custom119_out1 = __gradcam_probe.layer("layer3.0.conv2", custom118_out1);
-        let relu24_out1 = burn::tensor::activation::relu(custom119_out1);
+        let relu24_out1 = __gradcam_probe.relu(custom119_out1);
         let custom120_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/relu_1/Relu", relu24_out1);
         let custom121_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom120_out1);
@@ -878,7 +878,7 @@ impl Submodule3 {
         let conv2d28_out1 = self.conv2d28.forward(custom124_out1);
         let add8_out1 = custom123_out1.add(conv2d28_out1);
         let custom125_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add8_out1);
-        let relu25_out1 = burn::tensor::activation::relu(custom125_out1);
+        let relu25_out1 = __gradcam_probe.relu(custom125_out1);
         let custom126_out1 = __gradcam_probe
             .layer("/layer3/layer3.0/relu_2/Relu", relu25_out1);
         let custom127_out1 = __gradcam_probe.layer("layer3.0.relu_2", custom126_out1);
@@ -887,7 +887,7 @@ impl Submodule3 {
         let custom129_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/conv1/Conv", conv2d29_out1);
         let custom130_out1 = __gradcam_probe.layer("layer3.1.conv1", custom129_out1);
-        let relu26_out1 = burn::tensor::activation::relu(custom130_out1);
+        let relu26_out1 = __gradcam_probe.relu(custom130_out1);
         let custom131_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/relu/Relu", relu26_out1);
         let custom132_out1 = __gradcam_probe.layer("layer3.1.relu", custom131_out1);
@@ -895,7 +895,7 @@ impl Submodule3 {
         let custom133_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/conv2/Conv", conv2d30_out1);
         let custom134_out1 = __gradcam_probe.layer("layer3.1.conv2", custom133_out1);
-        let relu27_out1 = burn::tensor::activation::relu(custom134_out1);
+        let relu27_out1 = __gradcam_probe.relu(custom134_out1);
         let custom135_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/relu_1/Relu", relu27_out1);
         let custom136_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom135_out1);
@@ -1013,7 +1013,7 @@ impl Submodule4 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom140_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add9_out1);
-        let relu28_out1 = burn::tensor::activation::relu(custom140_out1);
+        let relu28_out1 = __gradcam_probe.relu(custom140_out1);
         let custom141_out1 = __gradcam_probe
             .layer("/layer3/layer3.1/relu_2/Relu", relu28_out1);
         let custom142_out1 = __gradcam_probe.layer("layer3.1.relu_2", custom141_out1);
@@ -1022,7 +1022,7 @@ impl Submodule4 {
         let custom144_out1 = __gradcam_probe
             .layer("/layer3/layer3.2/conv1/Conv", conv2d32_out1);
         let custom145_out1 = __gradcam_probe.layer("layer3.2.conv1", custom144_out1);
-        let relu29_out1 = burn::tensor::activation::relu(custom145_out1);
+        let relu29_out1 = __gradcam_probe.relu(custom145_out1);
         let custom146_out1 = __gradcam_probe
             .layer("/layer3/layer3.2/relu/Relu", relu29_out1);
         let custom147_out1 = __gradcam_probe.layer("layer3.2.relu", custom146_out1);
@@ -1030,7 +1030,7 @@ impl Submodule4 {
         let custom148_out1 = __gradcam_probe
             .layer("/layer3/layer3.2/conv2/Conv", conv2d33_out1);
         let custom149_out1 = __gradcam_probe.layer("layer3.2.conv2", custom148_out1);
-        let relu30_out1 = burn::tensor::activation::relu(custom149_out1);
+        let relu30_out1 = __gradcam_probe.relu(custom149_out1);
         let custom150_out1 = __gradcam_probe
             .layer("/layer3/layer3.2/relu_1/Relu", relu30_out1);
         let custom151_out1 = __gradcam_probe.layer("layer3.2.relu_1", custom150_out1);
@@ -1044,7 +1044,7 @@ impl Submodule4 {
         );
         let add10_out1 = custom153_out1.add(custom154_out1);
         let custom155_out1 = __gradcam_probe.layer("/layer3/layer3.2/Add", add10_out1);
-        let relu31_out1 = burn::tensor::activation::relu(custom155_out1);
+        let relu31_out1 = __gradcam_probe.relu(custom155_out1);
         let custom156_out1 = __gradcam_probe
             .layer("/layer3/layer3.2/relu_2/Relu", relu31_out1);
         let custom157_out1 = __gradcam_probe.layer("layer3.2.relu_2", custom156_out1);
@@ -1053,7 +1053,7 @@ impl Submodule4 {
         let custom159_out1 = __gradcam_probe
             .layer("/layer3/layer3.3/conv1/Conv", conv2d35_out1);
         let custom160_out1 = __gradcam_probe.layer("layer3.3.conv1", custom159_out1);
-        let relu32_out1 = burn::tensor::activation::relu(custom160_out1);
+        let relu32_out1 = __gradcam_probe.relu(custom160_out1);
         let custom161_out1 = __gradcam_probe
             .layer("/layer3/layer3.3/relu/Relu", relu32_out1);
         let custom162_out1 = __gradcam_probe.layer("layer3.3.relu", custom161_out1);
@@ -1061,7 +1061,7 @@ impl Submodule4 {
         let custom163_out1 = __gradcam_probe
             .layer("/layer3/layer3.3/conv2/Conv", conv2d36_out1);
         let custom164_out1 = __gradcam_probe.layer("layer3.3.conv2", custom163_out1);
-        let relu33_out1 = burn::tensor::activation::relu(custom164_out1);
+        let relu33_out1 = __gradcam_probe.relu(custom164_out1);
         let custom165_out1 = __gradcam_probe
             .layer("/layer3/layer3.3/relu_1/Relu", relu33_out1);
         let custom166_out1 = __gradcam_probe.layer("layer3.3.relu_1", custom165_out1);
@@ -1075,7 +1075,7 @@ impl Submodule4 {
         );
         let add11_out1 = custom168_out1.add(custom169_out1);
         let custom170_out1 = __gradcam_probe.layer("/layer3/layer3.3/Add", add11_out1);
-        let relu34_out1 = burn::tensor::activation::relu(custom170_out1);
+        let relu34_out1 = __gradcam_probe.relu(custom170_out1);
         let custom171_out1 = __gradcam_probe
             .layer("/layer3/layer3.3/relu_2/Relu", relu34_out1);
         let custom172_out1 = __gradcam_probe.layer("layer3.3.relu_2", custom171_out1);
@@ -1084,7 +1084,7 @@ impl Submodule4 {
         let custom174_out1 = __gradcam_probe
             .layer("/layer3/layer3.4/conv1/Conv", conv2d38_out1);
         let custom175_out1 = __gradcam_probe.layer("layer3.4.conv1", custom174_out1);
-        let relu35_out1 = burn::tensor::activation::relu(custom175_out1);
+        let relu35_out1 = __gradcam_probe.relu(custom175_out1);
         let custom176_out1 = __gradcam_probe
             .layer("/layer3/layer3.4/relu/Relu", relu35_out1);
         let custom177_out1 = __gradcam_probe.layer("layer3.4.relu", custom176_out1);
@@ -1092,7 +1092,7 @@ impl Submodule4 {
         let custom178_out1 = __gradcam_probe
             .layer("/layer3/layer3.4/conv2/Conv", conv2d39_out1);
         let custom179_out1 = __gradcam_probe.layer("layer3.4.conv2", custom178_out1);
-        let relu36_out1 = burn::tensor::activation::relu(custom179_out1);
+        let relu36_out1 = __gradcam_probe.relu(custom179_out1);
         let custom180_out1 = __gradcam_probe
             .layer("/layer3/layer3.4/relu_1/Relu", relu36_out1);
         let custom181_out1 = __gradcam_probe.layer("layer3.4.relu_1", custom180_out1);
@@ -1210,7 +1210,7 @@ impl Submodule5 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom185_out1 = __gradcam_probe.layer("/layer3/layer3.4/Add", add12_out1);
-        let relu37_out1 = burn::tensor::activation::relu(custom185_out1);
+        let relu37_out1 = __gradcam_probe.relu(custom185_out1);
         let custom186_out1 = __gradcam_probe
             .layer("/layer3/layer3.4/relu_2/Relu", relu37_out1);
         let custom187_out1 = __gradcam_probe.layer("layer3.4.relu_2", custom186_out1);
@@ -1219,7 +1219,7 @@ impl Submodule5 {
         let custom189_out1 = __gradcam_probe
             .layer("/layer3/layer3.5/conv1/Conv", conv2d41_out1);
         let custom190_out1 = __gradcam_probe.layer("layer3.5.conv1", custom189_out1);
-        let relu38_out1 = burn::tensor::activation::relu(custom190_out1);
+        let relu38_out1 = __gradcam_probe.relu(custom190_out1);
         let custom191_out1 = __gradcam_probe
             .layer("/layer3/layer3.5/relu/Relu", relu38_out1);
         let custom192_out1 = __gradcam_probe.layer("layer3.5.relu", custom191_out1);
@@ -1227,7 +1227,7 @@ impl Submodule5 {
         let custom193_out1 = __gradcam_probe
             .layer("/layer3/layer3.5/conv2/Conv", conv2d42_out1);
         let custom194_out1 = __gradcam_probe.layer("layer3.5.conv2", custom193_out1);
-        let relu39_out1 = burn::tensor::activation::relu(custom194_out1);
+        let relu39_out1 = __gradcam_probe.relu(custom194_out1);
         let custom195_out1 = __gradcam_probe
             .layer("/layer3/layer3.5/relu_1/Relu", relu39_out1);
         let custom196_out1 = __gradcam_probe.layer("layer3.5.relu_1", custom195_out1);
@@ -1241,7 +1241,7 @@ impl Submodule5 {
         );
         let add13_out1 = custom198_out1.add(custom199_out1);
         let custom200_out1 = __gradcam_probe.layer("/layer3/layer3.5/Add", add13_out1);
-        let relu40_out1 = burn::tensor::activation::relu(custom200_out1);
+        let relu40_out1 = __gradcam_probe.relu(custom200_out1);
         let custom201_out1 = __gradcam_probe
             .layer("/layer3/layer3.5/relu_2/Relu", relu40_out1);
         let custom202_out1 = __gradcam_probe.layer("layer3.5.relu_2", custom201_out1);
@@ -1250,7 +1250,7 @@ impl Submodule5 {
         let custom204_out1 = __gradcam_probe
             .layer("/layer3/layer3.6/conv1/Conv", conv2d44_out1);
         let custom205_out1 = __gradcam_probe.layer("layer3.6.conv1", custom204_out1);
-        let relu41_out1 = burn::tensor::activation::relu(custom205_out1);
+        let relu41_out1 = __gradcam_probe.relu(custom205_out1);
         let custom206_out1 = __gradcam_probe
             .layer("/layer3/layer3.6/relu/Relu", relu41_out1);
         let custom207_out1 = __gradcam_probe.layer("layer3.6.relu", custom206_out1);
@@ -1258,7 +1258,7 @@ impl Submodule5 {
         let custom208_out1 = __gradcam_probe
             .layer("/layer3/layer3.6/conv2/Conv", conv2d45_out1);
         let custom209_out1 = __gradcam_probe.layer("layer3.6.conv2", custom208_out1);
-        let relu42_out1 = burn::tensor::activation::relu(custom209_out1);
+        let relu42_out1 = __gradcam_probe.relu(custom209_out1);
         let custom210_out1 = __gradcam_probe
             .layer("/layer3/layer3.6/relu_1/Relu", relu42_out1);
         let custom211_out1 = __gradcam_probe.layer("layer3.6.relu_1", custom210_out1);
@@ -1272,7 +1272,7 @@ impl Submodule5 {
         );
         let add14_out1 = custom213_out1.add(custom214_out1);
         let custom215_out1 = __gradcam_probe.layer("/layer3/layer3.6/Add", add14_out1);
-        let relu43_out1 = burn::tensor::activation::relu(custom215_out1);
+        let relu43_out1 = __gradcam_probe.relu(custom215_out1);
         let custom216_out1 = __gradcam_probe
             .layer("/layer3/layer3.6/relu_2/Relu", relu43_out1);
         let custom217_out1 = __gradcam_probe.layer("layer3.6.relu_2", custom216_out1);
@@ -1281,7 +1281,7 @@ impl Submodule5 {
         let custom219_out1 = __gradcam_probe
             .layer("/layer3/layer3.7/conv1/Conv", conv2d47_out1);
         let custom220_out1 = __gradcam_probe.layer("layer3.7.conv1", custom219_out1);
-        let relu44_out1 = burn::tensor::activation::relu(custom220_out1);
+        let relu44_out1 = __gradcam_probe.relu(custom220_out1);
         let custom221_out1 = __gradcam_probe
             .layer("/layer3/layer3.7/relu/Relu", relu44_out1);
         let custom222_out1 = __gradcam_probe.layer("layer3.7.relu", custom221_out1);
@@ -1289,7 +1289,7 @@ impl Submodule5 {
         let custom223_out1 = __gradcam_probe
             .layer("/layer3/layer3.7/conv2/Conv", conv2d48_out1);
         let custom224_out1 = __gradcam_probe.layer("layer3.7.conv2", custom223_out1);
-        let relu45_out1 = burn::tensor::activation::relu(custom224_out1);
+        let relu45_out1 = __gradcam_probe.relu(custom224_out1);
         let custom225_out1 = __gradcam_probe
             .layer("/layer3/layer3.7/relu_1/Relu", relu45_out1);
         let custom226_out1 = __gradcam_probe.layer("layer3.7.relu_1", custom225_out1);
@@ -1407,7 +1407,7 @@ impl Submodule6 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom230_out1 = __gradcam_probe.layer("/layer3/layer3.7/Add", add15_out1);
-        let relu46_out1 = burn::tensor::activation::relu(custom230_out1);
+        let relu46_out1 = __gradcam_probe.relu(custom230_out1);
         let custom231_out1 = __gradcam_probe
             .layer("/layer3/layer3.7/relu_2/Relu", relu46_out1);
         let custom232_out1 = __gradcam_probe.layer("layer3.7.relu_2", custom231_out1);
@@ -1416,7 +1416,7 @@ impl Submodule6 {
         let custom234_out1 = __gradcam_probe
             .layer("/layer3/layer3.8/conv1/Conv", conv2d50_out1);
         let custom235_out1 = __gradcam_probe.layer("layer3.8.conv1", custom234_out1);
-        let relu47_out1 = burn::tensor::activation::relu(custom235_out1);
+        let relu47_out1 = __gradcam_probe.relu(custom235_out1);
         let custom236_out1 = __gradcam_probe
             .layer("/layer3/layer3.8/relu/Relu", relu47_out1);
         let custom237_out1 = __gradcam_probe.layer("layer3.8.relu", custom236_out1);
@@ -1424,7 +1424,7 @@ impl Submodule6 {
         let custom238_out1 = __gradcam_probe
             .layer("/layer3/layer3.8/conv2/Conv", conv2d51_out1);
         let custom239_out1 = __gradcam_probe.layer("layer3.8.conv2", custom238_out1);
-        let relu48_out1 = burn::tensor::activation::relu(custom239_out1);
+        let relu48_out1 = __gradcam_probe.relu(custom239_out1);
         let custom240_out1 = __gradcam_probe
             .layer("/layer3/layer3.8/relu_1/Relu", relu48_out1);
         let custom241_out1 = __gradcam_probe.layer("layer3.8.relu_1", custom240_out1);
@@ -1438,7 +1438,7 @@ impl Submodule6 {
         );
         let add16_out1 = custom243_out1.add(custom244_out1);
         let custom245_out1 = __gradcam_probe.layer("/layer3/layer3.8/Add", add16_out1);
-        let relu49_out1 = burn::tensor::activation::relu(custom245_out1);
+        let relu49_out1 = __gradcam_probe.relu(custom245_out1);
         let custom246_out1 = __gradcam_probe
             .layer("/layer3/layer3.8/relu_2/Relu", relu49_out1);
         let custom247_out1 = __gradcam_probe.layer("layer3.8.relu_2", custom246_out1);
@@ -1447,7 +1447,7 @@ impl Submodule6 {
         let custom249_out1 = __gradcam_probe
             .layer("/layer3/layer3.9/conv1/Conv", conv2d53_out1);
         let custom250_out1 = __gradcam_probe.layer("layer3.9.conv1", custom249_out1);
-        let relu50_out1 = burn::tensor::activation::relu(custom250_out1);
+        let relu50_out1 = __gradcam_probe.relu(custom250_out1);
         let custom251_out1 = __gradcam_probe
             .layer("/layer3/layer3.9/relu/Relu", relu50_out1);
         let custom252_out1 = __gradcam_probe.layer("layer3.9.relu", custom251_out1);
@@ -1455,7 +1455,7 @@ impl Submodule6 {
         let custom253_out1 = __gradcam_probe
             .layer("/layer3/layer3.9/conv2/Conv", conv2d54_out1);
         let custom254_out1 = __gradcam_probe.layer("layer3.9.conv2", custom253_out1);
-        let relu51_out1 = burn::tensor::activation::relu(custom254_out1);
+        let relu51_out1 = __gradcam_probe.relu(custom254_out1);
         let custom255_out1 = __gradcam_probe
             .layer("/layer3/layer3.9/relu_1/Relu", relu51_out1);
         let custom256_out1 = __gradcam_probe.layer("layer3.9.relu_1", custom255_out1);
@@ -1469,7 +1469,7 @@ impl Submodule6 {
         );
         let add17_out1 = custom258_out1.add(custom259_out1);
         let custom260_out1 = __gradcam_probe.layer("/layer3/layer3.9/Add", add17_out1);
-        let relu52_out1 = burn::tensor::activation::relu(custom260_out1);
+        let relu52_out1 = __gradcam_probe.relu(custom260_out1);
         let custom261_out1 = __gradcam_probe
             .layer("/layer3/layer3.9/relu_2/Relu", relu52_out1);
         let custom262_out1 = __gradcam_probe.layer("layer3.9.relu_2", custom261_out1);
@@ -1478,7 +1478,7 @@ impl Submodule6 {
         let custom264_out1 = __gradcam_probe
             .layer("/layer3/layer3.10/conv1/Conv", conv2d56_out1);
         let custom265_out1 = __gradcam_probe.layer("layer3.10.conv1", custom264_out1);
-        let relu53_out1 = burn::tensor::activation::relu(custom265_out1);
+        let relu53_out1 = __gradcam_probe.relu(custom265_out1);
         let custom266_out1 = __gradcam_probe
             .layer("/layer3/layer3.10/relu/Relu", relu53_out1);
         let custom267_out1 = __gradcam_probe.layer("layer3.10.relu", custom266_out1);
@@ -1486,7 +1486,7 @@ impl Submodule6 {
         let custom268_out1 = __gradcam_probe
             .layer("/layer3/layer3.10/conv2/Conv", conv2d57_out1);
         let custom269_out1 = __gradcam_probe.layer("layer3.10.conv2", custom268_out1);
-        let relu54_out1 = burn::tensor::activation::relu(custom269_out1);
+        let relu54_out1 = __gradcam_probe.relu(custom269_out1);
         let custom270_out1 = __gradcam_probe
             .layer("/layer3/layer3.10/relu_1/Relu", relu54_out1);
         let custom271_out1 = __gradcam_probe.layer("layer3.10.relu_1", custom270_out1);
@@ -1604,7 +1604,7 @@ impl Submodule7 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom275_out1 = __gradcam_probe.layer("/layer3/layer3.10/Add", add18_out1);
-        let relu55_out1 = burn::tensor::activation::relu(custom275_out1);
+        let relu55_out1 = __gradcam_probe.relu(custom275_out1);
         let custom276_out1 = __gradcam_probe
             .layer("/layer3/layer3.10/relu_2/Relu", relu55_out1);
         let custom277_out1 = __gradcam_probe.layer("layer3.10.relu_2", custom276_out1);
@@ -1613,7 +1613,7 @@ impl Submodule7 {
         let custom279_out1 = __gradcam_probe
             .layer("/layer3/layer3.11/conv1/Conv", conv2d59_out1);
         let custom280_out1 = __gradcam_probe.layer("layer3.11.conv1", custom279_out1);
-        let relu56_out1 = burn::tensor::activation::relu(custom280_out1);
+        let relu56_out1 = __gradcam_probe.relu(custom280_out1);
         let custom281_out1 = __gradcam_probe
             .layer("/layer3/layer3.11/relu/Relu", relu56_out1);
         let custom282_out1 = __gradcam_probe.layer("layer3.11.relu", custom281_out1);
@@ -1621,7 +1621,7 @@ impl Submodule7 {
         let custom283_out1 = __gradcam_probe
             .layer("/layer3/layer3.11/conv2/Conv", conv2d60_out1);
         let custom284_out1 = __gradcam_probe.layer("layer3.11.conv2", custom283_out1);
-        let relu57_out1 = burn::tensor::activation::relu(custom284_out1);
+        let relu57_out1 = __gradcam_probe.relu(custom284_out1);
         let custom285_out1 = __gradcam_probe
             .layer("/layer3/layer3.11/relu_1/Relu", relu57_out1);
         let custom286_out1 = __gradcam_probe.layer("layer3.11.relu_1", custom285_out1);
@@ -1635,7 +1635,7 @@ impl Submodule7 {
         );
         let add19_out1 = custom288_out1.add(custom289_out1);
         let custom290_out1 = __gradcam_probe.layer("/layer3/layer3.11/Add", add19_out1);
-        let relu58_out1 = burn::tensor::activation::relu(custom290_out1);
+        let relu58_out1 = __gradcam_probe.relu(custom290_out1);
         let custom291_out1 = __gradcam_probe
             .layer("/layer3/layer3.11/relu_2/Relu", relu58_out1);
         let custom292_out1 = __gradcam_probe.layer("layer3.11.relu_2", custom291_out1);
@@ -1644,7 +1644,7 @@ impl Submodule7 {
         let custom294_out1 = __gradcam_probe
             .layer("/layer3/layer3.12/conv1/Conv", conv2d62_out1);
         let custom295_out1 = __gradcam_probe.layer("layer3.12.conv1", custom294_out1);
-        let relu59_out1 = burn::tensor::activation::relu(custom295_out1);
+        let relu59_out1 = __gradcam_probe.relu(custom295_out1);
         let custom296_out1 = __gradcam_probe
             .layer("/layer3/layer3.12/relu/Relu", relu59_out1);
         let custom297_out1 = __gradcam_probe.layer("layer3.12.relu", custom296_out1);
@@ -1652,7 +1652,7 @@ impl Submodule7 {
         let custom298_out1 = __gradcam_probe
             .layer("/layer3/layer3.12/conv2/Conv", conv2d63_out1);
         let custom299_out1 = __gradcam_probe.layer("layer3.12.conv2", custom298_out1);
-        let relu60_out1 = burn::tensor::activation::relu(custom299_out1);
+        let relu60_out1 = __gradcam_probe.relu(custom299_out1);
         let custom300_out1 = __gradcam_probe
             .layer("/layer3/layer3.12/relu_1/Relu", relu60_out1);
         let custom301_out1 = __gradcam_probe.layer("layer3.12.relu_1", custom300_out1);
@@ -1666,7 +1666,7 @@ impl Submodule7 {
         );
         let add20_out1 = custom303_out1.add(custom304_out1);
         let custom305_out1 = __gradcam_probe.layer("/layer3/layer3.12/Add", add20_out1);
-        let relu61_out1 = burn::tensor::activation::relu(custom305_out1);
+        let relu61_out1 = __gradcam_probe.relu(custom305_out1);
         let custom306_out1 = __gradcam_probe
             .layer("/layer3/layer3.12/relu_2/Relu", relu61_out1);
         let custom307_out1 = __gradcam_probe.layer("layer3.12.relu_2", custom306_out1);
@@ -1675,7 +1675,7 @@ impl Submodule7 {
         let custom309_out1 = __gradcam_probe
             .layer("/layer3/layer3.13/conv1/Conv", conv2d65_out1);
         let custom310_out1 = __gradcam_probe.layer("layer3.13.conv1", custom309_out1);
-        let relu62_out1 = burn::tensor::activation::relu(custom310_out1);
+        let relu62_out1 = __gradcam_probe.relu(custom310_out1);
         let custom311_out1 = __gradcam_probe
             .layer("/layer3/layer3.13/relu/Relu", relu62_out1);
         let custom312_out1 = __gradcam_probe.layer("layer3.13.relu", custom311_out1);
@@ -1683,7 +1683,7 @@ impl Submodule7 {
         let custom313_out1 = __gradcam_probe
             .layer("/layer3/layer3.13/conv2/Conv", conv2d66_out1);
         let custom314_out1 = __gradcam_probe.layer("layer3.13.conv2", custom313_out1);
-        let relu63_out1 = burn::tensor::activation::relu(custom314_out1);
+        let relu63_out1 = __gradcam_probe.relu(custom314_out1);
         let custom315_out1 = __gradcam_probe
             .layer("/layer3/layer3.13/relu_1/Relu", relu63_out1);
         let custom316_out1 = __gradcam_probe.layer("layer3.13.relu_1", custom315_out1);
@@ -1801,7 +1801,7 @@ impl Submodule8 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom320_out1 = __gradcam_probe.layer("/layer3/layer3.13/Add", add21_out1);
-        let relu64_out1 = burn::tensor::activation::relu(custom320_out1);
+        let relu64_out1 = __gradcam_probe.relu(custom320_out1);
         let custom321_out1 = __gradcam_probe
             .layer("/layer3/layer3.13/relu_2/Relu", relu64_out1);
         let custom322_out1 = __gradcam_probe.layer("layer3.13.relu_2", custom321_out1);
@@ -1810,7 +1810,7 @@ impl Submodule8 {
         let custom324_out1 = __gradcam_probe
             .layer("/layer3/layer3.14/conv1/Conv", conv2d68_out1);
         let custom325_out1 = __gradcam_probe.layer("layer3.14.conv1", custom324_out1);
-        let relu65_out1 = burn::tensor::activation::relu(custom325_out1);
+        let relu65_out1 = __gradcam_probe.relu(custom325_out1);
         let custom326_out1 = __gradcam_probe
             .layer("/layer3/layer3.14/relu/Relu", relu65_out1);
         let custom327_out1 = __gradcam_probe.layer("layer3.14.relu", custom326_out1);
@@ -1818,7 +1818,7 @@ impl Submodule8 {
         let custom328_out1 = __gradcam_probe
             .layer("/layer3/layer3.14/conv2/Conv", conv2d69_out1);
         let custom329_out1 = __gradcam_probe.layer("layer3.14.conv2", custom328_out1);
-        let relu66_out1 = burn::tensor::activation::relu(custom329_out1);
+        let relu66_out1 = __gradcam_probe.relu(custom329_out1);
         let custom330_out1 = __gradcam_probe
             .layer("/layer3/layer3.14/relu_1/Relu", relu66_out1);
         let custom331_out1 = __gradcam_probe.layer("layer3.14.relu_1", custom330_out1);
@@ -1832,7 +1832,7 @@ impl Submodule8 {
         );
         let add22_out1 = custom333_out1.add(custom334_out1);
         let custom335_out1 = __gradcam_probe.layer("/layer3/layer3.14/Add", add22_out1);
-        let relu67_out1 = burn::tensor::activation::relu(custom335_out1);
+        let relu67_out1 = __gradcam_probe.relu(custom335_out1);
         let custom336_out1 = __gradcam_probe
             .layer("/layer3/layer3.14/relu_2/Relu", relu67_out1);
         let custom337_out1 = __gradcam_probe.layer("layer3.14.relu_2", custom336_out1);
@@ -1841,7 +1841,7 @@ impl Submodule8 {
         let custom339_out1 = __gradcam_probe
             .layer("/layer3/layer3.15/conv1/Conv", conv2d71_out1);
         let custom340_out1 = __gradcam_probe.layer("layer3.15.conv1", custom339_out1);
-        let relu68_out1 = burn::tensor::activation::relu(custom340_out1);
+        let relu68_out1 = __gradcam_probe.relu(custom340_out1);
         let custom341_out1 = __gradcam_probe
             .layer("/layer3/layer3.15/relu/Relu", relu68_out1);
         let custom342_out1 = __gradcam_probe.layer("layer3.15.relu", custom341_out1);
@@ -1849,7 +1849,7 @@ impl Submodule8 {
         let custom343_out1 = __gradcam_probe
             .layer("/layer3/layer3.15/conv2/Conv", conv2d72_out1);
         let custom344_out1 = __gradcam_probe.layer("layer3.15.conv2", custom343_out1);
-        let relu69_out1 = burn::tensor::activation::relu(custom344_out1);
+        let relu69_out1 = __gradcam_probe.relu(custom344_out1);
         let custom345_out1 = __gradcam_probe
             .layer("/layer3/layer3.15/relu_1/Relu", relu69_out1);
         let custom346_out1 = __gradcam_probe.layer("layer3.15.relu_1", custom345_out1);
@@ -1863,7 +1863,7 @@ impl Submodule8 {
         );
         let add23_out1 = custom348_out1.add(custom349_out1);
         let custom350_out1 = __gradcam_probe.layer("/layer3/layer3.15/Add", add23_out1);
-        let relu70_out1 = burn::tensor::activation::relu(custom350_out1);
+        let relu70_out1 = __gradcam_probe.relu(custom350_out1);
         let custom351_out1 = __gradcam_probe
             .layer("/layer3/layer3.15/relu_2/Relu", relu70_out1);
         let custom352_out1 = __gradcam_probe.layer("layer3.15.relu_2", custom351_out1);
@@ -1872,7 +1872,7 @@ impl Submodule8 {
         let custom354_out1 = __gradcam_probe
             .layer("/layer3/layer3.16/conv1/Conv", conv2d74_out1);
         let custom355_out1 = __gradcam_probe.layer("layer3.16.conv1", custom354_out1);
-        let relu71_out1 = burn::tensor::activation::relu(custom355_out1);
+        let relu71_out1 = __gradcam_probe.relu(custom355_out1);
         let custom356_out1 = __gradcam_probe
             .layer("/layer3/layer3.16/relu/Relu", relu71_out1);
         let custom357_out1 = __gradcam_probe.layer("layer3.16.relu", custom356_out1);
@@ -1880,7 +1880,7 @@ impl Submodule8 {
         let custom358_out1 = __gradcam_probe
             .layer("/layer3/layer3.16/conv2/Conv", conv2d75_out1);
         let custom359_out1 = __gradcam_probe.layer("layer3.16.conv2", custom358_out1);
-        let relu72_out1 = burn::tensor::activation::relu(custom359_out1);
+        let relu72_out1 = __gradcam_probe.relu(custom359_out1);
         let custom360_out1 = __gradcam_probe
             .layer("/layer3/layer3.16/relu_1/Relu", relu72_out1);
         let custom361_out1 = __gradcam_probe.layer("layer3.16.relu_1", custom360_out1);
@@ -1998,7 +1998,7 @@ impl Submodule9 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom365_out1 = __gradcam_probe.layer("/layer3/layer3.16/Add", add24_out1);
-        let relu73_out1 = burn::tensor::activation::relu(custom365_out1);
+        let relu73_out1 = __gradcam_probe.relu(custom365_out1);
         let custom366_out1 = __gradcam_probe
             .layer("/layer3/layer3.16/relu_2/Relu", relu73_out1);
         let custom367_out1 = __gradcam_probe.layer("layer3.16.relu_2", custom366_out1);
@@ -2007,7 +2007,7 @@ impl Submodule9 {
         let custom369_out1 = __gradcam_probe
             .layer("/layer3/layer3.17/conv1/Conv", conv2d77_out1);
         let custom370_out1 = __gradcam_probe.layer("layer3.17.conv1", custom369_out1);
-        let relu74_out1 = burn::tensor::activation::relu(custom370_out1);
+        let relu74_out1 = __gradcam_probe.relu(custom370_out1);
         let custom371_out1 = __gradcam_probe
             .layer("/layer3/layer3.17/relu/Relu", relu74_out1);
         let custom372_out1 = __gradcam_probe.layer("layer3.17.relu", custom371_out1);
@@ -2015,7 +2015,7 @@ impl Submodule9 {
         let custom373_out1 = __gradcam_probe
             .layer("/layer3/layer3.17/conv2/Conv", conv2d78_out1);
         let custom374_out1 = __gradcam_probe.layer("layer3.17.conv2", custom373_out1);
-        let relu75_out1 = burn::tensor::activation::relu(custom374_out1);
+        let relu75_out1 = __gradcam_probe.relu(custom374_out1);
         let custom375_out1 = __gradcam_probe
             .layer("/layer3/layer3.17/relu_1/Relu", relu75_out1);
         let custom376_out1 = __gradcam_probe.layer("layer3.17.relu_1", custom375_out1);
@@ -2029,7 +2029,7 @@ impl Submodule9 {
         );
         let add25_out1 = custom378_out1.add(custom379_out1);
         let custom380_out1 = __gradcam_probe.layer("/layer3/layer3.17/Add", add25_out1);
-        let relu76_out1 = burn::tensor::activation::relu(custom380_out1);
+        let relu76_out1 = __gradcam_probe.relu(custom380_out1);
         let custom381_out1 = __gradcam_probe
             .layer("/layer3/layer3.17/relu_2/Relu", relu76_out1);
         let custom382_out1 = __gradcam_probe.layer("layer3.17.relu_2", custom381_out1);
@@ -2038,7 +2038,7 @@ impl Submodule9 {
         let custom384_out1 = __gradcam_probe
             .layer("/layer3/layer3.18/conv1/Conv", conv2d80_out1);
         let custom385_out1 = __gradcam_probe.layer("layer3.18.conv1", custom384_out1);
-        let relu77_out1 = burn::tensor::activation::relu(custom385_out1);
+        let relu77_out1 = __gradcam_probe.relu(custom385_out1);
         let custom386_out1 = __gradcam_probe
             .layer("/layer3/layer3.18/relu/Relu", relu77_out1);
         let custom387_out1 = __gradcam_probe.layer("layer3.18.relu", custom386_out1);
@@ -2046,7 +2046,7 @@ impl Submodule9 {
         let custom388_out1 = __gradcam_probe
             .layer("/layer3/layer3.18/conv2/Conv", conv2d81_out1);
         let custom389_out1 = __gradcam_probe.layer("layer3.18.conv2", custom388_out1);
-        let relu78_out1 = burn::tensor::activation::relu(custom389_out1);
+        let relu78_out1 = __gradcam_probe.relu(custom389_out1);
         let custom390_out1 = __gradcam_probe
             .layer("/layer3/layer3.18/relu_1/Relu", relu78_out1);
         let custom391_out1 = __gradcam_probe.layer("layer3.18.relu_1", custom390_out1);
@@ -2060,7 +2060,7 @@ impl Submodule9 {
         );
         let add26_out1 = custom393_out1.add(custom394_out1);
         let custom395_out1 = __gradcam_probe.layer("/layer3/layer3.18/Add", add26_out1);
-        let relu79_out1 = burn::tensor::activation::relu(custom395_out1);
+        let relu79_out1 = __gradcam_probe.relu(custom395_out1);
         let custom396_out1 = __gradcam_probe
             .layer("/layer3/layer3.18/relu_2/Relu", relu79_out1);
         let custom397_out1 = __gradcam_probe.layer("layer3.18.relu_2", custom396_out1);
@@ -2069,7 +2069,7 @@ impl Submodule9 {
         let custom399_out1 = __gradcam_probe
             .layer("/layer3/layer3.19/conv1/Conv", conv2d83_out1);
         let custom400_out1 = __gradcam_probe.layer("layer3.19.conv1", custom399_out1);
-        let relu80_out1 = burn::tensor::activation::relu(custom400_out1);
+        let relu80_out1 = __gradcam_probe.relu(custom400_out1);
         let custom401_out1 = __gradcam_probe
             .layer("/layer3/layer3.19/relu/Relu", relu80_out1);
         let custom402_out1 = __gradcam_probe.layer("layer3.19.relu", custom401_out1);
@@ -2077,7 +2077,7 @@ impl Submodule9 {
         let custom403_out1 = __gradcam_probe
             .layer("/layer3/layer3.19/conv2/Conv", conv2d84_out1);
         let custom404_out1 = __gradcam_probe.layer("layer3.19.conv2", custom403_out1);
-        let relu81_out1 = burn::tensor::activation::relu(custom404_out1);
+        let relu81_out1 = __gradcam_probe.relu(custom404_out1);
         let custom405_out1 = __gradcam_probe
             .layer("/layer3/layer3.19/relu_1/Relu", relu81_out1);
         let custom406_out1 = __gradcam_probe.layer("layer3.19.relu_1", custom405_out1);
@@ -2195,7 +2195,7 @@ impl Submodule10 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
         let custom410_out1 = __gradcam_probe.layer("/layer3/layer3.19/Add", add27_out1);
-        let relu82_out1 = burn::tensor::activation::relu(custom410_out1);
+        let relu82_out1 = __gradcam_probe.relu(custom410_out1);
         let custom411_out1 = __gradcam_probe
             .layer("/layer3/layer3.19/relu_2/Relu", relu82_out1);
         let custom412_out1 = __gradcam_probe.layer("layer3.19.relu_2", custom411_out1);
@@ -2204,7 +2204,7 @@ impl Submodule10 {
         let custom414_out1 = __gradcam_probe
             .layer("/layer3/layer3.20/conv1/Conv", conv2d86_out1);
         let custom415_out1 = __gradcam_probe.layer("layer3.20.conv1", custom414_out1);
-        let relu83_out1 = burn::tensor::activation::relu(custom415_out1);
+        let relu83_out1 = __gradcam_probe.relu(custom415_out1);
         let custom416_out1 = __gradcam_probe
             .layer("/layer3/layer3.20/relu/Relu", relu83_out1);
         let custom417_out1 = __gradcam_probe.layer("layer3.20.relu", custom416_out1);
@@ -2212,7 +2212,7 @@ impl Submodule10 {
         let custom418_out1 = __gradcam_probe
             .layer("/layer3/layer3.20/conv2/Conv", conv2d87_out1);
         let custom419_out1 = __gradcam_probe.layer("layer3.20.conv2", custom418_out1);
-        let relu84_out1 = burn::tensor::activation::relu(custom419_out1);
+        let relu84_out1 = __gradcam_probe.relu(custom419_out1);
         let custom420_out1 = __gradcam_probe
             .layer("/layer3/layer3.20/relu_1/Relu", relu84_out1);
         let custom421_out1 = __gradcam_probe.layer("layer3.20.relu_1", custom420_out1);
@@ -2226,7 +2226,7 @@ impl Submodule10 {
         );
         let add28_out1 = custom423_out1.add(custom424_out1);
         let custom425_out1 = __gradcam_probe.layer("/layer3/layer3.20/Add", add28_out1);
-        let relu85_out1 = burn::tensor::activation::relu(custom425_out1);
+        let relu85_out1 = __gradcam_probe.relu(custom425_out1);
         let custom426_out1 = __gradcam_probe
             .layer("/layer3/layer3.20/relu_2/Relu", relu85_out1);
         let custom427_out1 = __gradcam_probe.layer("layer3.20.relu_2", custom426_out1);
@@ -2235,7 +2235,7 @@ impl Submodule10 {
         let custom429_out1 = __gradcam_probe
             .layer("/layer3/layer3.21/conv1/Conv", conv2d89_out1);
         let custom430_out1 = __gradcam_probe.layer("layer3.21.conv1", custom429_out1);
-        let relu86_out1 = burn::tensor::activation::relu(custom430_out1);
+        let relu86_out1 = __gradcam_probe.relu(custom430_out1);
         let custom431_out1 = __gradcam_probe
             .layer("/layer3/layer3.21/relu/Relu", relu86_out1);
         let custom432_out1 = __gradcam_probe.layer("layer3.21.relu", custom431_out1);
@@ -2243,7 +2243,7 @@ impl Submodule10 {
         let custom433_out1 = __gradcam_probe
             .layer("/layer3/layer3.21/conv2/Conv", conv2d90_out1);
         let custom434_out1 = __gradcam_probe.layer("layer3.21.conv2", custom433_out1);
-        let relu87_out1 = burn::tensor::activation::relu(custom434_out1);
+        let relu87_out1 = __gradcam_probe.relu(custom434_out1);
         let custom435_out1 = __gradcam_probe
             .layer("/layer3/layer3.21/relu_1/Relu", relu87_out1);
         let custom436_out1 = __gradcam_probe.layer("layer3.21.relu_1", custom435_out1);
@@ -2257,7 +2257,7 @@ impl Submodule10 {
         );
         let add29_out1 = custom438_out1.add(custom439_out1);
         let custom440_out1 = __gradcam_probe.layer("/layer3/layer3.21/Add", add29_out1);
-        let relu88_out1 = burn::tensor::activation::relu(custom440_out1);
+        let relu88_out1 = __gradcam_probe.relu(custom440_out1);
         let custom441_out1 = __gradcam_probe
             .layer("/layer3/layer3.21/relu_2/Relu", relu88_out1);
         let custom442_out1 = __gradcam_probe.layer("layer3.21.relu_2", custom441_out1);
@@ -2266,7 +2266,7 @@ impl Submodule10 {
         let custom444_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/conv1/Conv", conv2d92_out1);
         let custom445_out1 = __gradcam_probe.layer("layer3.22.conv1", custom444_out1);
-        let relu89_out1 = burn::tensor::activation::relu(custom445_out1);
+        let relu89_out1 = __gradcam_probe.relu(custom445_out1);
         let custom446_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/relu/Relu", relu89_out1);
         let custom447_out1 = __gradcam_probe.layer("layer3.22.relu", custom446_out1);
@@ -2274,7 +2274,7 @@ impl Submodule10 {
         let custom448_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/conv2/Conv", conv2d93_out1);
         let custom449_out1 = __gradcam_probe.layer("layer3.22.conv2", custom448_out1);
-        let relu90_out1 = burn::tensor::activation::relu(custom449_out1);
+        let relu90_out1 = __gradcam_probe.relu(custom449_out1);
         let custom450_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/relu_1/Relu", relu90_out1);
         let custom451_out1 = __gradcam_probe.layer("layer3.22.relu_1", custom450_out1);
@@ -2407,7 +2407,7 @@ impl Submodule11 {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
         let custom455_out1 = __gradcam_probe.layer("/layer3/layer3.22/Add", add30_out1);
-        let relu91_out1 = burn::tensor::activation::relu(custom455_out1);
+        let relu91_out1 = __gradcam_probe.relu(custom455_out1);
         let custom456_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/relu_2/Relu", relu91_out1);
         let custom457_out1 = __gradcam_probe.layer("layer3.22.relu_2", custom456_out1);
@@ -2417,7 +2417,7 @@ impl Submodule11 {
         let custom460_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/conv1/Conv", conv2d95_out1);
         let custom461_out1 = __gradcam_probe.layer("layer4.0.conv1", custom460_out1);
-        let relu92_out1 = burn::tensor::activation::relu(custom461_out1);
+        let relu92_out1 = __gradcam_probe.relu(custom461_out1);
         let custom462_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu/Relu", relu92_out1);
         let custom463_out1 = __gradcam_probe.layer("layer4.0.relu", custom462_out1);
@@ -2425,7 +2425,7 @@ impl Submodule11 {
         let custom464_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/conv2/Conv", conv2d96_out1);
         let custom465_out1 = __gradcam_probe.layer("layer4.0.conv2", custom464_out1);
-        let relu93_out1 = burn::tensor::activation::relu(custom465_out1);
+        let relu93_out1 = __gradcam_probe.relu(custom465_out1);
         let custom466_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu_1/Relu", relu93_out1);
         let custom467_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom466_out1);
@@ -2440,7 +2440,7 @@ impl Submodule11 {
         let conv2d98_out1 = self.conv2d98.forward(custom470_out1);
         let add31_out1 = custom469_out1.add(conv2d98_out1);
         let custom471_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add31_out1);
-        let relu94_out1 = burn::tensor::activation::relu(custom471_out1);
+        let relu94_out1 = __gradcam_probe.relu(custom471_out1);
         let custom472_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu_2/Relu", relu94_out1);
         let custom473_out1 = __gradcam_probe.layer("layer4.0.relu_2", custom472_out1);
@@ -2449,7 +2449,7 @@ impl Submodule11 {
         let custom475_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/conv1/Conv", conv2d99_out1);
         let custom476_out1 = __gradcam_probe.layer("layer4.1.conv1", custom475_out1);
-        let relu95_out1 = burn::tensor::activation::relu(custom476_out1);
+        let relu95_out1 = __gradcam_probe.relu(custom476_out1);
         let custom477_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu/Relu", relu95_out1);
         let custom478_out1 = __gradcam_probe.layer("layer4.1.relu", custom477_out1);
@@ -2457,7 +2457,7 @@ impl Submodule11 {
         let custom479_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/conv2/Conv", conv2d100_out1);
         let custom480_out1 = __gradcam_probe.layer("layer4.1.conv2", custom479_out1);
-        let relu96_out1 = burn::tensor::activation::relu(custom480_out1);
+        let relu96_out1 = __gradcam_probe.relu(custom480_out1);
         let custom481_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu_1/Relu", relu96_out1);
         let custom482_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom481_out1);
@@ -2471,7 +2471,7 @@ impl Submodule11 {
         );
         let add32_out1 = custom484_out1.add(custom485_out1);
         let custom486_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add32_out1);
-        let relu97_out1 = burn::tensor::activation::relu(custom486_out1);
+        let relu97_out1 = __gradcam_probe.relu(custom486_out1);
         let custom487_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu_2/Relu", relu97_out1);
         let custom488_out1 = __gradcam_probe.layer("layer4.1.relu_2", custom487_out1);
@@ -2480,7 +2480,7 @@ impl Submodule11 {
         let custom490_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/conv1/Conv", conv2d102_out1);
         let custom491_out1 = __gradcam_probe.layer("layer4.2.conv1", custom490_out1);
-        let relu98_out1 = burn::tensor::activation::relu(custom491_out1);
+        let relu98_out1 = __gradcam_probe.relu(custom491_out1);
         let custom492_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu/Relu", relu98_out1);
         let custom493_out1 = __gradcam_probe.layer("layer4.2.relu", custom492_out1);
@@ -2488,7 +2488,7 @@ impl Submodule11 {
         let custom494_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/conv2/Conv", conv2d103_out1);
         let custom495_out1 = __gradcam_probe.layer("layer4.2.conv2", custom494_out1);
-        let relu99_out1 = burn::tensor::activation::relu(custom495_out1);
+        let relu99_out1 = __gradcam_probe.relu(custom495_out1);
         let custom496_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu_1/Relu", relu99_out1);
         let custom497_out1 = __gradcam_probe.layer("layer4.2.relu_1", custom496_out1);
@@ -2502,7 +2502,7 @@ impl Submodule11 {
         );
         let add33_out1 = custom499_out1.add(custom500_out1);
         let custom501_out1 = __gradcam_probe.layer("/layer4/layer4.2/Add", add33_out1);
-        let relu100_out1 = burn::tensor::activation::relu(custom501_out1);
+        let relu100_out1 = __gradcam_probe.relu(custom501_out1);
         let custom502_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu_2/Relu", relu100_out1);
         let custom503_out1 = __gradcam_probe.layer("layer4.2.relu_2", custom502_out1);

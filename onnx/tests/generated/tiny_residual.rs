@@ -150,14 +150,14 @@ impl Model {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe.layer("/stem/stem.0/Conv", conv2d1_out1);
         let custom2_out1 = __gradcam_probe.layer("stem.0", custom1_out1);
-        let relu1_out1 = burn::tensor::activation::relu(custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
         let custom3_out1 = __gradcam_probe.layer("/stem/stem.2/Relu", relu1_out1);
         let custom4_out1 = __gradcam_probe.layer("stem.2", custom3_out1);
         let custom5_out1 = __gradcam_probe.layer("stem", custom4_out1);
         let conv2d2_out1 = self.conv2d2.forward(custom5_out1.clone());
         let custom6_out1 = __gradcam_probe.layer("/block/conv1/Conv", conv2d2_out1);
         let custom7_out1 = __gradcam_probe.layer("block.conv1", custom6_out1);
-        let relu2_out1 = burn::tensor::activation::relu(custom7_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom7_out1);
         let custom8_out1 = __gradcam_probe.layer("/block/relu_a/Relu", relu2_out1);
         let custom9_out1 = __gradcam_probe.layer("block.relu_a", custom8_out1);
         let conv2d3_out1 = self.conv2d3.forward(custom9_out1);
@@ -169,21 +169,21 @@ impl Model {
         );
         let add1_out1 = custom11_out1.add(custom12_out1);
         let custom13_out1 = __gradcam_probe.layer("/block/Add", add1_out1);
-        let relu3_out1 = burn::tensor::activation::relu(custom13_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom13_out1);
         let custom14_out1 = __gradcam_probe.layer("/block/relu_b/Relu", relu3_out1);
         let custom15_out1 = __gradcam_probe.layer("block.relu_b", custom14_out1);
         let custom16_out1 = __gradcam_probe.layer("block", custom15_out1);
         let conv2d4_out1 = self.conv2d4.forward(custom16_out1.clone());
         let custom17_out1 = __gradcam_probe.layer("/left/Conv", conv2d4_out1);
         let custom18_out1 = __gradcam_probe.layer("left", custom17_out1);
-        let relu4_out1 = burn::tensor::activation::relu(custom18_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom18_out1);
         let custom19_out1 = __gradcam_probe.layer("/Relu", relu4_out1);
         let custom20_out1 = gradcam::Probe::carry(
             custom16_out1,
             custom19_out1.clone().dims()[0],
         );
         let conv2d5_out1 = self.conv2d5.forward(custom20_out1);
-        let relu5_out1 = burn::tensor::activation::relu(conv2d5_out1);
+        let relu5_out1 = __gradcam_probe.relu(conv2d5_out1);
         let concat1_out1 = burn::tensor::Tensor::cat(
             [custom19_out1, relu5_out1].into(),
             1,
@@ -192,7 +192,7 @@ impl Model {
         let conv2d6_out1 = self.conv2d6.forward(custom21_out1);
         let custom22_out1 = __gradcam_probe.layer("/head/head.0/Conv", conv2d6_out1);
         let custom23_out1 = __gradcam_probe.layer("head.0", custom22_out1);
-        let relu6_out1 = burn::tensor::activation::relu(custom23_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom23_out1);
         let custom24_out1 = __gradcam_probe.layer("/head/head.1/Relu", relu6_out1);
         let custom25_out1 = __gradcam_probe.layer("head.1", custom24_out1);
         let custom26_out1 = __gradcam_probe.layer("head", custom25_out1);

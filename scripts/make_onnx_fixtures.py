@@ -33,7 +33,7 @@ Residual layers: torchvision's blocks call one in-place ReLU twice; pgc hooks a 
 run on a copy whose blocks have two non-in-place ReLUs (the same function): the copy's
 `layer4[1].relu_a` is the ONNX node `/layer4/layer4.1/relu/Relu` of the original's export.
 
-Usage: make_onnx_fixtures.py [--large]
+Usage: make_onnx_fixtures.py [--large | --only-smoothing]
 """
 import copy
 import json
@@ -399,6 +399,98 @@ def make_guided(thin):
           f"{float(np.abs(out['pgc'] - out['gb64']).max()):.2e} of {float(np.abs(out['gb64']).max()):.2e}")
 
 
+def make_smoothing(tiny):
+    """pgc's `eigen_smooth` and `aug_smooth` on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
+    for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
+    it is wrapped to apply gradcam's documented rule (the component correlates positively with
+    the channel sum of what it projects, the unsmoothed map) to pgc's own SVD, so both sides can
+    be compared. `smoothing.safetensors` holds
+
+      input                [2, 3, 64, 64]
+      classes              [2, 2] int64   each image's top-2 classes (the first explained)
+      eigen/<method>/pgc   [2, 1, 64, 64] pgc's heatmap with eigen_smooth
+      eigen/<method>/raw32 [2, 1, 32, 32] pgc's projection (its raw map before the ReLU)
+      eigen/<method>/raw64 [2, 1, 32, 32] the projection of a float64 copy of the model
+      eigen/<method>/svd   [2, 1, 3]      its s_1, s_2 and the largest |contribution|
+      aug/pgc              [2, 64, 64]    pgc GradCAM with aug_smooth
+      aug/raw64            [6, 2, 32, 32] the float64 raw Grad-CAM map of each augmented input,
+                                          in ttach's order (flip off/on x factor 0.9, 1, 1.1)
+    """
+    import pytorch_grad_cam as pgc  # noqa: PLC0415
+    from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
+    from pytorch_grad_cam.utils import svd_on_activations  # noqa: PLC0415
+
+    original = svd_on_activations.get_2d_projection
+    svd_log = []
+
+    def signed_projection(batch):
+        out = original(batch)
+        for i, c in enumerate(batch):
+            k = c.shape[0]
+            flat = c.reshape(k, -1).T.astype(np.float64)
+            centred = flat - flat.mean(axis=0)
+            s = np.linalg.svd(centred, compute_uv=False)
+            svd_log.append((float(s[0]), float(s[1]), float(np.abs(c).max())))
+            if float((out[i].astype(np.float64).ravel() * flat.sum(axis=1)).sum()) < 0:
+                out[i] = -out[i]
+        return out
+
+    for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):
+        module.get_2d_projection = signed_projection
+
+    x = np.concatenate([small_input(load_photo(REPO / "assets" / f"{p}.png")) for p in PHOTOS])
+    with torch.no_grad():
+        classes = np.argsort(-tiny(torch.from_numpy(x)).numpy(), axis=1)[:, :2].astype(np.int64)
+    tensors = {"input": x, "classes": classes}
+    model64 = copy.deepcopy(tiny).double().eval()
+    methods = {"grad-cam": pgc.GradCAM, "grad-cam++": pgc.GradCAMPlusPlus,
+               "xgrad-cam": pgc.XGradCAM, "hires-cam": pgc.HiResCAM,
+               "element-wise-grad-cam": pgc.GradCAMElementWise, "layer-cam": pgc.LayerCAM,
+               "score-cam": pgc.ScoreCAM, "ablation-cam": pgc.AblationCAM}
+
+    def run(kind, model, xs, targets_of, aug):
+        """pgc `kind` at block.relu_a for each image's first class; the raw maps it formed
+        (`get_cam_image`'s outputs, in call order) and the heatmaps."""
+        raws = []
+        with kind(model=model, target_layers=[model.block.relu_a]) as cam:
+            inner = cam.get_cam_image
+
+            def recording(*args, **kwargs):
+                out = inner(*args, **kwargs)
+                raws.append(np.asarray(out, np.float64))
+                return out
+            cam.get_cam_image = recording
+            heat = [cam(input_tensor=xs, targets=targets_of(0), eigen_smooth=not aug,
+                        aug_smooth=aug)]
+        return raws, np.stack(heat, 1).astype(np.float32)
+
+    def targets_of(j):
+        return [ClassifierOutputTarget(int(c)) for c in classes[:, j]]
+
+    for name, kind in methods.items():
+        svd_log.clear()
+        raws32, heat = run(kind, tiny, torch.from_numpy(x), targets_of, False)
+        svd_log.clear()
+        raws, _ = run(kind, model64, torch.from_numpy(x).double(), targets_of, False)
+        tensors[f"eigen/{name}/pgc"] = heat
+        tensors[f"eigen/{name}/raw32"] = np.stack(raws32, 1).astype(np.float32)  # [2, 1, h, w]
+        tensors[f"eigen/{name}/raw64"] = np.stack(raws, 1).astype(np.float32)
+        svd = np.array(svd_log).reshape(2, 1, 3)  # [image, target, 3]
+        tensors[f"eigen/{name}/svd"] = svd.astype(np.float32)
+        print(f"   eigen {name}: s1/(s1 - s2) max {float((svd[..., 0] / (svd[..., 0] - svd[..., 1])).max()):.1f}")
+    raws, heat = run(pgc.GradCAM, model64, torch.from_numpy(x).double(), targets_of, True)
+    tensors["aug/raw64"] = np.stack(raws).astype(np.float32)  # [6, 2, h, w]
+    _, heat = run(pgc.GradCAM, tiny, torch.from_numpy(x), targets_of, True)
+    tensors["aug/pgc"] = heat[:, 0]  # [2, H, W]
+    for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):
+        module.get_2d_projection = original
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              str(SMALL / "smoothing.safetensors"),
+              metadata={"generator": "scripts/make_onnx_fixtures.py (make_smoothing)",
+                        "methods": ",".join(methods)})
+    print(f"   smoothing: classes {classes.tolist()}")
+
+
 def unsupported_op():
     """A graph with an operator no importer knows, for `onnx/tests/errors.rs`."""
     import onnx  # noqa: PLC0415
@@ -457,6 +549,9 @@ def make(name, model, pgc_model, prep, layers, out_dir):
 def main():
     torch.set_num_threads(2)
     large = "--large" in sys.argv[1:]
+    if "--only-smoothing" in sys.argv[1:]:  # one oracle, without exporting the graphs again
+        make_smoothing(randomise(TinyResidual(), 0))
+        return
 
     tiny = randomise(TinyResidual(), 0)
     make("tiny_residual", tiny, tiny, small_input,
@@ -486,6 +581,7 @@ def main():
 
     make_targets(tiny)
     make_guided(thin)
+    make_smoothing(tiny)
     unsupported_op()
 
     if large:

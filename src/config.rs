@@ -39,6 +39,12 @@ pub struct ExplainerConfig {
     pub normalization: Normalization,
     /// The CAM method: Grad-CAM unless set.
     pub method: Arc<dyn CamMethod>,
+    /// Eigen smoothing: each map is the first principal component of the method's per-channel
+    /// contributions instead of their sum (see [`ExplainerConfig::with_eigen_smooth`]).
+    pub eigen_smooth: bool,
+    /// Augmentation smoothing: the heatmap averaged over six augmented inputs (see
+    /// [`ExplainerConfig::with_aug_smooth`]).
+    pub aug_smooth: bool,
 }
 
 impl fmt::Debug for ExplainerConfig {
@@ -48,6 +54,8 @@ impl fmt::Debug for ExplainerConfig {
             .field("relu", &self.relu)
             .field("normalization", &self.normalization)
             .field("method", &self.method)
+            .field("eigen_smooth", &self.eigen_smooth)
+            .field("aug_smooth", &self.aug_smooth)
             .finish()
     }
 }
@@ -66,6 +74,8 @@ impl ExplainerConfig {
             relu: true,
             normalization: Normalization::MinMax,
             method: Arc::new(GradCamMethod),
+            eigen_smooth: false,
+            aug_smooth: false,
         }
     }
 
@@ -98,6 +108,32 @@ impl ExplainerConfig {
     /// such as [`ScoreCam`](crate::methods::ScoreCam), or your own [`CamMethod`].
     pub fn with_method(mut self, method: impl CamMethod + 'static) -> Self {
         self.method = Arc::new(method);
+        self
+    }
+
+    /// Eigen smoothing, pytorch-grad-cam's `eigen_smooth`: the map of a method that weights
+    /// channels (`sum_k w_k A^k`) or pixels of channels (HiResCAM, Element-wise Grad-CAM,
+    /// LayerCAM) becomes the first principal component of the same per-channel contributions,
+    /// `X v_1` for `X` the contributions as `(h w) x k` with centred columns (as
+    /// [`first_component_projection`](crate::methods::first_component_projection)), signed to
+    /// correlate positively with the unsmoothed map. Less noisy, and no longer a decomposition of
+    /// the score. The Eigen methods are principal components already and do not change. The
+    /// contributions are read back to the host for the projection (in `f64`), as for Eigen-CAM.
+    pub fn with_eigen_smooth(mut self, eigen_smooth: bool) -> Self {
+        self.eigen_smooth = eigen_smooth;
+        self
+    }
+
+    /// Augmentation smoothing, pytorch-grad-cam's `aug_smooth`: the input explained six times,
+    /// as is and mirrored left to right, each at brightness 0.9, 1 and 1.1 (its values
+    /// multiplied), and the six final heatmaps (mirrored back) averaged. Six times the work of
+    /// one call; each augmented input resolves its own targets (`Target::Top` may pick another
+    /// class on a mirrored input, as in pytorch-grad-cam). Applies to
+    /// [`Explainer::explain`](crate::Explainer::explain) and
+    /// [`Explainer::stream`](crate::Explainer::stream); a [`Capture`](crate::Capture) holds one
+    /// input, so [`Explainer::explain_capture`](crate::Explainer::explain_capture) refuses it.
+    pub fn with_aug_smooth(mut self, aug_smooth: bool) -> Self {
+        self.aug_smooth = aug_smooth;
         self
     }
 

@@ -120,12 +120,23 @@ impl<M: GradCam> Explainer<M> {
     /// - `input`: `[n, c, H, W]`
     /// - the explanation's maps are `[n, m, ..]` for `m` targets per image.
     ///
+    /// With [`ExplainerConfig::with_aug_smooth`] the heatmap averages six augmented calls (the
+    /// layers' maps and the targets are the unaugmented input's).
+    ///
     /// # Errors
     /// An input that is empty, has the wrong shape, is too small, lives on another device or has
     /// another dtype than the model; a target count or class out of range; a model that breaks
     /// its contract or panics; NaN or infinity in the scores, gradients or maps: see
     /// [`GradCamError`](crate::GradCamError).
     pub fn explain(&self, input: Tensor<4>, targets: &Targets) -> Result<Explanation> {
+        if self.config.aug_smooth {
+            return self.explain_aug_smoothed(input, targets);
+        }
+        self.explain_once(input, targets)
+    }
+
+    /// One call of [`Explainer::explain`] on `input` as it is (no augmentation smoothing).
+    pub(crate) fn explain_once(&self, input: Tensor<4>, targets: &Targets) -> Result<Explanation> {
         let pending = self.submit(input, targets)?;
         let host = read(pending.values(false));
         pending.finish(host).map(|(explanation, _)| explanation)
@@ -181,8 +192,17 @@ impl<M: GradCam> Explainer<M> {
     /// (it was made for a gradient-free method); the method's own errors, and
     /// [`GradCamError::Method`](crate::GradCamError::Method) if it returns maps of the wrong
     /// shape; [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if a map holds NaN
-    /// or infinity.
+    /// or infinity; [`InputError::Argument`] with
+    /// [`ExplainerConfig::with_aug_smooth`] (a capture holds one input, not six).
     pub fn explain_capture(&self, capture: &Capture) -> Result<Explanation> {
+        if self.config.aug_smooth {
+            return Err(InputError::Argument {
+                what: "augmentation smoothing explains six augmented inputs and a capture holds \
+                       one: call explain, or turn aug_smooth off for explain_capture"
+                    .into(),
+            }
+            .into());
+        }
         let rerun = self.reruns(
             &capture.input,
             &capture.scores,

@@ -5,9 +5,11 @@
 // The core: one call goes config -> explainer -> forward (model, probe) -> capture (target) ->
 // maps (methods, kernels, postprocess, rerun) -> readback -> explanation; docs/architecture.md
 // draws it.
+mod aug_smooth;
 mod capture;
 mod checks;
 mod config;
+mod eigen_smooth;
 mod explainer;
 mod explanation;
 mod forward;

@@ -1,10 +1,12 @@
 //! From captured layers to maps: per layer the method's map (channel weights become `sum_k w_k
-//! A^k`), then the shared post-processing (ReLU, normalisation, upsampling) and the fusion of
+//! A^k`, channel contributions their sum; both their first principal component with eigen
+//! smoothing), then the shared post-processing (ReLU, normalisation, upsampling) and the fusion of
 //! the layers.
 
 use burn::tensor::Tensor;
 
 use crate::config::ExplainerConfig;
+use crate::eigen_smooth::eigen_smooth;
 use crate::error::{GradCamError, InputError, MethodError, Result};
 use crate::explanation::{ExplainedTarget, Explanation, LayerMap};
 use crate::kernels::weighted_sum::weighted_sum_unchecked;
@@ -58,13 +60,27 @@ pub(crate) fn layer_maps(
         let m = layer.targets_per_image;
         let (weights, raw) = match method.compute(layer, rerun)? {
             CamMap::Weights(weights) if weights.dims() == [n, m, k] => {
-                let raw = weighted_sum_unchecked(layer.activations.clone(), weights.clone());
+                let raw = if config.eigen_smooth {
+                    let w5 = weights.clone().reshape([n, m, k, 1, 1]);
+                    eigen_smooth(w5 * layer.activations5())? // of [n, m, k, h, w]
+                } else {
+                    weighted_sum_unchecked(layer.activations.clone(), weights.clone())
+                };
                 (Some(weights), raw)
+            }
+            CamMap::Channels(channels) if channels.dims() == [n, m, k, h, w] => {
+                let raw = if config.eigen_smooth {
+                    eigen_smooth(channels)?
+                } else {
+                    channels.sum_dim(2).squeeze_dim::<4>(2)
+                };
+                (None, raw)
             }
             CamMap::Map(raw) if raw.dims() == [n, m, h, w] => (None, raw),
             other => {
                 let got = match other {
                     CamMap::Weights(weights) => format!("weights {:?}", weights.dims()),
+                    CamMap::Channels(channels) => format!("channels {:?}", channels.dims()),
                     CamMap::Map(map) => format!("a map {:?}", map.dims()),
                 };
                 return Err(GradCamError::Method {

@@ -40,6 +40,8 @@ type Read = Pin<Box<dyn Future<Output = std::result::Result<TensorData, String>>
 /// A batch whose device work and read back have been issued, or that failed before.
 enum InFlight {
     Failed(GradCamError),
+    /// Explained at once (augmentation smoothing: six calls, each read back).
+    Done(Box<Result<StreamedBatch>>),
     Reading(Box<Pending>, Reading),
 }
 
@@ -122,6 +124,13 @@ impl<'a, M: GradCam, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
     /// Submit one batch and issue its read: the first poll of the read runs Burn's queued work
     /// for the batch and the copy back, and returns while the device computes.
     fn issue(&self, batch: Tensor<4>) -> InFlight {
+        if self.explainer.config().aug_smooth {
+            let explained = self.explainer.explain(batch, &self.targets);
+            return InFlight::Done(Box::new(explained.map(|explanation| StreamedBatch {
+                heatmaps: crate::host::read(explanation.heatmap.clone()),
+                explanation,
+            })));
+        }
         let pending = match self.explainer.submit(batch, &self.targets) {
             Ok(pending) => pending,
             Err(error) => return InFlight::Failed(error),
@@ -150,6 +159,7 @@ impl<M: GradCam, I: Iterator<Item = Tensor<4>>> Iterator for Stream<'_, M, I> {
         }
         let (pending, reading) = match self.in_flight.pop_front()? {
             InFlight::Failed(error) => return Some(Err(error)),
+            InFlight::Done(batch) => return Some(*batch),
             InFlight::Reading(pending, reading) => (pending, reading),
         };
         let data = match reading {

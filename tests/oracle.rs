@@ -220,6 +220,7 @@ fn arithmetic(fx: &Fixture, device: &Device, worst: &mut BTreeMap<String, f64>) 
                     CamMap::Weights(weights) => {
                         host(weighted_sum(activations.clone(), weights).unwrap())
                     }
+                    CamMap::Channels(channels) => host(channels.sum_dim(2).squeeze_dim::<4>(2)),
                     CamMap::Map(map) => host(map),
                 };
                 let theirs = fx.values(&format!("{m}/{layer}/{class}/raw"));

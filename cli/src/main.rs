@@ -69,6 +69,14 @@ pub struct Args {
     /// Keep the signed map (no ReLU before normalisation).
     #[arg(long)]
     pub no_relu: bool,
+    /// Each map as the first principal component of its channel contributions (pytorch-grad-cam's
+    /// eigen_smooth): less noise.
+    #[arg(long)]
+    pub eigen_smooth: bool,
+    /// Average each heatmap over six augmented inputs, mirrored and at brightness 0.9, 1, 1.1
+    /// (pytorch-grad-cam's aug_smooth): six times the work.
+    #[arg(long)]
+    pub aug_smooth: bool,
     /// Where the maps run.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub device: Backend,
@@ -185,7 +193,9 @@ pub fn run<M: GradCam>(
     let mut outputs = Outputs::create(&args.out, &args.inputs, args)?;
     let mut config = ExplainerConfig::new()
         .with_method(args.method)
-        .with_relu(!args.no_relu);
+        .with_relu(!args.no_relu)
+        .with_eigen_smooth(args.eigen_smooth)
+        .with_aug_smooth(args.aug_smooth);
     if let Some(layer) = &args.layer {
         config = config.with_layer(layer.clone());
     }

@@ -27,6 +27,10 @@ pub struct Summary {
     pub layer: String,
     /// Whether the ReLU was on.
     pub relu: bool,
+    /// `--eigen-smooth`.
+    pub eigen_smooth: bool,
+    /// `--aug-smooth`.
+    pub aug_smooth: bool,
     /// `--device`.
     pub device: String,
     /// Wall time of the whole run, decoding and writing included.
@@ -162,6 +166,8 @@ impl Outputs {
                 method: args.method.to_string(),
                 layer: String::new(),
                 relu: !args.no_relu,
+                eigen_smooth: args.eigen_smooth,
+                aug_smooth: args.aug_smooth,
                 device: value_name(args.device),
                 seconds: 0.0,
                 photos: Vec::new(),

@@ -222,6 +222,61 @@ fn guided_writes_the_librarys_guided_grad_cam_as_pytorch_grad_cam_pictures_it() 
 }
 
 #[test]
+fn smoothing_flags_give_the_librarys_smoothed_maps() {
+    let root = scratch("smoothing");
+    let out = root.join("out");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args([
+            "--class",
+            "285",
+            "--eigen-smooth",
+            "--aug-smooth",
+            "--raw",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["eigen_smooth"], true);
+    assert_eq!(summary["aug_smooth"], true);
+    let (_, written) = read_npy(&out.join("chelsea.285.npy"));
+
+    // Bound: the same float32 computation in another process (a thread's summation order), far
+    // under 1e-5 of a [0, 1] map; the unsmoothed map (a deliberately wrong answer) is far off.
+    let device = Device::flex();
+    let model = load_weights(
+        SqueezeNet::new(&device),
+        repo("assets/squeezenet1_1.safetensors"),
+    )
+    .unwrap();
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let input = SqueezeNet::preprocess()
+        .to_tensor(&[photo], &device)
+        .unwrap();
+    let map = |smooth: bool| {
+        ExplainerConfig::new()
+            .with_eigen_smooth(smooth)
+            .with_aug_smooth(smooth)
+            .init(&model)
+            .unwrap()
+            .explain(input.clone(), &Targets::class(285))
+            .unwrap()
+            .heatmap_values(0, 0)
+            .unwrap()
+    };
+    assert!(max_diff(&written, &map(true)) <= 1e-5);
+    assert!(max_diff(&written, &map(false)) > 1e-2);
+}
+
+#[test]
 fn it_never_writes_into_an_input_folder_and_reports_bad_arguments() {
     let root = scratch("refuse");
     let photos = root.join("photos");

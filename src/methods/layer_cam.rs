@@ -22,7 +22,7 @@ impl CamMethod for LayerCam {
     }
 
     fn compute(&self, layer: &LayerCapture, _: &dyn Rerun) -> Result<CamMap> {
-        let map = (relu(layer.gradients()) * layer.activations5()).sum_dim(2); // [n, m, 1, h, w]
-        Ok(CamMap::Map(map.squeeze_dim::<4>(2)))
+        let channels = relu(layer.gradients()) * layer.activations5(); // [n, m, k, h, w]
+        Ok(CamMap::Channels(channels))
     }
 }

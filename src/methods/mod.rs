@@ -3,8 +3,10 @@
 //! The explainer runs the forward (and the backward, for methods that need gradients), hands
 //! each explained layer to the method as a [`LayerCapture`], and post-processes what comes back
 //! the same way for every method: ReLU switch, normalisation, upsampling, layer fusion. A method
-//! returns either channel weights, which the explainer turns into `sum_k w_k A^k` with one device
-//! kernel, or a map of its own.
+//! returns channel weights, which the explainer turns into `sum_k w_k A^k` with one device
+//! kernel, per-pixel channel contributions, which it sums over the channels, or a map of its own.
+//! Eigen smoothing (pytorch-grad-cam's `eigen_smooth`) replaces the channel sum of the first two
+//! by the first principal component of the same contributions.
 //!
 //! | method | map | passes |
 //! |---|---|---|
@@ -283,7 +285,12 @@ pub enum CamMap {
     /// Channel weights `w`, `[n, m, k]`: the map is `sum_k w_k A^k`, formed by the explainer with
     /// one device kernel that reads `A` once for all targets.
     Weights(Tensor<3>),
-    /// A map the method formed itself, `[n, m, h, w]`, signed, before the ReLU.
+    /// Per-pixel channel contributions, `[n, m, k, h, w]`: the map is their sum over the
+    /// channels (or, with [`ExplainerConfig::with_eigen_smooth`](crate::ExplainerConfig::with_eigen_smooth),
+    /// their first principal component).
+    Channels(Tensor<5>),
+    /// A map the method formed itself, `[n, m, h, w]`, signed, before the ReLU (eigen smoothing
+    /// leaves it as it is).
     Map(Tensor<4>),
 }
 

@@ -147,6 +147,15 @@ pub struct Oracle<'a> {
     pub pgc: &'a [f32],
 }
 
+/// The bound on a heatmap's difference from pytorch-grad-cam's (see `pgc.rs`) for a raw map
+/// `raw` (`h` rows, upsampled to `height`) known within `e`.
+pub fn heatmap_bound(raw: &[f32], e: f64, h: usize, height: usize) -> f64 {
+    let relu: Vec<f64> = raw.iter().map(|v| v.max(0.0) as f64).collect();
+    let range = relu.iter().cloned().fold(f64::MIN, f64::max)
+        - relu.iter().cloned().fold(f64::MAX, f64::min);
+    2.0 * 4.0 / (1.0 - h as f64 / height as f64) * 4.0 * e / range
+}
+
 /// Explain `input` for `targets` at `layer` and check every map against `oracle`: each raw value
 /// within `DELTA` of its map's scale plus its kink envelope (where a ReLU after the layer has a
 /// unit within rounding of its kink, the float32 and float64 networks may take different
@@ -159,13 +168,26 @@ pub fn compare<M: GradCam>(
     targets: &Targets,
     oracle: &Oracle<'_>,
 ) -> (f64, f64) {
+    compare_with(
+        &ExplainerConfig::new().with_layer(layer),
+        model,
+        input,
+        targets,
+        oracle,
+    )
+}
+
+/// [`compare`] with an explainer of `config` (its layer, method and options).
+pub fn compare_with<M: GradCam>(
+    config: &ExplainerConfig,
+    model: &M,
+    input: Tensor<4>,
+    targets: &Targets,
+    oracle: &Oracle<'_>,
+) -> (f64, f64) {
+    let layer = config.layers.join(",");
     let [_, _, height, width] = input.dims();
-    let explanation = ExplainerConfig::new()
-        .with_layer(layer)
-        .init(model)
-        .unwrap()
-        .explain(input, targets)
-        .unwrap();
+    let explanation = config.init(model).unwrap().explain(input, targets).unwrap();
     let raw = host(explanation.layers[0].raw.clone());
     let heat = host(explanation.heatmap.clone());
     let [n, m, h, w] = oracle.raw_shape;
@@ -190,10 +212,7 @@ pub fn compare<M: GradCam>(
             });
         raw_worst = raw_worst.max(raw_ratio);
         let e = e + spread.iter().fold(0.0f64, |a, s| a.max(*s as f64));
-        let relu: Vec<f64> = theirs.iter().map(|v| v.max(0.0) as f64).collect();
-        let range = relu.iter().cloned().fold(f64::MIN, f64::max)
-            - relu.iter().cloned().fold(f64::MAX, f64::min);
-        let bound = 2.0 * 4.0 / (1.0 - h as f64 / height as f64) * 4.0 * e / range;
+        let bound = heatmap_bound(theirs, e, h, height);
         let ours = &heat[map * big..(map + 1) * big];
         let theirs = &oracle.pgc[map * big..(map + 1) * big];
         let heat_err = ours

@@ -76,6 +76,7 @@ METHODS = {
     "eigen-grad-cam": "EigenGradCAM",
     "score-cam": "ScoreCAM",
     "ablation-cam": "AblationCAM",
+    "fem": "FEM",
 }
 MODES = ("forward",) + tuple(METHODS)
 

@@ -400,7 +400,7 @@ def make_guided(thin):
 
 
 def make_smoothing(tiny):
-    """pgc's `eigen_smooth` and `aug_smooth` on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
+    """pgc's `eigen_smooth` and `aug_smooth`, and its FEM, on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
     for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
     it is wrapped to apply gradcam's documented rule (the component correlates positively with
     the channel sum of what it projects, the unsmoothed map) to pgc's own SVD, so both sides can
@@ -413,6 +413,11 @@ def make_smoothing(tiny):
       eigen/<method>/raw64 [2, 1, 32, 32] the projection of a float64 copy of the model
       eigen/<method>/svd   [2, 1, 3]      its s_1, s_2 and the largest |contribution|
       aug/pgc              [2, 64, 64]    pgc GradCAM with aug_smooth
+      fem/pgc              [2, 1, 64, 64] pgc FEM (no eigen_smooth; the classes play no part)
+      fem/raw64            [2, 1, 32, 32] its map from a float64 copy of the model
+      fem/w64              [2, 8]         its channel weights
+      fem/ambiguous        [2, 8]         pixels per channel within rounding of the threshold
+      fem/max_a            [2]            the largest |activation| of each image
       aug/raw64            [6, 2, 32, 32] the float64 raw Grad-CAM map of each augmented input,
                                           in ttach's order (flip off/on x factor 0.9, 1, 1.1)
     """
@@ -478,6 +483,27 @@ def make_smoothing(tiny):
         svd = np.array(svd_log).reshape(2, 1, 3)  # [image, target, 3]
         tensors[f"eigen/{name}/svd"] = svd.astype(np.float32)
         print(f"   eigen {name}: s1/(s1 - s2) max {float((svd[..., 0] / (svd[..., 0] - svd[..., 1])).max()):.1f}")
+    # FEM (gradient-free): pgc's heatmap, the float64 map and weights, and per channel how many
+    # pixels lie within (2 + K) 1e-4 max|A| of the float64 threshold (a float32 network's
+    # activations, within 1e-4 max|A| of float64's, move the threshold by at most (1 + K) times
+    # that: such a pixel may count or not).
+    _, heat = run(pgc.FEM, tiny, torch.from_numpy(x), targets_of, False)
+    raws, _ = run(pgc.FEM, model64, torch.from_numpy(x).double(), targets_of, False)
+    saved = {}
+    handle = model64.block.relu_a.register_forward_hook(lambda m, i, o: saved.__setitem__("a", o))
+    with torch.no_grad():
+        model64(torch.from_numpy(x).double())
+    handle.remove()
+    a = saved["a"].numpy()  # [2, k, h, w]
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    th = flat.mean(2) + 2 * flat.std(2)
+    tol = (2 + 2) * 1e-4 * np.abs(a).reshape(a.shape[0], -1).max(1)[:, None, None]
+    tensors["fem/pgc"] = heat
+    tensors["fem/raw64"] = np.stack(raws, 1).astype(np.float32)  # [2, 1, h, w]
+    tensors["fem/w64"] = (flat > th[..., None]).mean(2).astype(np.float32)  # [2, k]
+    tensors["fem/ambiguous"] = (np.abs(flat - th[..., None]) <= tol).sum(2).astype(np.float32)
+    tensors["fem/max_a"] = np.abs(flat).max((1, 2)).astype(np.float32)  # [2]
+    print(f"   fem: ambiguous pixels per channel {tensors['fem/ambiguous'].tolist()}")
     raws, heat = run(pgc.GradCAM, model64, torch.from_numpy(x).double(), targets_of, True)
     tensors["aug/raw64"] = np.stack(raws).astype(np.float32)  # [6, 2, h, w]
     _, heat = run(pgc.GradCAM, tiny, torch.from_numpy(x), targets_of, True)

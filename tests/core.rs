@@ -131,6 +131,7 @@ fn every_method_matches_its_formula(device: &Device) {
                             .collect();
                         formula::ablation_cam(&a, y, &ablated, k).1
                     }
+                    Method::Fem => formula::fem(&a, k).1,
                     Method::EigenCam | Method::EigenGradCam => {
                         let input: Vec<f64> = if method == Method::EigenCam {
                             a.iter().map(|v| v.mid()).collect()

@@ -1,5 +1,5 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
-//! and `aug_smooth`, on the residual network generated from `tiny_residual.onnx`, at
+//! and `aug_smooth`, and FEM against its `FEM` (newer than the oracle fixtures of `tests/`), on the residual network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
 //! (`scripts/make_onnx_fixtures.py`, `make_smoothing`).
 //!
@@ -18,8 +18,9 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use common::{DELTA, Fixture, fixture, generated, heatmap_bound, here, host, input};
+use gradcam::kernels::weighted_sum;
 use gradcam::{ExplainerConfig, GradCamError, InputError, Method, Target, Targets};
 
 mod tiny_residual {
@@ -272,4 +273,114 @@ fn a_stream_aug_smooths_as_explain_does() {
         .collect();
     // The same calls on the same input: the same numbers.
     assert_eq!(streamed, vec![explained]);
+}
+
+/// FEM against pytorch-grad-cam's on the same network and layer; `w` replaces our weights when
+/// given (a deliberately wrong answer). Panics past the bound; returns the worst raw error and
+/// heatmap difference over their bounds.
+///
+/// Bound: the float32 activations lie within `d = DELTA max|A|` of float64's, so a threshold
+/// moves by at most `(1 + 2) d` and only the fixture's `ambiguous` pixels (within `(2 + 2) d` of
+/// it) may count differently: `|w'_k - w_k| <= F_k / p`, and the raw map moves by at most
+/// `sum_k (F_k / p) (max|A| + d) + w_k d`; heatmaps as in `pgc.rs`.
+/// The worst raw error over its bound, heatmap difference over its bound, and heatmap difference
+/// (the heatmap is in [0, 1]: a difference relative to its largest value).
+fn fem_case(fx: &Fixture, wrong: Option<Vec<f32>>) -> (f64, f64, f64) {
+    let device = Device::flex();
+    let x = input(fx, &device);
+    let [n, _, height, width] = x.dims();
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(Method::Fem)
+        .init(&model(&device))
+        .unwrap()
+        .explain(x.clone(), &Targets::top(1))
+        .unwrap();
+    let layer = &explanation.layers[0];
+    let (mut raw, heat) = (host(layer.raw.clone()), host(explanation.heatmap.clone()));
+    let ours_w = host(layer.weights.clone().unwrap()); // [n, 1, k]
+    let (shape, raw64) = &fx.tensors["fem/raw64"];
+    let [_, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let (p, k) = (h * w, ours_w.len() / n);
+    if let Some(weights) = wrong {
+        // The map of the given weights, from the network's own activations.
+        let weights = Tensor::<3>::from_data(TensorData::new(weights, [n, 1, k]), &device);
+        let capture = ExplainerConfig::new()
+            .with_layer(LAYER)
+            .with_method(Method::Fem)
+            .init(&model(&device))
+            .unwrap()
+            .capture(x, &Targets::top(1))
+            .unwrap();
+        let activations = capture.layers[0].activations.clone(); // [n, k, h, w]
+        raw = host(weighted_sum(activations, weights).unwrap());
+    }
+    let (_, pgc) = &fx.tensors["fem/pgc"];
+    let (_, w64) = &fx.tensors["fem/w64"];
+    let (_, ambiguous) = &fx.tensors["fem/ambiguous"];
+    let (_, max_a) = &fx.tensors["fem/max_a"];
+    let mut worst = (0.0f64, 0.0f64, 0.0f64);
+    for (image, &largest) in max_a.iter().enumerate().take(n) {
+        let largest = largest as f64;
+        let d = DELTA * largest;
+        let e: f64 = (0..k)
+            .map(|c| {
+                let at = image * k + c;
+                ambiguous[at] as f64 / p as f64 * (largest + d) + w64[at] as f64 * d
+            })
+            .sum();
+        for c in 0..k {
+            let at = image * k + c;
+            let allowed = ambiguous[at] as f64 / p as f64;
+            assert!(
+                (ours_w[at] - w64[at]).abs() as f64 <= allowed + 1e-7,
+                "image {image} channel {c}: weight {} against {} (allowed {allowed})",
+                ours_w[at],
+                w64[at]
+            );
+        }
+        let small = image * p..(image + 1) * p;
+        let error = raw[small.clone()]
+            .iter()
+            .zip(&raw64[small.clone()])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            error <= e,
+            "image {image}: raw error {error:.3e} over the bound {e:.3e}"
+        );
+        let bound = heatmap_bound(&raw64[small], e, h, height);
+        let big = image * height * width..(image + 1) * height * width;
+        let difference = heat[big.clone()]
+            .iter()
+            .zip(&pgc[big])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            difference <= bound,
+            "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
+        );
+        worst = (
+            worst.0.max(error / e),
+            worst.1.max(difference / bound),
+            worst.2.max(difference),
+        );
+    }
+    worst
+}
+
+#[test]
+fn fem_matches_pytorch_grad_cam() {
+    let (raw, heat, difference) = fem_case(&oracle(), None);
+    eprintln!(
+        "fem: worst raw / bound {raw:.1e}, heatmap / bound {heat:.1e}, heatmap difference {difference:.1e}"
+    );
+}
+
+#[test]
+fn fem_with_uniform_weights_fails() {
+    // Every channel weighted equally (a channel sum, not FEM's selection) must miss the bound.
+    let fx = oracle();
+    let (_, w64) = &fx.tensors["fem/w64"];
+    let uniform = vec![1.0 / 8.0; w64.len()];
+    let wrong = std::panic::catch_unwind(|| fem_case(&fx, Some(uniform)));
+    assert!(wrong.is_err(), "a uniform weighting passed FEM's bound");
 }

@@ -20,6 +20,7 @@
 //! | [`EigenGradCam`] | first principal component of `G (.) A` | forward + partial backward |
 //! | [`ScoreCam`] | `sum_k softmax_k(score(x (.) M_k)) A_k` | 1 + k forwards per image |
 //! | [`AblationCam`] | `sum_k (y - y_k) / y A_k` | forward + k forwards after the layer |
+//! | [`Fem`] | `sum_k mean_ij[A_k > mean(A_k) + 2 std(A_k)] A_k` | forward only |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -191,6 +192,7 @@ builtin_methods! {
     EigenGradCam => eigen_grad_cam::EigenGradCam,
     ScoreCam => score_cam::ScoreCam,
     AblationCam => ablation_cam::AblationCam,
+    Fem => fem::Fem,
 }
 
 impl Default for Method {

@@ -5,7 +5,7 @@
 //! pixels. Each function returns the signed map `[p]` (and the channel weights where the method
 //! has them).
 
-use super::Iv;
+use super::{Iv, U};
 
 /// Grad-CAM: `w_k = mean_p g_kp`, `map_p = sum_k w_k a_kp`.
 pub fn grad_cam(a: &[Iv], g: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
@@ -102,6 +102,67 @@ pub fn ablation_cam(a: &[Iv], original: Iv, scores: &[Iv], k: usize) -> (Vec<Iv>
         .map(|s| original.sub(*s).div(original))
         .collect();
     (w.clone(), weighted(a, &w, k))
+}
+
+/// FEM with two standard deviations: `th_k = mean_p a_kp + 2 std_p a_kp` (population),
+/// `w_k = mean_p [a_kp > th_k]`. A float32 implementation (any summation order, two passes or
+/// Welford) gets the mean within `gamma(p + 1) mean|a_k|`, the variance within
+/// `gamma(p + 4) var` plus the square of the mean's error, hence the threshold within
+/// `3 gamma(p + 4) (mean|a_k| + 2 std_k) + 2 u |th_k|` (plus the inputs' own widths, three times):
+/// a pixel that close to the threshold may count or not, and widens `w_k` by `1/p`.
+pub fn fem(a: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let p = a.len() / k;
+    let w: Vec<Iv> = (0..k)
+        .map(|c| {
+            let channel = &a[c * p..(c + 1) * p];
+            let mids: Vec<f64> = channel.iter().map(|v| v.mid()).collect();
+            let mean = mids.iter().sum::<f64>() / p as f64;
+            let mean_abs = mids.iter().map(|v| v.abs()).sum::<f64>() / p as f64;
+            let std = (mids.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / p as f64).sqrt();
+            let threshold = mean + 2.0 * std;
+            let width = channel.iter().fold(0.0f64, |m, v| m.max(v.width()));
+            let tolerance = 3.0 * super::gamma(p + 4) * (mean_abs + 2.0 * std)
+                + 2.0 * super::gamma(1) * threshold.abs()
+                + 3.0 * width;
+            let sure = mids.iter().filter(|v| **v > threshold + tolerance).count();
+            let maybe = mids
+                .iter()
+                .filter(|v| (**v - threshold).abs() <= tolerance)
+                .count();
+            Iv::hull(sure as f64 / p as f64, (sure + maybe) as f64 / p as f64)
+        })
+        .collect();
+    (w.clone(), weighted(a, &w, k))
+}
+
+/// FEM's weights as an implementation chose them: each of `ours` must be a count over `p` (one
+/// float32 rounding) inside [`fem`]'s enclosure, i.e. it may resolve a pixel within rounding of
+/// the threshold either way and no other. The weights returned are `ours`, so the map's
+/// enclosure is as narrow as the activations allow even where a pixel is that close.
+///
+/// # Panics
+/// When a weight is not such a count.
+pub fn fem_resolved(what: &str, a: &[Iv], k: usize, ours: &[f32]) -> Vec<Iv> {
+    let p = a.len() / k;
+    let (allowed, _) = fem(a, k);
+    allowed
+        .iter()
+        .zip(ours)
+        .enumerate()
+        .map(|(c, (range, &w))| {
+            let w = w as f64;
+            let count = (w * p as f64).round();
+            let point = Iv::hull(w * (1.0 - U), w * (1.0 + U));
+            assert!(
+                (count / p as f64 - w).abs() <= U * w && range.lo - U <= w && w <= range.hi + U,
+                "{what}: channel {c}: weight {w} is not a count of pixels over the threshold \
+                 inside [{}, {}] (of {p})",
+                range.lo,
+                range.hi
+            );
+            point
+        })
+        .collect()
 }
 
 impl Iv {

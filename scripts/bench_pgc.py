@@ -77,6 +77,9 @@ METHODS = {
     "score-cam": "ScoreCAM",
     "ablation-cam": "AblationCAM",
     "fem": "FEM",
+    "seg-eigen-cam": "SegEigenCAM",
+    "kpca-cam": "KPCA_CAM",
+    "random-cam": "RandomCAM",
 }
 MODES = ("forward",) + tuple(METHODS)
 

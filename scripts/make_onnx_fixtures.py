@@ -420,6 +420,12 @@ def make_smoothing(tiny):
       fem/max_a            [2]            the largest |activation| of each image
       aug/raw64            [6, 2, 32, 32] the float64 raw Grad-CAM map of each augmented input,
                                           in ttach's order (flip off/on x factor 0.9, 1, 1.1)
+      <m>/pgc, <m>/raw32   for m = seg-eigen-cam, kpca-cam: as for eigen/
+      seg-eigen-cam/raw64  [2, 1, 32, 32] as for eigen/
+      seg-eigen-cam/log    [2, 4]         s_1, s_2, max|C| (C = |G| A), | |max| - |min| | of raw64
+      kpca-cam/a32         [2, 8, 32, 32] the float32 activations pgc's KPCA-CAM saw
+      kpca-cam/ref64       [2, 1, 32, 32] their kernel PCA map in float64 (sklearn's sign)
+      kpca-cam/log         [2, 3]         its lambda_1, lambda_2 and |K~|_F
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -508,6 +514,70 @@ def make_smoothing(tiny):
     tensors["aug/raw64"] = np.stack(raws).astype(np.float32)  # [6, 2, h, w]
     _, heat = run(pgc.GradCAM, tiny, torch.from_numpy(x), targets_of, True)
     tensors["aug/pgc"] = heat[:, 0]  # [2, H, W]
+    # Seg-Eigen-CAM (pgc's own sign rule, Eq. 13) and KPCA-CAM (scikit-learn's sign rule): pgc's
+    # heatmap and raw map, the float64 model's raw map, and what the bounds need, logged from the
+    # float64 run: Seg-Eigen-CAM's s_1, s_2 and max|C| (C = |G| A) and the float64 projection's
+    # | |max| - |min| | (its sign is ambiguous within the bound of that); KPCA's lambda_1, lambda_2
+    # of the centred kernel, the largest row norm R of the centred pixels x channels matrix and
+    # max|A|.
+    from pytorch_grad_cam import kpca_cam, seg_eigen_cam  # noqa: PLC0415
+    from sklearn.metrics.pairwise import sigmoid_kernel  # noqa: PLC0415
+
+    seg_original = seg_eigen_cam.get_2d_projection_with_sign_correction
+    kpca_original = kpca_cam.get_2d_projection_kernel
+    seg_log, kpca_log = [], []
+
+    def seg_logged(batch):
+        out = seg_original(batch)
+        for i, c in enumerate(batch):
+            flat = c.reshape(c.shape[0], -1).T.astype(np.float64)
+            s = np.linalg.svd(flat - flat.mean(axis=0), compute_uv=False)
+            margin = abs(abs(float(out[i].max())) - abs(float(out[i].min())))
+            seg_log.append((float(s[0]), float(s[1]), float(np.abs(c).max()), margin))
+        return out
+
+    def kpca_logged(batch, kernel="sigmoid", gamma=None):
+        kpca_log.append(np.array(batch))
+        return kpca_original(batch, kernel, gamma)
+
+    seg_eigen_cam.get_2d_projection_with_sign_correction = seg_logged
+    kpca_cam.get_2d_projection_kernel = kpca_logged
+    raws32, heat = run(pgc.SegEigenCAM, tiny, torch.from_numpy(x), targets_of, False)
+    seg_log.clear()
+    raws, _ = run(pgc.SegEigenCAM, model64, torch.from_numpy(x).double(), targets_of, False)
+    tensors["seg-eigen-cam/pgc"] = heat  # [2, 1, H, W]
+    tensors["seg-eigen-cam/raw32"] = np.stack(raws32, 1).astype(np.float32)  # [2, 1, h, w]
+    tensors["seg-eigen-cam/raw64"] = np.stack(raws, 1).astype(np.float32)
+    tensors["seg-eigen-cam/log"] = np.array(seg_log, np.float32)  # [2, 4]
+    print(f"   seg-eigen-cam: {seg_log}")
+    # KPCA-CAM: pgc's float32 run; the activations it saw (float32) and their kernel PCA in
+    # float64 (dense eigensolver, scikit-learn's sign), with lambda_1, lambda_2 and |K~|_F.
+    kpca_log.clear()
+    raws32, heat = run(pgc.KPCA_CAM, tiny, torch.from_numpy(x), targets_of, False)
+    a32 = kpca_log[0].astype(np.float32)  # [2, k, h, w]
+    ref, stats = [], []
+    for c in a32.astype(np.float64):
+        flat = c.reshape(c.shape[0], -1).T
+        centred = flat - flat.mean(axis=0)
+        kern = sigmoid_kernel(centred, gamma=1.0 / c.shape[0], coef0=1)
+        p = kern.shape[0]
+        j = np.eye(p) - 1.0 / p
+        centred_kernel = j @ kern @ j
+        lam, vec = np.linalg.eigh(centred_kernel)
+        y = vec[:, -1] * np.sqrt(max(lam[-1], 0.0))
+        if abs(y.max()) < abs(y.min()):
+            y = -y
+        ref.append(y.reshape(c.shape[1:]))
+        stats.append((lam[-1], lam[-2], np.linalg.norm(centred_kernel)))
+    tensors["kpca-cam/pgc"] = heat  # [2, 1, H, W]
+    tensors["kpca-cam/raw32"] = np.stack(raws32, 1).astype(np.float32)  # [2, 1, h, w]
+    tensors["kpca-cam/a32"] = a32
+    tensors["kpca-cam/ref64"] = np.stack(ref)[:, None].astype(np.float32)  # [2, 1, h, w]
+    tensors["kpca-cam/log"] = np.array(stats, np.float32)  # [2, 3]
+    print(f"   kpca-cam: {stats}; pgc float32 against float64: "
+          f"{float(np.abs(tensors['kpca-cam/raw32'] - tensors['kpca-cam/ref64']).max()):.2e}")
+    seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
+    kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):
         module.get_2d_projection = original
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{InputError, Result};
 use crate::methods::{CamMethod, GradCam as GradCamMethod};
-use crate::postprocess::Normalization;
+use crate::postprocess::{Fusion, Normalization};
 
 /// Configuration of an explainer: build one with [`ExplainerConfig::init`].
 ///
@@ -37,6 +37,8 @@ pub struct ExplainerConfig {
     pub relu: bool,
     /// How each map is scaled before upsampling.
     pub normalization: Normalization,
+    /// How the heatmaps of several layers are fused: their mean unless set.
+    pub fusion: Fusion,
     /// The CAM method: Grad-CAM unless set.
     pub method: Arc<dyn CamMethod>,
     /// Eigen smoothing: each map is the first principal component of the method's per-channel
@@ -53,6 +55,7 @@ impl fmt::Debug for ExplainerConfig {
             .field("layers", &self.layers)
             .field("relu", &self.relu)
             .field("normalization", &self.normalization)
+            .field("fusion", &self.fusion)
             .field("method", &self.method)
             .field("eigen_smooth", &self.eigen_smooth)
             .field("aug_smooth", &self.aug_smooth)
@@ -73,6 +76,7 @@ impl ExplainerConfig {
             layers: Vec::new(),
             relu: true,
             normalization: Normalization::MinMax,
+            fusion: Fusion::Mean,
             method: Arc::new(GradCamMethod),
             eigen_smooth: false,
             aug_smooth: false,
@@ -86,9 +90,16 @@ impl ExplainerConfig {
     }
 
     /// Explain several layers in one pass; the fused heatmap averages them as pytorch-grad-cam
-    /// does.
+    /// does, or takes their maximum ([`with_fusion`](Self::with_fusion)).
     pub fn with_layers<S: Into<String>>(mut self, layers: impl IntoIterator<Item = S>) -> Self {
         self.layers = layers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How several layers' heatmaps are fused: [`Fusion::Mean`] (pytorch-grad-cam's, the
+    /// default) or [`Fusion::Max`] (torchcam's).
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
         self
     }
 

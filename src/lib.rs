@@ -48,7 +48,7 @@ pub use guided::{GuidedBackprop, guided_grad_cam};
 pub use methods::{CamMethod, Method};
 pub use model::GradCam;
 pub use parameters::cast_model;
-pub use postprocess::Normalization;
+pub use postprocess::{Fusion, Normalization};
 pub use probe::{LayerInfo, Probe};
 pub use stream::{Stream, StreamedBatch};
 pub use target::{ScoreFn, Target, Targets};

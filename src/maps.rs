@@ -107,6 +107,7 @@ pub(crate) fn layer_maps(
         maps.iter().map(|l| l.heatmap.clone()).collect(),
         config.relu,
         config.normalization,
+        config.fusion,
     );
     Ok(Maps {
         layers: maps,

@@ -21,6 +21,20 @@ pub enum Normalization {
     Off,
 }
 
+/// How the heatmaps of several explained layers are fused into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Fusion {
+    /// Their mean, pytorch-grad-cam's `aggregate_multi_layers`.
+    #[default]
+    Mean,
+    /// Their pixel-wise maximum, torchcam's `fuse_cams`: what any one layer finds counts fully.
+    /// torchcam takes it at the largest layer's resolution; here each layer's map is upsampled
+    /// to the input's first (as for the mean), so the two agree where the layers share a
+    /// resolution up to the upsampling.
+    Max,
+}
+
 /// The epsilon of min-max normalisation (pytorch-grad-cam's).
 pub(crate) const NORMALIZATION_EPSILON: f32 = 1e-7;
 
@@ -72,7 +86,8 @@ pub(crate) fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization
 }
 
 /// pytorch-grad-cam's aggregation of the upsampled maps of one or more layers: clip each at 0
-/// (only when the ReLU is on), average them, and min-max normalise the mean again. The second
+/// (only when the ReLU is on), average them (or, [`Fusion::Max`], take their maximum), and
+/// min-max normalise the result again. The second
 /// normalisation runs even for one layer, as in pytorch-grad-cam 1.5.7: bilinear upsampling
 /// rarely lands on the exact extremes, and this makes the final map span exactly `[0, 1]`.
 ///
@@ -87,6 +102,7 @@ pub(crate) fn combine_layers(
     heatmaps: Vec<Tensor<4>>,
     relu_on: bool,
     normalization: Normalization,
+    fusion: Fusion,
 ) -> Tensor<4> {
     assert!(
         !heatmaps.is_empty(),
@@ -94,10 +110,14 @@ pub(crate) fn combine_layers(
     );
     let stacked = Tensor::stack::<5>(heatmaps, 0); // [L, b, m, H, W]
     let stacked = if relu_on { relu(stacked) } else { stacked };
-    let mean = stacked.mean_dim(0).squeeze_dim::<4>(0); // [b, m, H, W]
+    let fused = match fusion {
+        Fusion::Mean => stacked.mean_dim(0),
+        Fusion::Max => stacked.max_dim(0),
+    }
+    .squeeze_dim::<4>(0); // [b, m, H, W]
     match normalization {
-        Normalization::MinMax => normalize_min_max(mean),
-        Normalization::Off => mean,
+        Normalization::MinMax => normalize_min_max(fused),
+        Normalization::Off => fused,
     }
 }
 
@@ -152,7 +172,12 @@ mod tests {
     fn combining_renormalises_one_layer_and_averages_two() {
         let a = tensor(vec![0.1, 0.3, 0.9], [1, 1, 1, 3]);
         let b = tensor(vec![-1.0, 1.0, 1.0], [1, 1, 1, 3]);
-        let one = values(combine_layers(vec![a.clone()], true, Normalization::MinMax));
+        let one = values(combine_layers(
+            vec![a.clone()],
+            true,
+            Normalization::MinMax,
+            Fusion::Mean,
+        ));
         for (g, e) in one.iter().zip([0.0, 0.25, 1.0]) {
             assert!((g - e).abs() < 1e-6, "{one:?}");
         }
@@ -160,12 +185,38 @@ mod tests {
             vec![a.clone(), b.clone()],
             true,
             Normalization::Off,
+            Fusion::Mean,
         ));
         for (g, e) in two.iter().zip([0.05, 0.65, 0.95]) {
             assert!((g - e).abs() < 1e-6, "{two:?}");
         }
         // Without the ReLU nothing is clipped.
-        let signed = values(combine_layers(vec![a, b], false, Normalization::Off));
+        let signed = values(combine_layers(
+            vec![a.clone(), b.clone()],
+            false,
+            Normalization::Off,
+            Fusion::Mean,
+        ));
         assert!((signed[0] - (-0.45)).abs() < 1e-6, "{signed:?}");
+        // The maximum instead: clipped, [0.1, 1.0, 1.0]; unclipped the same here.
+        for relu in [true, false] {
+            let max = values(combine_layers(
+                vec![a.clone(), b.clone()],
+                relu,
+                Normalization::Off,
+                Fusion::Max,
+            ));
+            assert_eq!(max, vec![0.1, 1.0, 1.0], "relu {relu}");
+        }
+        // And renormalised: (x - 0.1) / (0.9 + 1e-7).
+        let max = values(combine_layers(
+            vec![a, b],
+            true,
+            Normalization::MinMax,
+            Fusion::Max,
+        ));
+        for (g, e) in max.iter().zip([0.0, 1.0, 1.0]) {
+            assert!((g - e).abs() < 1e-6, "{max:?}");
+        }
     }
 }

@@ -15,8 +15,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::methods as formula;
 use common::models::{GapLinear, TinyNet, abs_conv, abs_linear, assert_no_kink, conv, linear};
 use common::{Iv, U, assert_inside, gamma, host, max_abs_diff, tensor};
-use gradcam::methods::Method;
-use gradcam::{ExplainerConfig, Explanation, GradCam, Normalization, Probe, Target, Targets};
+use gradcam::methods::{Method, RandomCam};
+use gradcam::{
+    ExplainerConfig, Explanation, Fusion, GradCam, Normalization, Probe, Target, Targets,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Models.
@@ -132,13 +134,28 @@ fn every_method_matches_its_formula(device: &Device) {
                         formula::ablation_cam(&a, y, &ablated, k).1
                     }
                     Method::Fem => formula::fem(&a, k).1,
-                    Method::EigenCam | Method::EigenGradCam => {
-                        let input: Vec<f64> = if method == Method::EigenCam {
-                            a.iter().map(|v| v.mid()).collect()
-                        } else {
-                            a.iter().zip(&g).map(|(a, g)| a.mid() * g.mid()).collect()
+                    Method::RandomCam => {
+                        let w = RandomCam::new().weights(n, chosen.len(), k);
+                        let w = &w[(i * chosen.len() + j) * k..][..k];
+                        formula::weighted(&a, &w.iter().map(|v| ex(*v)).collect::<Vec<_>>(), k)
+                    }
+                    Method::EigenCam | Method::EigenGradCam | Method::SegEigenCam => {
+                        let input: Vec<f64> = match method {
+                            Method::EigenCam => a.iter().map(|v| v.mid()).collect(),
+                            Method::EigenGradCam => {
+                                a.iter().zip(&g).map(|(a, g)| a.mid() * g.mid()).collect()
+                            }
+                            _ => a
+                                .iter()
+                                .zip(&g)
+                                .map(|(a, g)| a.mid() * g.mid().abs())
+                                .collect(),
                         };
-                        eigen_enclosure(&input, k, p)
+                        eigen_enclosure(&input, k, p, method == Method::SegEigenCam)
+                    }
+                    Method::KpcaCam => {
+                        let input: Vec<f64> = a.iter().map(|v| v.mid()).collect();
+                        kpca_enclosure(&input, k, p)
                     }
                     _ => unreachable!("a method without a closed form here"),
                 };
@@ -158,8 +175,9 @@ fn every_method_matches_its_formula(device: &Device) {
 /// The centred first-principal-component projection of a `[k][p]` map, from an `f64` SVD, with
 /// the sign rule of `gradcam::methods::first_component_projection`; our implementation works in
 /// `f64` and rounds once to float32, so each value is within `4 u |max|` (rounding of the input
-/// product, and of the output).
-fn eigen_enclosure(input: &[f64], k: usize, p: usize) -> Vec<Iv> {
+/// product, and of the output). `larger_extreme`: Seg-Eigen-CAM's sign rule instead (the larger
+/// of `|max|` and `|min|` positive).
+fn eigen_enclosure(input: &[f64], k: usize, p: usize, larger_extreme: bool) -> Vec<Iv> {
     let mut x = nalgebra::DMatrix::<f64>::from_fn(p, k, |i, c| input[c * p + i]);
     let sums: Vec<f64> = (0..p).map(|i| x.row(i).sum()).collect();
     for mut column in x.column_iter_mut() {
@@ -168,7 +186,36 @@ fn eigen_enclosure(input: &[f64], k: usize, p: usize) -> Vec<Iv> {
     }
     let v_t = x.clone().svd(false, true).v_t.unwrap();
     let mut proj = &x * v_t.row(0).transpose();
-    if proj.iter().zip(&sums).map(|(a, b)| a * b).sum::<f64>() < 0.0 {
+    let flip = if larger_extreme {
+        proj.max().abs() < proj.min().abs()
+    } else {
+        proj.iter().zip(&sums).map(|(a, b)| a * b).sum::<f64>() < 0.0
+    };
+    if flip {
+        proj.neg_mut();
+    }
+    let peak = proj.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    proj.iter()
+        .map(|v| Iv::around(*v, 4.0 * U * peak))
+        .collect()
+}
+
+/// KPCA-CAM's map of a `[k][p]` map with the sigmoid kernel (`gamma = 1 / k`, `coef0 = 1`), the
+/// double-centred kernel's first eigenvector times `sqrt(lambda_1)`, largest entry positive;
+/// in `f64` as ours, so within `4 u |max|` of it (the rounding of the output, and margin).
+fn kpca_enclosure(input: &[f64], k: usize, p: usize) -> Vec<Iv> {
+    let mut x = nalgebra::DMatrix::<f64>::from_fn(p, k, |i, c| input[c * p + i]);
+    for mut column in x.column_iter_mut() {
+        let mean = column.mean();
+        column.add_scalar_mut(-mean);
+    }
+    let kernel = (&x * x.transpose()).map(|d| (d / k as f64 + 1.0).tanh());
+    let centring = nalgebra::DMatrix::<f64>::identity(p, p)
+        - nalgebra::DMatrix::<f64>::from_element(p, p, 1.0 / p as f64);
+    let eigen = nalgebra::SymmetricEigen::new(&centring * kernel * &centring);
+    let top = eigen.eigenvalues.imax();
+    let mut proj = eigen.eigenvectors.column(top) * eigen.eigenvalues[top].max(0.0).sqrt();
+    if proj.max().abs() < proj.min().abs() {
         proj.neg_mut();
     }
     let peak = proj.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -545,6 +592,51 @@ fn several_layers_in_one_pass_equal_one_layer_at_a_time() {
             1e-5,
         );
     }
+}
+
+#[test]
+fn fusion_by_max_takes_the_pixelwise_maximum_of_the_layers() {
+    let device = Device::flex();
+    let model = TinyNet::new(&device);
+    let x = tensor(51, [3, 3, 16, 16], 1.0, &device);
+    let targets = Targets::every_image([1, 4]);
+    let explain = |fusion| {
+        ExplainerConfig::new()
+            .with_layers(["block1", "block3"])
+            .with_fusion(fusion)
+            .init(&model)
+            .unwrap()
+            .explain(x.clone(), &targets)
+            .unwrap()
+    };
+    let (max, mean) = (explain(Fusion::Max), explain(Fusion::Mean));
+    let plane = 16 * 16;
+    let fused = host(max.heatmap.clone());
+    let averaged = host(mean.heatmap.clone());
+    let mut caught = 0;
+    for map in 0..6 {
+        let span = map * plane..(map + 1) * plane;
+        let inputs: Vec<Vec<Iv>> = max
+            .layers
+            .iter()
+            .map(|l| {
+                host(l.heatmap.clone())[span.clone()]
+                    .iter()
+                    .map(|v| Iv::exact(*v as f64))
+                    .collect()
+            })
+            .collect();
+        let enclosure = common::fuse_max(&inputs, true);
+        assert_inside(
+            &format!("max-fused map {map}"),
+            &fused[span.clone()],
+            &enclosure,
+            1e-5,
+        );
+        // The mean's fusion is another map: it must leave the enclosure of the maximum.
+        caught += usize::from(common::outside(&averaged[span], &enclosure).is_some());
+    }
+    assert_eq!(caught, 6, "the mean-fused maps passed as the maximum");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
-//! and `aug_smooth`, and FEM against its `FEM` (newer than the oracle fixtures of `tests/`), on the residual network generated from `tiny_residual.onnx`, at
+//! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
+//! Seg-Eigen-CAM, KPCA-CAM) against its `FEM`, `SegEigenCAM` and `KPCA_CAM`, on the residual
+//! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
 //! (`scripts/make_onnx_fixtures.py`, `make_smoothing`).
 //!
@@ -21,6 +23,7 @@ mod common;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{DELTA, Fixture, fixture, generated, heatmap_bound, here, host, input};
 use gradcam::kernels::weighted_sum;
+use gradcam::methods::{CamMap, CamMethod, KpcaCam, KpcaKernel, LayerCapture, Rerun};
 use gradcam::{ExplainerConfig, GradCamError, InputError, Method, Target, Targets};
 
 mod tiny_residual {
@@ -77,13 +80,29 @@ fn wedin_bounds(svd: &[f32], k: usize, p: usize) -> Vec<f64> {
 /// eigen-smoothed oracle, each image's first class: panics past a bound; returns the worst raw
 /// error and heatmap difference over their bounds.
 fn eigen_case(fx: &Fixture, name: &str, smooth: bool) -> (f64, f64) {
+    let key = format!("eigen/{name}");
+    let (shape, _) = &fx.tensors[&format!("{key}/raw64")];
+    let (_, svd) = &fx.tensors[&format!("{key}/svd")];
+    let bounds = wedin_bounds(svd, 8, shape[2] * shape[3]);
+    projection_case(fx, &key, name.parse().unwrap(), smooth, &bounds)
+}
+
+/// Our `method` (eigen-smoothed or not) against the fixture's `key/raw64` within `bounds` (one
+/// per map) and pgc's `key/pgc` heatmap, each image's first class. Returns the worst raw error
+/// and heatmap difference over their bounds.
+fn projection_case(
+    fx: &Fixture,
+    key: &str,
+    method: Method,
+    smooth: bool,
+    bounds: &[f64],
+) -> (f64, f64) {
     let device = Device::flex();
-    let method: Method = name.parse().unwrap();
-    let value = |key: &str| &fx.tensors[&format!("eigen/{name}/{key}")];
+    let name = method.name();
+    let value = |tensor: &str| &fx.tensors[&format!("{key}/{tensor}")];
     let ((shape, raw64), (_, raw32)) = (value("raw64"), value("raw32"));
-    let ((_, pgc), (_, svd)) = (value("pgc"), value("svd"));
+    let (_, pgc) = value("pgc");
     let [n, m, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
-    let bounds = wedin_bounds(svd, 8, h * w);
     let x = input(fx, &device);
     let [_, _, height, width] = x.dims();
     let first = fx.classes.iter().map(|row| row[0]);
@@ -117,8 +136,12 @@ fn eigen_case(fx: &Fixture, name: &str, smooth: bool) -> (f64, f64) {
         // The heatmaps: pgc.rs's propagation of the raw difference to pgc's own float32 map
         // (at least DELTA of the scale, for the post-processing's rounding); halved, as
         // `heatmap_bound` doubles it for pgc's own error, which this difference includes.
-        let e = apart(&raw[small.clone()], &raw32[small.clone()])
-            .max(DELTA * largest(&raw64[small.clone()]));
+        let to_pgc = apart(&raw[small.clone()], &raw32[small.clone()]);
+        eprintln!(
+            "{name} map {map}: ours {:.1e} of the scale from pytorch-grad-cam's raw map",
+            to_pgc / largest(&raw32[small.clone()])
+        );
+        let e = to_pgc.max(DELTA * largest(&raw64[small.clone()]));
         let bound = heatmap_bound(&raw32[small], e / 2.0, h, height);
         let difference = apart(&heat[big.clone()], &pgc[big]);
         assert!(
@@ -383,4 +406,199 @@ fn fem_with_uniform_weights_fails() {
     let uniform = vec![1.0 / 8.0; w64.len()];
     let wrong = std::panic::catch_unwind(|| fem_case(&fx, Some(uniform)));
     assert!(wrong.is_err(), "a uniform weighting passed FEM's bound");
+}
+
+/// Seg-Eigen-CAM's Wedin bounds from the fixture's log (`s_1, s_2, max|C|, | |max| - |min| |`
+/// per image): `|G| A` moves by no more than `G A` does (`||a| - |b|| <= |a - b|`), so the bound
+/// of eigen smoothing holds; and the sign (Eq. 13) must not be decided within it.
+fn seg_eigen_bounds(fx: &Fixture) -> Vec<f64> {
+    let (shape, _) = &fx.tensors["seg-eigen-cam/raw64"];
+    let (_, log) = &fx.tensors["seg-eigen-cam/log"];
+    let svd: Vec<f32> = log.chunks_exact(4).flat_map(|r| r[..3].to_vec()).collect();
+    let bounds = wedin_bounds(&svd, 8, shape[2] * shape[3]);
+    for (row, bound) in log.chunks_exact(4).zip(&bounds) {
+        assert!(
+            row[3] as f64 > 2.0 * bound,
+            "|max| and |min| within the bound: the sign is not decided"
+        );
+    }
+    bounds
+}
+
+#[test]
+fn seg_eigen_cam_matches_pytorch_grad_cam() {
+    let fx = oracle();
+    let bounds = seg_eigen_bounds(&fx);
+    let (raw, heat) = projection_case(&fx, "seg-eigen-cam", Method::SegEigenCam, false, &bounds);
+    // And how far pytorch-grad-cam's own float32 map is from the float64 one, for the README.
+    let (_, raw32) = &fx.tensors["seg-eigen-cam/raw32"];
+    let (_, raw64) = &fx.tensors["seg-eigen-cam/raw64"];
+    let scale = raw64.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let theirs = raw32
+        .iter()
+        .zip(raw64)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    eprintln!(
+        "seg-eigen-cam: worst raw / bound {raw:.1e}, heatmap / bound {heat:.1e}; \
+         pytorch-grad-cam's float32 map is {:.1e} of the scale from float64",
+        theirs / scale
+    );
+}
+
+#[test]
+fn eigen_grad_cam_fails_the_seg_eigen_cam_oracle() {
+    // G (.) A instead of |G| (.) A, and the channel-sum sign rule: another map.
+    let fx = oracle();
+    let bounds = seg_eigen_bounds(&fx);
+    let wrong = std::panic::catch_unwind(|| {
+        projection_case(&fx, "seg-eigen-cam", Method::EigenGradCam, false, &bounds)
+    });
+    assert!(
+        wrong.is_err(),
+        "EigenGrad-CAM passed Seg-Eigen-CAM's oracle"
+    );
+}
+
+/// KPCA-CAM runs no forward: a [`Rerun`] that is never called.
+struct NoRerun;
+
+impl Rerun for NoRerun {
+    fn input(&self) -> Tensor<4> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
+    fn scores(&self, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<2>> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
+    fn scores_with_layer(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<2>> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
+    fn original_scores(&self) -> Tensor<2> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
+}
+
+/// KPCA-CAM with `kernel` on the float32 activations pytorch-grad-cam's run saw, against their
+/// float64 kernel PCA (`kpca-cam/ref64`). Both are float64 computations of the same inputs, so
+/// they differ by the float32 rounding of each result (`2 u |y|`) and by the float64 error of
+/// forming, centring and decomposing the `p x p` kernel: an error `eps <= 64 p 2^-53 (|K~|_F
+/// + 4 p)` (entries of `|K|` at most 1 for the sigmoid kernel) moves the eigenvector by at most
+/// `sqrt(2) eps / (lambda_1 - lambda_2 - eps)` and `sqrt(lambda_1)` by `eps / (2 sqrt(lambda_1
+/// - eps))` (Davis-Kahan, Weyl). Panics past the bound; returns the worst error over it.
+fn kpca_case(fx: &Fixture, kernel: KpcaKernel) -> f64 {
+    let device = Device::flex();
+    let (shape, a32) = &fx.tensors["kpca-cam/a32"];
+    let [n, k, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let p = h * w;
+    let capture = LayerCapture {
+        name: LAYER.into(),
+        activations: Tensor::from_data(TensorData::new(a32.clone(), [n, k, h, w]), &device),
+        gradients: None,
+        targets_per_image: 1,
+    };
+    let CamMap::Map(map) = KpcaCam::new()
+        .with_kernel(kernel)
+        .compute(&capture, &NoRerun)
+        .unwrap()
+    else {
+        panic!("KPCA-CAM returns a map");
+    };
+    let ours = host(map);
+    let (_, reference) = &fx.tensors["kpca-cam/ref64"];
+    let (_, log) = &fx.tensors["kpca-cam/log"];
+    let u = 2f64.powi(-24);
+    let mut worst = 0.0f64;
+    for image in 0..n {
+        let (l1, l2, frobenius) = (
+            log[3 * image] as f64,
+            log[3 * image + 1] as f64,
+            log[3 * image + 2] as f64,
+        );
+        let eps = 64.0 * p as f64 * 2f64.powi(-53) * (frobenius + 4.0 * p as f64);
+        assert!(l1 - l2 > eps, "no eigenvalue gap: no bound");
+        let vector = 2f64.sqrt() * eps / (l1 - l2 - eps);
+        let value = eps / (2.0 * (l1 - eps).sqrt());
+        for i in image * p..(image + 1) * p {
+            let (a, b) = (ours[i] as f64, reference[i] as f64);
+            let bound = l1.sqrt() * vector + value + 2.0 * u * b.abs().max(a.abs());
+            assert!(
+                (a - b).abs() <= bound,
+                "image {image} pixel {}: {a} against {b} (bound {bound:.2e})",
+                i - image * p
+            );
+            worst = worst.max((a - b).abs() / bound);
+        }
+    }
+    worst
+}
+
+#[test]
+fn kpca_cam_matches_the_float64_kernel_pca_pytorch_grad_cam_ran() {
+    let fx = oracle();
+    let worst = kpca_case(&fx, KpcaKernel::Sigmoid);
+    // pgc's own float32 map against the same float64 reference (its kernel and ARPACK in float32).
+    let (_, pgc) = &fx.tensors["kpca-cam/raw32"];
+    let (_, reference) = &fx.tensors["kpca-cam/ref64"];
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let theirs = pgc
+        .iter()
+        .zip(reference)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    eprintln!(
+        "kpca-cam: ours worst / bound {worst:.1e}; pytorch-grad-cam's float32 map differs from \
+         float64 by {:.1e} of the scale",
+        theirs / scale
+    );
+}
+
+#[test]
+fn plain_pca_fails_the_kpca_cam_oracle() {
+    // The linear kernel (Eigen-CAM's projection) is another map.
+    let fx = oracle();
+    let wrong = std::panic::catch_unwind(|| kpca_case(&fx, KpcaKernel::Linear));
+    assert!(wrong.is_err(), "the linear kernel passed");
+}
+
+#[test]
+fn kpca_cam_on_the_network_matches_pytorch_grad_cams_heatmap() {
+    // End to end from the photos: our network's activations differ from PyTorch's by DELTA, so
+    // the raw maps are compared by their measured difference (which the arithmetic check above
+    // has shown is not ours), and the heatmaps within pgc.rs's propagation of it.
+    let device = Device::flex();
+    let fx = oracle();
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(Method::KpcaCam)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(&fx, &device), &Targets::top(1))
+        .unwrap();
+    let (raw, heat) = (
+        host(explanation.layers[0].raw.clone()),
+        host(explanation.heatmap),
+    );
+    let (shape, raw32) = &fx.tensors["kpca-cam/raw32"];
+    let (_, pgc) = &fx.tensors["kpca-cam/pgc"];
+    let [n, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let size = pgc.len() / n;
+    let height = (size as f64).sqrt() as usize;
+    let apart = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
+    };
+    for image in 0..n {
+        let small = image * h * w..(image + 1) * h * w;
+        let scale = raw32[small.clone()]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let e = apart(&raw[small.clone()], &raw32[small.clone()]).max(DELTA * scale);
+        assert!(e <= 1e-2 * scale, "image {image}: raw maps {e:.2e} apart");
+        let bound = heatmap_bound(&raw32[small], e / 2.0, h, height);
+        let big = image * size..(image + 1) * size;
+        let difference = apart(&heat[big.clone()], &pgc[big]);
+        assert!(
+            difference <= bound,
+            "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
+        );
+    }
 }

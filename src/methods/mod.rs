@@ -21,6 +21,9 @@
 //! | [`ScoreCam`] | `sum_k softmax_k(score(x (.) M_k)) A_k` | 1 + k forwards per image |
 //! | [`AblationCam`] | `sum_k (y - y_k) / y A_k` | forward + k forwards after the layer |
 //! | [`Fem`] | `sum_k mean_ij[A_k > mean(A_k) + 2 std(A_k)] A_k` | forward only |
+//! | [`SegEigenCam`] | first principal component of `abs(G) (.) A`, larger extreme positive | forward + partial backward |
+//! | [`KpcaCam`] | first kernel-PCA component of the pixels' channel vectors | forward only |
+//! | [`RandomCam`] | `sum_k w_k A_k`, `w_k` uniform in `[-1, 1)` (a baseline) | forward only |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -136,7 +139,9 @@ use burn::tensor::Tensor;
 
 use crate::error::{GradCamError, InputError, Result};
 
-pub use projection::first_component_projection;
+pub use projection::{
+    ProjectionSign, first_component_projection, first_component_projection_signed,
+};
 
 /// The built-in methods, one line each: the [`Method`] variant, then the file and the type that
 /// implements it. Everything that lists methods (the command's help, the example, the benches,
@@ -193,7 +198,12 @@ builtin_methods! {
     ScoreCam => score_cam::ScoreCam,
     AblationCam => ablation_cam::AblationCam,
     Fem => fem::Fem,
+    SegEigenCam => seg_eigen_cam::SegEigenCam,
+    KpcaCam => kpca_cam::KpcaCam,
+    RandomCam => random_cam::RandomCam,
 }
+
+pub use kpca_cam::KpcaKernel;
 
 impl Default for Method {
     /// Grad-CAM.

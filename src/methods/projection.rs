@@ -1,4 +1,5 @@
-//! The first-principal-component projection shared by Eigen-CAM and EigenGrad-CAM.
+//! The first-principal-component projection shared by Eigen-CAM, EigenGrad-CAM, Seg-Eigen-CAM
+//! and eigen smoothing, and the rules that fix its sign.
 
 use burn::tensor::{DType, Tensor, TensorData};
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -23,6 +24,58 @@ use crate::host::read;
 /// # Errors
 /// [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if `x` holds NaN or infinity.
 pub fn first_component_projection(x: Tensor<4>) -> Result<Tensor<3>> {
+    first_component_projection_signed(x, ProjectionSign::ChannelSum)
+}
+
+/// Which sign of a principal-component projection a method reports (any SVD or eigensolver may
+/// return either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProjectionSign {
+    /// A non-negative inner product with the uncentred channel sum `sum_k x_k`; when that is
+    /// zero, the entry of largest magnitude positive (Eigen-CAM's and EigenGrad-CAM's rule here).
+    #[default]
+    ChannelSum,
+    /// `|max| >= |min|`: the larger extreme is positive (Seg-Eigen-CAM's Eq. 13).
+    LargerExtreme,
+}
+
+impl ProjectionSign {
+    /// Flips `projection` (one map's values) in place to this sign; `channel_sum` is the
+    /// uncentred channel sum at each of its pixels.
+    pub(crate) fn orient(self, projection: &mut [f64], channel_sum: &[f64]) {
+        let flip = match self {
+            ProjectionSign::ChannelSum => {
+                let agreement: f64 = projection.iter().zip(channel_sum).map(|(a, b)| a * b).sum();
+                let peak = projection
+                    .iter()
+                    .fold(0.0f64, |m, v| if v.abs() > m.abs() { *v } else { m });
+                agreement < 0.0 || (agreement == 0.0 && peak < 0.0)
+            }
+            ProjectionSign::LargerExtreme => {
+                let (min, max) = projection
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                        (lo.min(*v), hi.max(*v))
+                    });
+                min.abs() > max.abs()
+            }
+        };
+        if flip {
+            projection.iter_mut().for_each(|v| *v = -*v);
+        }
+    }
+}
+
+/// [`first_component_projection`] with the sign given by `sign`.
+///
+/// # Shapes
+/// - `x`: `[b, k, h, w]`
+/// - returns `[b, h, w]`
+///
+/// # Errors
+/// [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if `x` holds NaN or infinity.
+pub fn first_component_projection_signed(x: Tensor<4>, sign: ProjectionSign) -> Result<Tensor<3>> {
     let [b, k, h, w] = x.dims();
     let device = x.device().without_autodiff();
     let values = read(x);
@@ -39,24 +92,15 @@ pub fn first_component_projection(x: Tensor<4>) -> Result<Tensor<3>> {
             let mean = column.mean();
             column.add_scalar_mut(-mean);
         }
-        let mut projection = if p <= k {
+        let projection = if p <= k {
             let (vector, value) = top_eigenpair(&x * x.transpose());
             vector * value.max(0.0).sqrt()
         } else {
             let (vector, _) = top_eigenpair(x.transpose() * &x);
             &x * vector
         };
-        let agreement: f64 = projection
-            .iter()
-            .zip(&channel_sum)
-            .map(|(a, b)| a * b)
-            .sum();
-        let peak = projection
-            .iter()
-            .fold(0.0f64, |m, v| if v.abs() > m.abs() { *v } else { m });
-        if agreement < 0.0 || (agreement == 0.0 && peak < 0.0) {
-            projection.neg_mut();
-        }
+        let mut projection: Vec<f64> = projection.iter().copied().collect();
+        sign.orient(&mut projection, &channel_sum);
         out.extend(projection.iter().map(|v| *v as f32));
     }
     // f32 whatever the device's default float type (an f16 device would convert host f32s).
@@ -67,7 +111,7 @@ pub fn first_component_projection(x: Tensor<4>) -> Result<Tensor<3>> {
 }
 
 /// The eigenvector of the largest eigenvalue of a symmetric positive semi-definite matrix.
-fn top_eigenpair(gram: DMatrix<f64>) -> (nalgebra::DVector<f64>, f64) {
+pub(crate) fn top_eigenpair(gram: DMatrix<f64>) -> (nalgebra::DVector<f64>, f64) {
     let eigen = SymmetricEigen::new(gram);
     let (index, value) =
         eigen

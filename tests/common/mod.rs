@@ -370,6 +370,23 @@ pub fn fuse(layers: &[Vec<Iv>], relu: bool) -> Vec<Iv> {
     normalize(&mean)
 }
 
+/// torchcam's fusion rule in our pipeline ([`gradcam::Fusion::Max`]): clip at 0 (if the ReLU
+/// is on), the pixel-wise maximum, normalise.
+#[allow(dead_code)] // used by some test binaries only
+pub fn fuse_max(layers: &[Vec<Iv>], relu: bool) -> Vec<Iv> {
+    let n = layers[0].len();
+    let max: Vec<Iv> = (0..n)
+        .map(|i| {
+            let terms: Vec<Iv> = layers
+                .iter()
+                .map(|l| if relu { l[i].relu() } else { l[i] })
+                .collect();
+            Iv::max(&terms)
+        })
+        .collect();
+    normalize(&max)
+}
+
 /// Where a computed map leaves its enclosure: `(index, value, enclosure)` of the worst excess,
 /// or `None` when every value lies inside.
 pub fn outside(values: &[f32], enclosure: &[Iv]) -> Option<(usize, f32, Iv)> {

@@ -426,6 +426,9 @@ def make_smoothing(tiny):
       kpca-cam/a32         [2, 8, 32, 32] the float32 activations pgc's KPCA-CAM saw
       kpca-cam/ref64       [2, 1, 32, 32] their kernel PCA map in float64 (sklearn's sign)
       kpca-cam/log         [2, 3]         its lambda_1, lambda_2 and |K~|_F
+      finer/pgc            [2, 1, 64, 64] pgc FinerCAM (GradCAM, alpha 1, top class, 3 nearest)
+      finer/raw64          [2, 1, 32, 32] its raw map from the float64 model
+      finer/margin         [2]            4th minus 3rd nearest logit distance (float64)
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -576,6 +579,32 @@ def make_smoothing(tiny):
     tensors["kpca-cam/log"] = np.array(stats, np.float32)  # [2, 3]
     print(f"   kpca-cam: {stats}; pgc float32 against float64: "
           f"{float(np.abs(tensors['kpca-cam/raw32'] - tensors['kpca-cam/ref64']).max()):.2e}")
+    # Finer-CAM (pgc's FinerCAM over GradCAM, targets=None, alpha=1): its heatmap and the raw
+    # map of the float64 model, and per image the margin of the compared set (the 4th nearest
+    # logit's distance from the top one minus the 3rd's) in the float64 logits.
+    def finer(model, xs):
+        raws = []
+        with pgc.FinerCAM(model=model, target_layers=[model.block.relu_a]) as cam:
+            inner = cam.base_cam.get_cam_image
+
+            def recording(*args, **kwargs):
+                out = inner(*args, **kwargs)
+                raws.append(np.asarray(out, np.float64))
+                return out
+            cam.base_cam.get_cam_image = recording
+            heat = cam(input_tensor=xs, targets=None, alpha=1)
+        return raws, heat
+
+    _, heat = finer(tiny, torch.from_numpy(x))
+    raws, _ = finer(model64, torch.from_numpy(x).double())
+    with torch.no_grad():
+        out = model64(torch.from_numpy(x).double()).numpy()
+    d = np.sort(np.abs(out - out.max(axis=1, keepdims=True)), axis=1)
+    tensors["finer/pgc"] = heat[:, None].astype(np.float32)  # [2, 1, H, W]
+    tensors["finer/raw64"] = np.stack(raws, 1).astype(np.float32)  # [2, 1, h, w]
+    tensors["finer/margin"] = (d[:, 4] - d[:, 3]).astype(np.float32)  # [2]
+    print(f"   finer: compared-set margins {tensors['finer/margin'].tolist()}, "
+          f"logit scale {float(np.abs(out).max()):.2f}")
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

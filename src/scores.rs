@@ -1,10 +1,11 @@
 //! Ready-made target scores beyond one logit, as pytorch-grad-cam 1.5.7's
 //! `utils/model_targets.py` has them: a softmax probability, a binary classifier's one logit, a
-//! class over a segmentation mask, similarity to a concept embedding. Each is a
-//! [`Target::Score`]: a closure over the rows of the model's output.
+//! class over a segmentation mask, similarity to a concept embedding, and Finer-CAM's contrast
+//! with the most similar classes. Each is a [`Target::Score`]: a closure over the rows of the
+//! model's output.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::target::Target;
 
@@ -81,6 +82,72 @@ impl Target {
         })
     }
 
+    /// Finer-CAM's target (Zhang et al., "Finer-CAM: Spotting the Difference Reveals Finer
+    /// Details for Visual Explanation", CVPR 2025, [arXiv:2501.11309](https://arxiv.org/abs/2501.11309);
+    /// pytorch-grad-cam's `FinerCAM` with its `FinerWeightedTarget`): the top class's logit
+    /// `y_t` against the three classes whose logits are nearest to it, weighted by their softmax
+    /// probabilities `p_j`,
+    ///
+    /// ```text
+    /// score = sum_j p_j (y_t - alpha y_j) / (sum_j p_j + 1e-9)
+    /// ```
+    ///
+    /// so the map shows what sets the class apart from the ones it is most easily confused with
+    /// (`alpha = 0`: the top logit alone, plain Grad-CAM; pytorch-grad-cam's default is 1). Works
+    /// with every method, as pytorch-grad-cam's `base_method`. The classes are chosen from the
+    /// image's own logits on the device (no read-back); fewer than four classes compare with
+    /// all the others. [`finer_class`](Self::finer_class) explains a given class instead of the
+    /// top one.
+    pub fn finer(alpha: f32) -> Self {
+        Self::finer_of(None, alpha)
+    }
+
+    /// [`finer`](Self::finer) for `class` instead of the top class (pytorch-grad-cam's
+    /// `target_idx`).
+    pub fn finer_class(class: usize, alpha: f32) -> Self {
+        Self::finer_of(Some(class), alpha)
+    }
+
+    fn finer_of(class: Option<usize>, alpha: f32) -> Self {
+        Self::score(move |logits: Tensor<2>| {
+            let [rows, classes] = logits.dims();
+            assert!(
+                classes >= 2,
+                "Finer-CAM contrasts classes; this model gives one output per image"
+            );
+            let device = logits.device();
+            let values = logits.clone().detach(); // [r, classes]
+            let main: Tensor<2, Int> = match class {
+                Some(class) => {
+                    assert!(
+                        class < classes,
+                        "class {class} of a model with {classes} classes"
+                    );
+                    Tensor::<2, Int>::full([rows, 1], class as i64, &device)
+                }
+                None => values.clone().argmax(1),
+            }; // [r, 1]
+            let reference = values.clone().gather(1, main.clone()); // [r, 1]
+            // Distances to the main logit, the main class itself moved first (-1) so that a
+            // class tied with it is still compared.
+            let first = Tensor::<2>::zeros([rows, classes], (&device, DType::F32)).scatter(
+                1,
+                main.clone(),
+                Tensor::<2>::ones([rows, 1], (&device, DType::F32)),
+                IndexingUpdateOp::Add,
+            ); // [r, classes]
+            let distance = (values - reference).abs() - first; // [r, classes]
+            let compared = classes.saturating_sub(1).min(3);
+            let nearest = distance.argsort(1).narrow(1, 1, compared); // [r, q]
+            let y_main = logits.clone().gather(1, main); // [r, 1]
+            let y = logits.clone().gather(1, nearest.clone()); // [r, q]
+            let p = softmax(logits, 1).gather(1, nearest); // [r, q]
+            let numerator = (p.clone() * (y_main - y.mul_scalar(alpha))).sum_dim(1); // [r, 1]
+            let denominator = p.sum_dim(1).add_scalar(1e-9); // [r, 1]
+            (numerator / denominator).reshape([rows])
+        })
+    }
+
     /// The cosine similarity of each image's embedding (the model's output row) to `concept`
     /// (pytorch-grad-cam's `SimilarityToConceptTarget`, with torch's `CosineSimilarity`:
     /// `x . c / max(|x| |c|, 1e-8)`).
@@ -134,6 +201,50 @@ mod tests {
         assert_eq!(s, vec![4.0 + 6.0]);
         let cos = score(Target::similarity(vec![1.0, 0.0]), vec![3.0, 4.0], [1, 2]).unwrap();
         assert!(close(&cos, &[0.6]), "{cos:?}");
+    }
+
+    #[test]
+    fn finer_contrasts_the_top_class_with_its_three_nearest() {
+        // Top class 2 (3.0); nearest 4 (0.1 away), 3 (0.5), 1 (2.0); class 0 (3.0 away) is not.
+        let logits = [0.0f64, 1.0, 3.0, 2.5, 2.9];
+        let total: f64 = logits.iter().map(|v| v.exp()).sum();
+        let expected = |alpha: f64| {
+            let (mut num, mut den) = (0.0, 0.0);
+            for j in [4, 3, 1] {
+                let p = logits[j].exp() / total;
+                num += p * (logits[2] - alpha * logits[j]);
+                den += p;
+            }
+            num / (den + 1e-9)
+        };
+        let values: Vec<f32> = logits.iter().map(|v| *v as f32).collect();
+        for alpha in [1.0f32, 0.5, 0.0] {
+            let got = score(Target::finer(alpha), values.clone(), [1, 5]).unwrap()[0] as f64;
+            let want = expected(alpha as f64);
+            // float32 softmax and sums of 3 terms: a few units in the last place of 3.
+            assert!((got - want).abs() < 1e-5, "alpha {alpha}: {got} vs {want}");
+        }
+        // Comparing with class 0 (the farthest) instead gives another score.
+        let wrong = {
+            let (mut num, mut den) = (0.0, 0.0);
+            for j in [4, 3, 0] {
+                let p = logits[j].exp() / total;
+                num += p * (logits[2] - logits[j]);
+                den += p;
+            }
+            num / den
+        };
+        let got = score(Target::finer(1.0), values.clone(), [1, 5]).unwrap()[0] as f64;
+        assert!((got - wrong).abs() > 1e-3);
+        // A given class: class 3 (2.5) against 4 (0.4 away), 2 (0.5), 1 (1.5).
+        let got = score(Target::finer_class(3, 1.0), values, [1, 5]).unwrap()[0] as f64;
+        let (mut num, mut den) = (0.0, 0.0);
+        for j in [4, 2, 1] {
+            let p = logits[j].exp() / total;
+            num += p * (logits[3] - logits[j]);
+            den += p;
+        }
+        assert!((got - num / (den + 1e-9)).abs() < 1e-5, "{got}");
     }
 
     #[test]

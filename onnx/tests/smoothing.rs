@@ -1,6 +1,7 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
 //! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
-//! Seg-Eigen-CAM, KPCA-CAM) against its `FEM`, `SegEigenCAM` and `KPCA_CAM`, on the residual
+//! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM) against its `FEM`, `SegEigenCAM`, `KPCA_CAM` and
+//! `FinerCAM`, on the residual
 //! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
 //! (`scripts/make_onnx_fixtures.py`, `make_smoothing`).
@@ -21,7 +22,9 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{DELTA, Fixture, fixture, generated, heatmap_bound, here, host, input};
+use common::{
+    DELTA, Fixture, Oracle, compare_with, fixture, generated, heatmap_bound, here, host, input,
+};
 use gradcam::kernels::weighted_sum;
 use gradcam::methods::{CamMap, CamMethod, KpcaCam, KpcaKernel, LayerCapture, Rerun};
 use gradcam::{ExplainerConfig, GradCamError, InputError, Method, Target, Targets};
@@ -600,5 +603,51 @@ fn kpca_cam_on_the_network_matches_pytorch_grad_cams_heatmap() {
             difference <= bound,
             "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
         );
+    }
+}
+
+/// Our Grad-CAM of `targets` against pytorch-grad-cam's `FinerCAM` (Grad-CAM, alpha 1, each
+/// image's top class against its three nearest): `pgc.rs`'s bounds. The compared classes must
+/// be the same on both sides: the fixture's margin (the 4th nearest distance over the 3rd) is
+/// checked to exceed twice the float32 logits' error (`DELTA` of their scale).
+fn finer_case(fx: &Fixture, targets: &Targets) -> (f64, f64) {
+    let device = Device::flex();
+    let model = model(&device);
+    let logits = host(model.forward(input(fx, &device)));
+    let scale = logits.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let (_, margin) = &fx.tensors["finer/margin"];
+    for m in margin {
+        assert!(
+            *m as f64 > 2.0 * DELTA * scale,
+            "the compared classes are decided within rounding"
+        );
+    }
+    let (shape, raw64) = &fx.tensors["finer/raw64"];
+    let (_, pgc) = &fx.tensors["finer/pgc"];
+    let spread = vec![0.0f32; raw64.len()];
+    let oracle = Oracle {
+        raw64,
+        raw_shape: shape.as_slice().try_into().unwrap(),
+        spread: &spread,
+        pgc,
+    };
+    let config = ExplainerConfig::new().with_layer(LAYER);
+    compare_with(&config, &model, input(fx, &device), targets, &oracle)
+}
+
+#[test]
+fn finer_cam_matches_pytorch_grad_cam() {
+    let (raw, heat) = finer_case(&oracle(), &Targets::every_image([Target::finer(1.0)]));
+    eprintln!("finer-cam: worst raw / bound {raw:.1e}, heatmap / bound {heat:.1e}");
+}
+
+#[test]
+fn plain_grad_cam_fails_the_finer_cam_oracle() {
+    // The top class's logit alone (alpha = 0 is the same): another map.
+    let fx = oracle();
+    for targets in [Targets::top(1), Targets::every_image([Target::finer(0.0)])] {
+        let wrong =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finer_case(&fx, &targets)));
+        assert!(wrong.is_err(), "{targets:?} passed Finer-CAM's oracle");
     }
 }

@@ -429,6 +429,8 @@ def make_smoothing(tiny):
       finer/pgc            [2, 1, 64, 64] pgc FinerCAM (GradCAM, alpha 1, top class, 3 nearest)
       finer/raw64          [2, 1, 32, 32] its raw map from the float64 model
       finer/margin         [2]            4th minus 3rd nearest logit distance (float64)
+      refine/pgc           [2, 1, 64, 64] pgc RefineCAM (GradCAM at block.relu_a and head, top class)
+      refine/raw64/<layer> [2, 1, h, w]   each layer's raw map from the float64 model
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -605,6 +607,28 @@ def make_smoothing(tiny):
     tensors["finer/margin"] = (d[:, 4] - d[:, 3]).astype(np.float32)  # [2]
     print(f"   finer: compared-set margins {tensors['finer/margin'].tolist()}, "
           f"logit scale {float(np.abs(out).max()):.2f}")
+    # RefineCAM (GradCAM as base_method; block.relu_a and head, each image's top class): pgc's
+    # heatmap and each layer's raw map from the float64 model.
+    def refine(model, xs):
+        raws = []
+        cam = pgc.RefineCAM(model=model, target_layers=[model.block.relu_a, model.head],
+                            base_method=pgc.GradCAM)
+        for base in cam.base_cam_per_layer:
+            def recording(*args, inner=base.get_cam_image, **kwargs):
+                out = inner(*args, **kwargs)
+                raws.append(np.asarray(out, np.float64))
+                return out
+            base.get_cam_image = recording
+        heat = cam(input_tensor=xs, targets=None)
+        for base in cam.base_cam_per_layer:
+            base.activations_and_grads.release()
+        return raws, heat
+
+    _, heat = refine(tiny, torch.from_numpy(x))
+    raws, _ = refine(model64, torch.from_numpy(x).double())
+    tensors["refine/pgc"] = heat[:, None].astype(np.float32)  # [2, 1, H, W]
+    tensors["refine/raw64/block.relu_a"] = raws[0][:, None].astype(np.float32)  # [2, 1, 32, 32]
+    tensors["refine/raw64/head"] = raws[1][:, None].astype(np.float32)  # [2, 1, 16, 16]
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

@@ -97,7 +97,8 @@ impl ExplainerConfig {
     }
 
     /// How several layers' heatmaps are fused: [`Fusion::Mean`] (pytorch-grad-cam's, the
-    /// default) or [`Fusion::Max`] (torchcam's).
+    /// default), [`Fusion::Max`] (torchcam's) or [`Fusion::Product`] (pytorch-grad-cam's
+    /// RefineCAM).
     pub fn with_fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
         self

@@ -33,6 +33,10 @@ pub enum Fusion {
     /// to the input's first (as for the mean), so the two agree where the layers share a
     /// resolution up to the upsampling.
     Max,
+    /// Their product, each layer's heatmap first normalised on its own (pytorch-grad-cam's
+    /// `RefineCAM`, [arXiv:2605.14641](https://arxiv.org/abs/2605.14641)): only
+    /// what every layer finds survives, which denoises the maps of early layers.
+    Product,
 }
 
 /// The epsilon of min-max normalisation (pytorch-grad-cam's).
@@ -86,8 +90,9 @@ pub(crate) fn finish(raw: Tensor<4>, relu_on: bool, normalization: Normalization
 }
 
 /// pytorch-grad-cam's aggregation of the upsampled maps of one or more layers: clip each at 0
-/// (only when the ReLU is on), average them (or, [`Fusion::Max`], take their maximum), and
-/// min-max normalise the result again. The second
+/// (only when the ReLU is on), average them (or, [`Fusion::Max`], take their maximum; or,
+/// [`Fusion::Product`], normalise each and multiply them), and min-max normalise the result
+/// again. The second
 /// normalisation runs even for one layer, as in pytorch-grad-cam 1.5.7: bilinear upsampling
 /// rarely lands on the exact extremes, and this makes the final map span exactly `[0, 1]`.
 ///
@@ -113,6 +118,17 @@ pub(crate) fn combine_layers(
     let fused = match fusion {
         Fusion::Mean => stacked.mean_dim(0),
         Fusion::Max => stacked.max_dim(0),
+        Fusion::Product => {
+            let [layers, b, m, height, width] = stacked.dims();
+            let each = match normalization {
+                Normalization::MinMax => {
+                    normalize_min_max(stacked.reshape([layers * b, m, height, width]))
+                        .reshape([layers, b, m, height, width])
+                }
+                Normalization::Off => stacked,
+            }; // [L, b, m, H, W]
+            each.prod_dim(0)
+        }
     }
     .squeeze_dim::<4>(0); // [b, m, H, W]
     match normalization {
@@ -207,6 +223,16 @@ mod tests {
                 Fusion::Max,
             ));
             assert_eq!(max, vec![0.1, 1.0, 1.0], "relu {relu}");
+        }
+        // The product of each normalised: a -> [0, 0.25, 1], b (clipped) -> [0, 1, 1].
+        let product = values(combine_layers(
+            vec![a.clone(), b.clone()],
+            true,
+            Normalization::MinMax,
+            Fusion::Product,
+        ));
+        for (g, e) in product.iter().zip([0.0, 0.25, 1.0]) {
+            assert!((g - e).abs() < 1e-6, "{product:?}");
         }
         // And renormalised: (x - 0.1) / (0.9 + 1e-7).
         let max = values(combine_layers(

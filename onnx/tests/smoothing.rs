@@ -1,7 +1,7 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
 //! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
-//! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM) against its `FEM`, `SegEigenCAM`, `KPCA_CAM` and
-//! `FinerCAM`, on the residual
+//! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM, fusion by product) against its `FEM`, `SegEigenCAM`,
+//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, on the residual
 //! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
 //! (`scripts/make_onnx_fixtures.py`, `make_smoothing`).
@@ -27,7 +27,7 @@ use common::{
 };
 use gradcam::kernels::weighted_sum;
 use gradcam::methods::{CamMap, CamMethod, KpcaCam, KpcaKernel, LayerCapture, Rerun};
-use gradcam::{ExplainerConfig, GradCamError, InputError, Method, Target, Targets};
+use gradcam::{ExplainerConfig, Fusion, GradCamError, InputError, Method, Target, Targets};
 
 mod tiny_residual {
     include!("generated/tiny_residual.rs");
@@ -649,5 +649,90 @@ fn plain_grad_cam_fails_the_finer_cam_oracle() {
         let wrong =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finer_case(&fx, &targets)));
         assert!(wrong.is_err(), "{targets:?} passed Finer-CAM's oracle");
+    }
+}
+
+/// Our Grad-CAM at `block.relu_a` and `head` fused by `fusion` against pytorch-grad-cam's
+/// `RefineCAM` (GradCAM as its base method, each image's top class). Bound: each layer's
+/// heatmap (normalised on its own, as RefineCAM's base method returns it) is within
+/// `e_l = heatmap_bound(raw64_l, DELTA scale_l)` of pytorch-grad-cam's (`pgc.rs`); two factors in
+/// `[0, 1]` make the product move by at most `E = e_1 + e_2`; the last normalisation turns that
+/// into `4 E / (range - 2 E)`, `range` that of our product. Returns the worst difference over it.
+fn refine_case(fx: &Fixture, fusion: Fusion) -> f64 {
+    let device = Device::flex();
+    let layers = ["block.relu_a", "head"];
+    let x = input(fx, &device);
+    let [n, _, height, width] = x.dims();
+    let explanation = ExplainerConfig::new()
+        .with_layers(layers)
+        .with_fusion(fusion)
+        .init(&model(&device))
+        .unwrap()
+        .explain(x, &Targets::top(1))
+        .unwrap();
+    let ours = host(explanation.heatmap);
+    let each: Vec<Vec<f32>> = explanation
+        .layers
+        .iter()
+        .map(|l| host(l.heatmap.clone()))
+        .collect();
+    let (_, pgc) = &fx.tensors["refine/pgc"];
+    let size = height * width;
+    let mut worst = 0.0f64;
+    for image in 0..n {
+        let big = image * size..(image + 1) * size;
+        let mut e = 0.0;
+        let mut product = vec![1.0f64; size];
+        for (l, layer) in layers.iter().enumerate() {
+            let (shape, raw64) = &fx.tensors[&format!("refine/raw64/{layer}")];
+            let h = shape[2];
+            let raw = &raw64[image * h * shape[3]..(image + 1) * h * shape[3]];
+            let scale = raw.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            e += heatmap_bound(raw, DELTA * scale, h, height);
+            // Our layer's heatmap as RefineCAM's base method returns it: clipped, normalised.
+            let heat: Vec<f64> = each[l][big.clone()]
+                .iter()
+                .map(|v| v.max(0.0) as f64)
+                .collect();
+            let (lo, hi) = heat
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            for (p, v) in product.iter_mut().zip(&heat) {
+                *p *= (v - lo) / (hi - lo + 1e-7);
+            }
+        }
+        let (lo, hi) = product
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+        assert!(
+            hi - lo > 2.0 * e,
+            "image {image}: the product is flat within its bound"
+        );
+        let bound = 4.0 * e / (hi - lo - 2.0 * e);
+        let difference = ours[big.clone()]
+            .iter()
+            .zip(&pgc[big])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            difference <= bound,
+            "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
+        );
+        worst = worst.max(difference / bound);
+    }
+    worst
+}
+
+#[test]
+fn fusion_by_product_matches_pytorch_grad_cams_refine_cam() {
+    let worst = refine_case(&oracle(), Fusion::Product);
+    eprintln!("refine-cam: worst heatmap / bound {worst:.1e}");
+}
+
+#[test]
+fn fusion_by_mean_or_maximum_fails_the_refine_cam_oracle() {
+    let fx = oracle();
+    for fusion in [Fusion::Mean, Fusion::Max] {
+        let wrong = std::panic::catch_unwind(|| refine_case(&fx, fusion));
+        assert!(wrong.is_err(), "{fusion:?} passed RefineCAM's oracle");
     }
 }

@@ -55,7 +55,7 @@ fn main() {
     if !filters.is_empty() {
         for (model, cases, many) in METHOD_CASES {
             for method in Method::ALL {
-                let forwards = matches!(method, Method::ScoreCam | Method::AblationCam);
+                let forwards = method.runs_many_forwards();
                 for case in if forwards { many } else { cases }.iter() {
                     let name = format!("method/{method}/{model}/{case}");
                     if wanted(&name) && case_of(case).is_some() {

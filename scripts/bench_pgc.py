@@ -81,7 +81,12 @@ METHODS = {
     "kpca-cam": "KPCA_CAM",
     "random-cam": "RandomCAM",
 }
-MODES = ("forward",) + tuple(METHODS)
+# Methods only torchcam 0.5 has: its extractor on the same layer, each image's top class, maps
+# at the layer's resolution (torchcam does not upsample).
+TORCHCAM = {
+    "is-cam": "ISCAM",
+}
+MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM)
 
 
 def cpu_model():
@@ -137,6 +142,17 @@ def child(spec):
             if device != "cpu":
                 torch.cuda.synchronize()  # CUDA launches are asynchronous
             return out
+    elif spec["mode"] in TORCHCAM:
+        import torchcam.methods
+        cls = getattr(torchcam.methods, TORCHCAM[spec["mode"]])
+        extractor = cls(model, target_layer=layer, batch_size=32, input_shape=(3, size, size))
+
+        def call():
+            with torch.no_grad():
+                out = model(x)
+            cams = extractor(class_idx=out.argmax(1).tolist())
+            assert cams[0].shape[0] == spec["batch"], cams[0].shape
+            return cams
     else:
         import pytorch_grad_cam
         cls = getattr(pytorch_grad_cam, METHODS[spec["mode"]])
@@ -183,7 +199,10 @@ def child(spec):
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
         "device": device if device == "cpu" else torch.cuda.get_device_name(), "quick": quick,
     }
-    if spec["mode"] != "forward":
+    if spec["mode"] in TORCHCAM:
+        from importlib.metadata import version
+        row["torchcam"] = version("torchcam")
+    elif spec["mode"] != "forward":
         from importlib.metadata import version
         row["grad_cam"] = version("grad-cam")
     print(json.dumps(row), flush=True)

@@ -431,6 +431,9 @@ def make_smoothing(tiny):
       finer/margin         [2]            4th minus 3rd nearest logit distance (float64)
       refine/pgc           [2, 1, 64, 64] pgc RefineCAM (GradCAM at block.relu_a and head, top class)
       refine/raw64/<layer> [2, 1, h, w]   each layer's raw map from the float64 model
+      iscam/cam            [2, 1, 32, 32] torchcam ISCAM's CAM (first class; ReLU, normalised)
+      iscam/raw64          [2, 1, 32, 32] its raw map sum_k w_k A_k from the float64 model
+      iscam/bound_inputs   [2]            that run's max|score| and max|A|
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -629,6 +632,42 @@ def make_smoothing(tiny):
     tensors["refine/pgc"] = heat[:, None].astype(np.float32)  # [2, 1, H, W]
     tensors["refine/raw64/block.relu_a"] = raws[0][:, None].astype(np.float32)  # [2, 1, 32, 32]
     tensors["refine/raw64/head"] = raws[1][:, None].astype(np.float32)  # [2, 1, 16, 16]
+    # IS-CAM (torchcam's ISCAM, 10 samples, each image's first class): torchcam's CAM (at the
+    # layer's resolution, ReLU and normalised), the float64 model's raw map sum_k w_k A_k, and
+    # the largest |score| and |A| of that run (for the bound).
+    from torchcam.methods import ISCAM  # noqa: PLC0415
+
+    def iscam(model, xs):
+        log = {"score_max": 0.0}
+        with ISCAM(model, target_layer=model.block.relu_a, input_shape=tuple(xs.shape[1:])) as ext:
+            weights_of = ext._get_score_weights
+            score_of = ext._score_input
+
+            def logged_weights(*args, **kwargs):
+                out = weights_of(*args, **kwargs)
+                log["weights"] = out[0].clone()
+                return out
+
+            def logged_score(*args, **kwargs):
+                out = score_of(*args, **kwargs)
+                log["score_max"] = max(log["score_max"], float(out.abs().max()))
+                return out
+            ext._get_score_weights = logged_weights
+            ext._score_input = logged_score
+            with torch.no_grad():
+                model(xs)
+            activations = ext.hook_a[0].clone()
+            cams = ext(class_idx=[int(c) for c in classes[:, 0]])
+        return log, activations, cams[0]
+
+    _, _, cam32 = iscam(tiny, torch.from_numpy(x))
+    log, a64, _ = iscam(model64, torch.from_numpy(x).double())
+    raw64 = torch.einsum("nk,nkhw->nhw", log["weights"], a64).numpy()
+    tensors["iscam/cam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 32, 32]
+    tensors["iscam/raw64"] = raw64[:, None].astype(np.float32)  # [2, 1, 32, 32]
+    tensors["iscam/bound_inputs"] = np.array(
+        [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
+    print(f"   iscam: max|score| {log['score_max']:.2f}, max|A| {float(a64.abs().max()):.2f}")
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

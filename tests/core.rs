@@ -122,6 +122,42 @@ fn every_method_matches_its_formula(device: &Device) {
                             .collect();
                         formula::score_cam(&a, &scores, k).1
                     }
+                    Method::IsCam => {
+                        // The layer is the input: the masks need no upsampling, and on this
+                        // linear model each scaled mask scores c_s T_k + b (T_k: the logit of
+                        // the masked input without its bias), so the mean over the path is
+                        // the mean of c_s T_k + b over c_s = s (s + 1) / 20, s = 1..10.
+                        let scores: Vec<Iv> = (0..k)
+                            .map(|m| {
+                                let mk = &a[m * p..(m + 1) * p];
+                                let (lo, hi) = (Iv::min(mk), Iv::max(mk));
+                                let range = hi.sub(lo).add_const(1e-8);
+                                let masked: Vec<Iv> = (0..k)
+                                    .map(|jj| {
+                                        let terms: Vec<Iv> = (0..p)
+                                            .map(|q| {
+                                                let mask = mk[q].sub(lo).div(range).round(4.0 * U);
+                                                a[jj * p + q].mul(mask)
+                                            })
+                                            .collect();
+                                        Iv::mean(&terms)
+                                    })
+                                    .collect();
+                                // Each point of the path in float32 (the scaled input's
+                                // rounding, the bias), then their mean.
+                                let b = ex(bias[c]);
+                                let t = logit(c, &masked).sub(b);
+                                let path: Vec<Iv> = (1..=10)
+                                    .map(|s| {
+                                        let c_s = (s * (s + 1)) as f64 / 20.0;
+                                        t.scale(c_s).round(2.0 * U).add(b).round(2.0 * U)
+                                    })
+                                    .collect();
+                                Iv::mean(&path)
+                            })
+                            .collect();
+                        formula::score_cam(&a, &scores, k).1
+                    }
                     Method::AblationCam => {
                         let y = logit(c, &means);
                         let ablated: Vec<Iv> = (0..k)

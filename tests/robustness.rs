@@ -620,7 +620,7 @@ proptest! {
     #[test]
     fn maps_are_finite_in_the_unit_interval(
         seed in 0u64..1000, n in 1usize..4, k in 1usize..6, h in 1usize..7, w in 1usize..7,
-        method in 0usize..10, relu in any::<bool>(),
+        method in 0usize..Method::ALL.len(), relu in any::<bool>(),
     ) {
         let device = Device::flex();
         let model = gap(seed, k, 3, &device);
@@ -718,7 +718,7 @@ proptest! {
 
     #[test]
     fn relu_on_equals_relu_off_where_the_raw_map_is_positive(
-        seed in 0u64..1000, method in 0usize..10,
+        seed in 0u64..1000, method in 0usize..Method::ALL.len(),
     ) {
         // A positive input and positive weights for class 0 make every method's map positive
         // (Grad-CAM-family weights and products are positive); then the ReLU changes nothing.

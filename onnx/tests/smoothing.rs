@@ -1,7 +1,8 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
 //! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
 //! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM, fusion by product) against its `FEM`, `SegEigenCAM`,
-//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, on the residual
+//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, and IS-CAM against torchcam 0.5's `ISCAM`, on the
+//! residual
 //! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
 //! (`scripts/make_onnx_fixtures.py`, `make_smoothing`).
@@ -735,4 +736,82 @@ fn fusion_by_mean_or_maximum_fails_the_refine_cam_oracle() {
         let wrong = std::panic::catch_unwind(|| refine_case(&fx, fusion));
         assert!(wrong.is_err(), "{fusion:?} passed RefineCAM's oracle");
     }
+}
+
+/// `method` at `block.relu_a` for each image's first class against torchcam's `ISCAM`. Bound:
+/// every score of the float32 network lies within `d = DELTA max|score|` of float64's, so the
+/// softmax weights move by a factor within `exp(+-2d)` and the raw map by at most
+/// `((exp(2d) - 1) + exp(2d) DELTA) max|A|` (the weights sum to 1; the activations within
+/// `DELTA max|A|`); the CAM (ReLU, normalised at the layer's resolution, no upsampling) by
+/// `2 * 4 e / range` (both normalisations; the 2 for torchcam's own error) plus the difference of
+/// the normalisations' epsilons (`1e-7` against torchcam's `1e-8`, over the range). Returns the
+/// worst raw error and CAM difference over their bounds.
+fn is_cam_case(fx: &Fixture, method: impl gradcam::CamMethod + 'static) -> (f64, f64) {
+    let device = Device::flex();
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(method)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(fx, &device), &Targets::one_per_image(first))
+        .unwrap();
+    let raw = host(explanation.layers[0].raw.clone());
+    let cam = host(explanation.layers[0].cam.clone());
+    let (shape, raw64) = &fx.tensors["iscam/raw64"];
+    let (_, theirs) = &fx.tensors["iscam/cam"];
+    let (_, inputs) = &fx.tensors["iscam/bound_inputs"];
+    let (score_max, a_max) = (inputs[0] as f64, inputs[1] as f64);
+    let d = DELTA * score_max;
+    let e = ((2.0 * d).exp() - 1.0 + (2.0 * d).exp() * DELTA) * a_max;
+    let [n, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let mut worst = (0.0f64, 0.0f64);
+    for image in 0..n {
+        let at = image * h * w..(image + 1) * h * w;
+        let error = raw[at.clone()]
+            .iter()
+            .zip(&raw64[at.clone()])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            error <= e,
+            "image {image}: raw error {error:.3e} over the bound {e:.3e}"
+        );
+        let relu: Vec<f64> = raw64[at.clone()]
+            .iter()
+            .map(|v| v.max(0.0) as f64)
+            .collect();
+        let range = relu.iter().cloned().fold(f64::MIN, f64::max)
+            - relu.iter().cloned().fold(f64::MAX, f64::min);
+        let bound = 2.0 * 4.0 * e / range + 1e-7 / range;
+        let difference = cam[at.clone()]
+            .iter()
+            .zip(&theirs[at])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            difference <= bound,
+            "image {image}: CAM difference {difference:.3e} over the bound {bound:.3e}"
+        );
+        worst = (worst.0.max(error / e), worst.1.max(difference / bound));
+    }
+    worst
+}
+
+#[test]
+fn is_cam_matches_torchcam() {
+    let (raw, cam) = is_cam_case(&oracle(), gradcam::methods::IsCam::new());
+    eprintln!("is-cam: worst raw / bound {raw:.1e}, CAM / bound {cam:.1e}");
+}
+
+#[test]
+fn score_cam_and_a_short_path_fail_the_is_cam_oracle() {
+    let fx = oracle();
+    let wrong = std::panic::catch_unwind(|| is_cam_case(&fx, gradcam::methods::ScoreCam::new()));
+    assert!(wrong.is_err(), "Score-CAM passed IS-CAM's oracle");
+    let wrong = std::panic::catch_unwind(|| {
+        is_cam_case(&fx, gradcam::methods::IsCam::new().with_samples(9))
+    });
+    assert!(
+        wrong.is_err(),
+        "IS-CAM with 9 samples passed the oracle of 10"
+    );
 }

@@ -24,6 +24,7 @@
 //! | [`SegEigenCam`] | first principal component of `abs(G) (.) A`, larger extreme positive | forward + partial backward |
 //! | [`KpcaCam`] | first kernel-PCA component of the pixels' channel vectors | forward only |
 //! | [`RandomCam`] | `sum_k w_k A_k`, `w_k` uniform in `[-1, 1)` (a baseline) | forward only |
+//! | [`IsCam`] | `sum_k softmax_k(mean_s score(c_s x (.) M_k)) A_k` | 1 + N k forwards per image |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -201,9 +202,18 @@ builtin_methods! {
     SegEigenCam => seg_eigen_cam::SegEigenCam,
     KpcaCam => kpca_cam::KpcaCam,
     RandomCam => random_cam::RandomCam,
+    IsCam => is_cam::IsCam,
 }
 
 pub use kpca_cam::KpcaKernel;
+
+impl Method {
+    /// Whether the method runs further forwards of the model for every channel (Score-CAM,
+    /// Ablation-CAM, IS-CAM): tens to thousands of forwards per image, where the others run one.
+    pub fn runs_many_forwards(self) -> bool {
+        matches!(self, Method::ScoreCam | Method::AblationCam | Method::IsCam)
+    }
+}
 
 impl Default for Method {
     /// Grad-CAM.

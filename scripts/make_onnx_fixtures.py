@@ -434,6 +434,8 @@ def make_smoothing(tiny):
       iscam/cam            [2, 1, 32, 32] torchcam ISCAM's CAM (first class; ReLU, normalised)
       iscam/raw64          [2, 1, 32, 32] its raw map sum_k w_k A_k from the float64 model
       iscam/bound_inputs   [2]            that run's max|score| and max|A|
+      cam/torchcam         [2, 1, 16, 16] torchcam CAM at head (fc weights, first class, no ReLU)
+      cam/raw64            [2, 1, 16, 16] sum_k W_ck A_k from the float64 model
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -668,6 +670,25 @@ def make_smoothing(tiny):
     tensors["iscam/bound_inputs"] = np.array(
         [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
     print(f"   iscam: max|score| {log['score_max']:.2f}, max|A| {float(a64.abs().max()):.2f}")
+    # torchcam's CAM (the classifier's weights at `head`, before the global average pool and
+    # `fc`; no ReLU, normalised, at the layer's resolution) for each image's first class, and
+    # the float64 model's CAM sum_k W_ck A_k before normalisation.
+    from torchcam.methods import CAM  # noqa: PLC0415
+
+    def classifier_cam(model, xs):
+        with CAM(model, target_layer=model.head, fc_layer=model.fc,
+                 input_shape=tuple(xs.shape[1:])) as ext:
+            with torch.no_grad():
+                model(xs)
+            activations = ext.hook_a[0].clone()
+            cams = ext(class_idx=[int(c) for c in classes[:, 0]])
+        return activations, cams[0]
+
+    _, cam32 = classifier_cam(tiny, torch.from_numpy(x))
+    a64, _ = classifier_cam(model64, torch.from_numpy(x).double())
+    w64 = model64.fc.weight.detach()[torch.from_numpy(classes[:, 0])]  # [2, k]
+    tensors["cam/torchcam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 16, 16]
+    tensors["cam/raw64"] = torch.einsum("nk,nkhw->nhw", w64, a64).numpy()[:, None].astype(np.float32)
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

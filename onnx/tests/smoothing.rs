@@ -815,3 +815,60 @@ fn score_cam_and_a_short_path_fail_the_is_cam_oracle() {
         "IS-CAM with 9 samples passed the oracle of 10"
     );
 }
+
+/// Our Grad-CAM at `head` (ReLU off), for each image's class `pick` of the fixture's two,
+/// against torchcam's `CAM` for the first (the classifier's weights, no gradient): with a global
+/// average pool and one linear layer after `head`, `dy_c / dA_kij = W_ck / (h w)`, so Grad-CAM's
+/// map is CAM's divided by `h w`, the same once normalised. Bound: our raw map within
+/// `DELTA` of the float64 CAM's scale (over `h w`, `pgc.rs`), so the normalised maps within
+/// `2 * 4 e / range` (the 2 for torchcam's own error) plus the epsilons (`1e-7` over our range,
+/// `1e-8` over torchcam's). Returns the worst difference over it.
+fn classifier_cam_case(fx: &Fixture, pick: usize) -> f64 {
+    let device = Device::flex();
+    let classes: Vec<usize> = fx.classes.iter().map(|row| row[pick]).collect();
+    let explanation = ExplainerConfig::new()
+        .with_layer("head")
+        .with_relu(false)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(fx, &device), &Targets::one_per_image(classes))
+        .unwrap();
+    let cam = host(explanation.layers[0].cam.clone());
+    let (shape, raw64) = &fx.tensors["cam/raw64"];
+    let (_, theirs) = &fx.tensors["cam/torchcam"];
+    let [n, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let p = (h * w) as f64;
+    let mut worst = 0.0f64;
+    for image in 0..n {
+        let at = image * h * w..(image + 1) * h * w;
+        let ours64: Vec<f64> = raw64[at.clone()].iter().map(|v| *v as f64 / p).collect();
+        let scale = ours64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let range = ours64.iter().cloned().fold(f64::MIN, f64::max)
+            - ours64.iter().cloned().fold(f64::MAX, f64::min);
+        let e = DELTA * scale;
+        let bound = 2.0 * 4.0 * e / range + 1e-7 / range + 1e-8 / (range * p);
+        let difference = cam[at.clone()]
+            .iter()
+            .zip(&theirs[at])
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        assert!(
+            difference <= bound,
+            "image {image}: CAM difference {difference:.3e} over the bound {bound:.3e}"
+        );
+        worst = worst.max(difference / bound);
+    }
+    worst
+}
+
+#[test]
+fn grad_cam_before_a_pool_and_linear_head_is_torchcams_cam() {
+    let worst = classifier_cam_case(&oracle(), 0);
+    eprintln!("cam: worst difference / bound {worst:.1e}");
+}
+
+#[test]
+fn another_class_fails_the_cam_oracle() {
+    let fx = oracle();
+    let wrong = std::panic::catch_unwind(|| classifier_cam_case(&fx, 1));
+    assert!(wrong.is_err(), "the second class's map passed the first's");
+}

@@ -66,6 +66,21 @@ fn main() {
             }
         }
     }
+    // Grad-CAM's options and guided backpropagation (`-- option/`): eigen smoothing, augmentation
+    // smoothing (six explanations), the guided input gradient (pytorch-grad-cam's
+    // GuidedBackpropReLUModel explains one image a call: batch 1).
+    if !filters.is_empty() {
+        for (model, ..) in MODELS {
+            for option in Variant::ALL {
+                for case in option.cases() {
+                    let name = format!("option/{}/{model}/{case}", option.name());
+                    if wanted(&name) && case_of(case).is_some() {
+                        report(&name, option_row(option, model, case), 5);
+                    }
+                }
+            }
+        }
+    }
     for backend in BACKENDS {
         for (k, side) in [(2048, 7), (256, 28)] {
             let name = format!("reduction/[32,{k},{side},{side}]->224/{backend}");
@@ -263,6 +278,78 @@ fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
         "squeezenet" => boxed(method, squeezenet(), layer, size, case),
         "lite0" => boxed(method, lite0(), layer, size, case),
         _ => boxed(method, resnet50(), layer, size, case),
+    }
+}
+
+/// An option of Grad-CAM, or guided backpropagation.
+#[derive(Debug, Clone, Copy)]
+enum Variant {
+    EigenSmooth,
+    AugSmooth,
+    Guided,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::EigenSmooth, Variant::AugSmooth, Variant::Guided];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::EigenSmooth => "eigen-smooth",
+            Variant::AugSmooth => "aug-smooth",
+            Variant::Guided => "guided",
+        }
+    }
+
+    fn cases(self) -> &'static [&'static str] {
+        match self {
+            Variant::Guided => &["flex/1"],
+            _ => &["flex/8"],
+        }
+    }
+}
+
+/// One timed call of Grad-CAM with `option` (each image's top class, the heatmap read back),
+/// or of guided backpropagation (its gradients read back).
+fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
+    let (_, size, layer) = *MODELS
+        .iter()
+        .find(|(name, ..)| *name == model)
+        .expect("a model of MODELS");
+    fn boxed<M: GradCam + 'static>(
+        option: Variant,
+        model: M,
+        layer: &str,
+        size: usize,
+        case: &str,
+    ) -> Box<dyn FnMut()> {
+        let (device, batch) = case_of(case).expect("a backend of this build");
+        let model = model.to_device(&device);
+        let x = input(batch, size, &device);
+        let explainer = ExplainerConfig::new()
+            .with_layer(layer)
+            .with_eigen_smooth(matches!(option, Variant::EigenSmooth))
+            .with_aug_smooth(matches!(option, Variant::AugSmooth))
+            .init(&model)
+            .unwrap();
+        Box::new(move || match option {
+            Variant::Guided => fetch(
+                explainer
+                    .guided_backprop(x.clone(), &Targets::top(1))
+                    .unwrap()
+                    .gradients,
+            ),
+            _ => fetch(
+                explainer
+                    .explain(x.clone(), &Targets::top(1))
+                    .unwrap()
+                    .heatmap,
+            ),
+        })
+    }
+    match model {
+        "squeezenet" => boxed(option, squeezenet(), layer, size, case),
+        "lite0" => boxed(option, lite0(), layer, size, case),
+        _ => boxed(option, resnet50(), layer, size, case),
     }
 }
 

@@ -86,7 +86,10 @@ METHODS = {
 TORCHCAM = {
     "is-cam": "ISCAM",
 }
-MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM)
+# Grad-CAM's options and guided backpropagation (GuidedBackpropReLUModel explains the first image
+# of a batch: run it at batch 1).
+OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided")
+MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS
 
 
 def cpu_model():
@@ -141,6 +144,22 @@ def child(spec):
                 out = model(x)
             if device != "cpu":
                 torch.cuda.synchronize()  # CUDA launches are asynchronous
+            return out
+    elif spec["mode"] == "guided":
+        import pytorch_grad_cam
+        guided = pytorch_grad_cam.GuidedBackpropReLUModel(model=model, device=device)
+
+        def call():
+            return guided(x, target_category=None)
+    elif spec["mode"] in OPTIONS:
+        import pytorch_grad_cam
+        cam = pytorch_grad_cam.GradCAM(model=model, target_layers=[layer])
+        smooth = spec["mode"].split("+")[1]
+
+        def call():
+            out = cam(input_tensor=x, targets=None, eigen_smooth=smooth == "eigen-smooth",
+                      aug_smooth=smooth == "aug-smooth")
+            assert out.shape == (spec["batch"], size, size), out.shape
             return out
     elif spec["mode"] in TORCHCAM:
         import torchcam.methods

@@ -436,6 +436,9 @@ def make_smoothing(tiny):
       iscam/bound_inputs   [2]            that run's max|score| and max|A|
       cam/torchcam         [2, 1, 16, 16] torchcam CAM at head (fc weights, first class, no ReLU)
       cam/raw64            [2, 1, 16, 16] sum_k W_ck A_k from the float64 model
+      metrics/maps         [2, 64, 64]    pgc GradCAM's heatmaps (first class)
+      metrics/confidence_change [2]       pgc's CamMultImageConfidenceChange on them (softmax)
+      metrics/logit_scale  [1]            max |logit| of the float64 model on the photos
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -689,6 +692,20 @@ def make_smoothing(tiny):
     w64 = model64.fc.weight.detach()[torch.from_numpy(classes[:, 0])]  # [2, k]
     tensors["cam/torchcam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 16, 16]
     tensors["cam/raw64"] = torch.einsum("nk,nkhw->nhw", w64, a64).numpy()[:, None].astype(np.float32)
+    # pgc's CamMultImageConfidenceChange (metrics/cam_mult_image.py) with softmax targets of
+    # each image's first class, on pgc GradCAM's own heatmaps: o - y per image, and the maps.
+    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange  # noqa: PLC0415
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget  # noqa: PLC0415
+    with pgc.GradCAM(model=tiny, target_layers=[tiny.block.relu_a]) as cam:
+        maps = cam(input_tensor=torch.from_numpy(x), targets=targets_of(0))  # [2, H, W]
+    softmax_targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes[:, 0]]
+    change = CamMultImageConfidenceChange()(torch.from_numpy(x), maps, softmax_targets, tiny)
+    with torch.no_grad():
+        logits64 = model64(torch.from_numpy(x).double()).numpy()
+    tensors["metrics/maps"] = maps.astype(np.float32)  # [2, H, W]
+    tensors["metrics/confidence_change"] = np.asarray(change, np.float32).reshape(2)
+    tensors["metrics/logit_scale"] = np.array([np.abs(logits64).max()], np.float32)
+    print(f"   confidence change: {tensors['metrics/confidence_change'].tolist()}")
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

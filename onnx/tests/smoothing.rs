@@ -1,7 +1,8 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
 //! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
 //! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM, fusion by product) against its `FEM`, `SegEigenCAM`,
-//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, and IS-CAM against torchcam 0.5's `ISCAM`, on the
+//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, IS-CAM and CAM against torchcam 0.5's `ISCAM` and
+//! `CAM`, and the confidence change against pgc's `CamMultImageConfidenceChange`, on the
 //! residual
 //! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
@@ -871,4 +872,54 @@ fn another_class_fails_the_cam_oracle() {
     let fx = oracle();
     let wrong = std::panic::catch_unwind(|| classifier_cam_case(&fx, 1));
     assert!(wrong.is_err(), "the second class's map passed the first's");
+}
+
+/// `gradcam::eval::confidence_change` on pytorch-grad-cam's own Grad-CAM heatmaps (`maps`
+/// replaces them when given: a deliberately wrong input) against its
+/// `CamMultImageConfidenceChange` with softmax targets (`o - y` per image). Bound: every logit
+/// of either float32 network within `d = DELTA max|logit|` of float64's, so each probability
+/// within `exp(2d) - 1` of float64's and `o - y` within `4 (exp(2d) - 1)` of pgc's. Returns the
+/// worst difference over it.
+fn confidence_case(fx: &Fixture, maps: Option<Vec<f32>>) -> f64 {
+    let device = Device::flex();
+    let model = model(&device);
+    let x = input(fx, &device);
+    let [n, _, height, width] = x.dims();
+    let (_, theirs) = &fx.tensors["metrics/maps"];
+    let maps = Tensor::<3>::from_data(
+        TensorData::new(maps.unwrap_or_else(|| theirs.clone()), [n, height, width]),
+        &device,
+    );
+    let masked = x.clone() * maps.clone().unsqueeze_dim::<4>(1);
+    let logits = host(model.forward(Tensor::cat(vec![x.clone(), masked], 0)));
+    let scale = logits.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let pairs = gradcam::eval::confidence_change(&model, x, maps, &first).unwrap();
+    let (_, change) = &fx.tensors["metrics/confidence_change"];
+    let bound = 4.0 * ((2.0 * DELTA * scale).exp() - 1.0);
+    let mut worst = 0.0f64;
+    for (image, ((y, o), pgc)) in pairs.iter().zip(change).enumerate() {
+        let difference = ((o - y) - pgc).abs() as f64;
+        assert!(
+            difference <= bound,
+            "image {image}: o - y = {} against pytorch-grad-cam's {pgc} (bound {bound:.2e})",
+            o - y
+        );
+        worst = worst.max(difference / bound);
+    }
+    worst
+}
+
+#[test]
+fn confidence_change_matches_pytorch_grad_cams_metric() {
+    let worst = confidence_case(&oracle(), None);
+    eprintln!("confidence change: worst difference / bound {worst:.1e}");
+}
+
+#[test]
+fn a_map_of_ones_fails_the_confidence_change_oracle() {
+    let fx = oracle();
+    let ones = vec![1.0f32; fx.tensors["metrics/maps"].1.len()];
+    let wrong = std::panic::catch_unwind(|| confidence_case(&fx, Some(ones)));
+    assert!(wrong.is_err(), "an unmasked input passed");
 }

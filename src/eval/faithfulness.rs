@@ -134,7 +134,8 @@ pub fn auc(curve: &[f32]) -> f32 {
 /// Average Drop = `100 * mean(max(0, y - o) / y)`, Increase in Confidence =
 /// `100 * mean(o > y)`: see [`average_drop`] and [`increase_in_confidence`]. We follow the
 /// paper (softmax probabilities, the map multiplies the input); pytorch-grad-cam's
-/// `CamMultImageConfidenceChange` reports `o - y` instead, and torchcam normalises differently.
+/// `CamMultImageConfidenceChange` reports `o - y` instead (with softmax targets, equal to ours:
+/// gradcam-onnx's `tests/smoothing.rs`), and torchcam normalises differently.
 ///
 /// # Shapes
 /// - `images`: `[b, c, h, w]`

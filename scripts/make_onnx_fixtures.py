@@ -399,6 +399,22 @@ def make_guided(thin):
           f"{float(np.abs(out['pgc'] - out['gb64']).max()):.2e} of {float(np.abs(out['gb64']).max()):.2e}")
 
 
+def ss_cam_noise(seed, image, sample, count):
+    """gradcam's `SsCam::noise(image, sample)` (seed `seed`): SplitMix64 from a state keyed by
+    the image and the draw, two uniforms in (0, 1] per Box-Muller normal, as float32."""
+    mask = (1 << 64) - 1
+    state = (seed ^ ((image * 0xD1B54A32D192ED03) & mask) ^ ((sample * 0x8CB92BA72F3D8DD7) & mask))
+    j = np.arange(1, 2 * count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(state) + j * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = ((z >> np.uint64(11)) + np.uint64(1)).astype(np.float64) / float(1 << 53)
+    u1, u2 = u[0::2], u[1::2]
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(np.float32)
+
+
 def make_smoothing(tiny):
     """pgc's `eigen_smooth` and `aug_smooth`, and its FEM, on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
     for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
@@ -439,6 +455,8 @@ def make_smoothing(tiny):
       metrics/maps         [2, 64, 64]    pgc GradCAM's heatmaps (first class)
       metrics/confidence_change [2]       pgc's CamMultImageConfidenceChange on them (softmax)
       metrics/logit_scale  [1]            max |logit| of the float64 model on the photos
+      sscam/cam, sscam/raw64, sscam/bound_inputs   as for iscam/, torchcam SSCAM (2 draws, std 2)
+                                          with gradcam's own noise (seed 0) passed in
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -706,6 +724,51 @@ def make_smoothing(tiny):
     tensors["metrics/confidence_change"] = np.asarray(change, np.float32).reshape(2)
     tensors["metrics/logit_scale"] = np.array([np.abs(logits64).max()], np.float32)
     print(f"   confidence change: {tensors['metrics/confidence_change'].tolist()}")
+    # SS-CAM (torchcam's SSCAM, 2 draws of std 2, each image's first class) with gradcam's own
+    # noise passed in (`ss_cam_noise`: SsCam::noise's SplitMix64 and Box-Muller, seed 0), so the
+    # maps compare value for value: its CAM and the float64 model's raw map, as for IS-CAM.
+    from torchcam.methods import SSCAM  # noqa: PLC0415
+
+    def sscam(model, xs):
+        log = {"score_max": 0.0, "sample": 0}
+        with SSCAM(model, target_layer=model.block.relu_a, num_samples=2, std=2.0,
+                   input_shape=tuple(xs.shape[1:])) as ext:
+            weights_of = ext._get_score_weights
+            score_of = ext._score_input
+
+            def ours(size):
+                n, k, h, w = size
+                noise = np.stack([ss_cam_noise(0, i, log["sample"], k * h * w)
+                                  for i in range(n)]).reshape(size) * np.float32(2.0)
+                log["sample"] += 1
+                return torch.from_numpy(noise.astype(np.float32)).to(xs.dtype)
+
+            def logged_weights(*args, **kwargs):
+                out = weights_of(*args, **kwargs)
+                log["weights"] = out[0].clone()
+                return out
+
+            def logged_score(*args, **kwargs):
+                out = score_of(*args, **kwargs)
+                log["score_max"] = max(log["score_max"], float(out.abs().max()))
+                return out
+            ext._distrib = type("Ours", (), {"sample": staticmethod(ours)})()
+            ext._get_score_weights = logged_weights
+            ext._score_input = logged_score
+            with torch.no_grad():
+                model(xs)
+            activations = ext.hook_a[0].clone()
+            cams = ext(class_idx=[int(c) for c in classes[:, 0]])
+        return log, activations, cams[0]
+
+    _, _, cam32 = sscam(tiny, torch.from_numpy(x))
+    log, a64, _ = sscam(model64, torch.from_numpy(x).double())
+    raw64 = torch.einsum("nk,nkhw->nhw", log["weights"], a64).numpy()
+    tensors["sscam/cam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 32, 32]
+    tensors["sscam/raw64"] = raw64[:, None].astype(np.float32)  # [2, 1, 32, 32]
+    tensors["sscam/bound_inputs"] = np.array(
+        [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
+    print(f"   sscam: max|score| {log['score_max']:.2f}")
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

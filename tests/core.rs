@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::methods as formula;
 use common::models::{GapLinear, TinyNet, abs_conv, abs_linear, assert_no_kink, conv, linear};
 use common::{Iv, U, assert_inside, gamma, host, max_abs_diff, tensor};
-use gradcam::methods::{Method, RandomCam};
+use gradcam::methods::{Method, RandomCam, SsCam};
 use gradcam::{
     ExplainerConfig, Explanation, Fusion, GradCam, Normalization, Probe, Target, Targets,
 };
@@ -151,6 +151,42 @@ fn every_method_matches_its_formula(device: &Device) {
                                     .map(|s| {
                                         let c_s = (s * (s + 1)) as f64 / 20.0;
                                         t.scale(c_s).round(2.0 * U).add(b).round(2.0 * U)
+                                    })
+                                    .collect();
+                                Iv::mean(&path)
+                            })
+                            .collect();
+                        formula::score_cam(&a, &scores, k).1
+                    }
+                    Method::SsCam => {
+                        // As IS-CAM's, with the method's own noise (seed 0, std 2, 35 draws)
+                        // added to each mask: each draw scores the masked input's logit.
+                        let ss = SsCam::new();
+                        let draws: Vec<Vec<f32>> = (0..35)
+                            .map(|s| ss.noise(i, s).take(k * p).collect())
+                            .collect();
+                        let scores: Vec<Iv> = (0..k)
+                            .map(|m| {
+                                let mk = &a[m * p..(m + 1) * p];
+                                let (lo, hi) = (Iv::min(mk), Iv::max(mk));
+                                let range = hi.sub(lo).add_const(1e-8);
+                                let path: Vec<Iv> = draws
+                                    .iter()
+                                    .map(|noise| {
+                                        let masked: Vec<Iv> = (0..k)
+                                            .map(|jj| {
+                                                let terms: Vec<Iv> = (0..p)
+                                                    .map(|q| {
+                                                        let mask =
+                                                            mk[q].sub(lo).div(range).round(4.0 * U);
+                                                        let d = ex(noise[m * p + q] * 2.0);
+                                                        a[jj * p + q].mul(mask.add(d).round(U))
+                                                    })
+                                                    .collect();
+                                                Iv::mean(&terms)
+                                            })
+                                            .collect();
+                                        logit(c, &masked)
                                     })
                                     .collect();
                                 Iv::mean(&path)

@@ -204,8 +204,8 @@ fn arithmetic(fx: &Fixture, device: &Device, worst: &mut BTreeMap<String, f64>) 
             };
             let gv = host(g);
             for method in Method::ALL {
-                if method == Method::IsCam {
-                    // Its scores are not in these fixtures: checked against torchcam in
+                if matches!(method, Method::IsCam | Method::SsCam) {
+                    // Their scores are not in these fixtures: checked against torchcam in
                     // gradcam-onnx's tests/smoothing.rs.
                     continue;
                 }

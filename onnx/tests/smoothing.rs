@@ -1,8 +1,8 @@
 //! Eigen smoothing and augmentation smoothing against pytorch-grad-cam 1.5.7's `eigen_smooth`
 //! and `aug_smooth`, and the methods newer than the oracle fixtures of `tests/` (FEM,
 //! Seg-Eigen-CAM, KPCA-CAM, Finer-CAM, fusion by product) against its `FEM`, `SegEigenCAM`,
-//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, IS-CAM and CAM against torchcam 0.5's `ISCAM` and
-//! `CAM`, and the confidence change against pgc's `CamMultImageConfidenceChange`, on the
+//! `KPCA_CAM`, `FinerCAM` and `RefineCAM`, IS-CAM, SS-CAM and CAM against torchcam 0.5's
+//! `ISCAM`, `SSCAM` (given our noise) and `CAM`, and the confidence change against pgc's `CamMultImageConfidenceChange`, on the
 //! residual
 //! network generated from `tiny_residual.onnx`, at
 //! `block.relu_a` (`[n, 8, 32, 32]`), a batch of 2 photos with 2 classes each
@@ -739,7 +739,8 @@ fn fusion_by_mean_or_maximum_fails_the_refine_cam_oracle() {
     }
 }
 
-/// `method` at `block.relu_a` for each image's first class against torchcam's `ISCAM`. Bound:
+/// `method` at `block.relu_a` for each image's first class against torchcam's `ISCAM`
+/// (`key` "iscam") or `SSCAM` (`key` "sscam", run with our noise). Bound:
 /// every score of the float32 network lies within `d = DELTA max|score|` of float64's, so the
 /// softmax weights move by a factor within `exp(+-2d)` and the raw map by at most
 /// `((exp(2d) - 1) + exp(2d) DELTA) max|A|` (the weights sum to 1; the activations within
@@ -747,7 +748,7 @@ fn fusion_by_mean_or_maximum_fails_the_refine_cam_oracle() {
 /// `2 * 4 e / range` (both normalisations; the 2 for torchcam's own error) plus the difference of
 /// the normalisations' epsilons (`1e-7` against torchcam's `1e-8`, over the range). Returns the
 /// worst raw error and CAM difference over their bounds.
-fn is_cam_case(fx: &Fixture, method: impl gradcam::CamMethod + 'static) -> (f64, f64) {
+fn torchcam_case(fx: &Fixture, key: &str, method: impl gradcam::CamMethod + 'static) -> (f64, f64) {
     let device = Device::flex();
     let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
     let explanation = ExplainerConfig::new()
@@ -759,9 +760,9 @@ fn is_cam_case(fx: &Fixture, method: impl gradcam::CamMethod + 'static) -> (f64,
         .unwrap();
     let raw = host(explanation.layers[0].raw.clone());
     let cam = host(explanation.layers[0].cam.clone());
-    let (shape, raw64) = &fx.tensors["iscam/raw64"];
-    let (_, theirs) = &fx.tensors["iscam/cam"];
-    let (_, inputs) = &fx.tensors["iscam/bound_inputs"];
+    let (shape, raw64) = &fx.tensors[&format!("{key}/raw64")];
+    let (_, theirs) = &fx.tensors[&format!("{key}/cam")];
+    let (_, inputs) = &fx.tensors[&format!("{key}/bound_inputs")];
     let (score_max, a_max) = (inputs[0] as f64, inputs[1] as f64);
     let d = DELTA * score_max;
     let e = ((2.0 * d).exp() - 1.0 + (2.0 * d).exp() * DELTA) * a_max;
@@ -799,17 +800,18 @@ fn is_cam_case(fx: &Fixture, method: impl gradcam::CamMethod + 'static) -> (f64,
 
 #[test]
 fn is_cam_matches_torchcam() {
-    let (raw, cam) = is_cam_case(&oracle(), gradcam::methods::IsCam::new());
+    let (raw, cam) = torchcam_case(&oracle(), "iscam", gradcam::methods::IsCam::new());
     eprintln!("is-cam: worst raw / bound {raw:.1e}, CAM / bound {cam:.1e}");
 }
 
 #[test]
 fn score_cam_and_a_short_path_fail_the_is_cam_oracle() {
     let fx = oracle();
-    let wrong = std::panic::catch_unwind(|| is_cam_case(&fx, gradcam::methods::ScoreCam::new()));
+    let wrong =
+        std::panic::catch_unwind(|| torchcam_case(&fx, "iscam", gradcam::methods::ScoreCam::new()));
     assert!(wrong.is_err(), "Score-CAM passed IS-CAM's oracle");
     let wrong = std::panic::catch_unwind(|| {
-        is_cam_case(&fx, gradcam::methods::IsCam::new().with_samples(9))
+        torchcam_case(&fx, "iscam", gradcam::methods::IsCam::new().with_samples(9))
     });
     assert!(
         wrong.is_err(),
@@ -922,4 +924,25 @@ fn a_map_of_ones_fails_the_confidence_change_oracle() {
     let ones = vec![1.0f32; fx.tensors["metrics/maps"].1.len()];
     let wrong = std::panic::catch_unwind(|| confidence_case(&fx, Some(ones)));
     assert!(wrong.is_err(), "an unmasked input passed");
+}
+
+#[test]
+fn ss_cam_matches_torchcam_with_the_same_noise() {
+    let ss = gradcam::methods::SsCam::new().with_samples(2);
+    let (raw, cam) = torchcam_case(&oracle(), "sscam", ss);
+    eprintln!("ss-cam: worst raw / bound {raw:.1e}, CAM / bound {cam:.1e}");
+}
+
+#[test]
+fn other_noise_fails_the_ss_cam_oracle() {
+    let fx = oracle();
+    for ss in [
+        gradcam::methods::SsCam::new().with_samples(2).with_seed(1),
+        gradcam::methods::SsCam::new().with_samples(2).with_std(0.0),
+    ] {
+        let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            torchcam_case(&fx, "sscam", ss.clone())
+        }));
+        assert!(wrong.is_err(), "{ss:?} passed SS-CAM's oracle");
+    }
 }

@@ -89,17 +89,13 @@ impl CamMethod for IsCam {
         }
         let x = model.input(); // [n, c, H, W]
         let [n, _, height, width] = x.dims();
-        let [_, k, h, w] = layer.activations.dims();
+        let [_, k, _, _] = layer.activations.dims();
         let total = n * k * self.samples;
         let mut weights = Vec::with_capacity(n);
         for i in 0..n {
             let image = x.clone().narrow(0, i, 1); // [1, c, H, W]
-            let a = layer.activations.clone().narrow(0, i, 1).reshape([1, k, h * w]);
-            let min = a.clone().min_dim(2); // [1, k, 1]
-            let scaled = a.clone() - min.clone();
-            let range = scaled.clone().max_dim(2) + 1e-8; // [1, k, 1]
-            let masks = upsample((scaled / range).reshape([1, k, h, w]), [height, width])
-                .reshape([k, 1, height, width]); // [k, 1, H, W]
+            let a = layer.activations.clone().narrow(0, i, 1); // [1, k, h, w]
+            let masks = scaled_then_upsampled(a, [height, width]); // [k, 1, H, W]
             let mut samples = Vec::with_capacity(self.samples);
             for s in 1..=self.samples {
                 let coefficient = (s * (s + 1)) as f64 / (2 * self.samples) as f64;
@@ -118,4 +114,19 @@ impl CamMethod for IsCam {
         }
         Ok(CamMap::Weights(Tensor::stack(weights, 0))) // [n, m, k]
     }
+}
+
+/// torchcam's Score-CAM masks: each channel min-max scaled at the layer's resolution
+/// (`(a - min) / (max - min + 1e-8)`), then upsampled bilinearly with half-pixel centres.
+///
+/// # Shapes
+/// - `a`: `[1, k, h, w]`
+/// - returns `[k, 1, H, W]`
+pub(super) fn scaled_then_upsampled(a: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    let [_, k, h, w] = a.dims();
+    let a = a.reshape([1, k, h * w]);
+    let min = a.clone().min_dim(2); // [1, k, 1]
+    let scaled = a - min;
+    let range = scaled.clone().max_dim(2) + 1e-8; // [1, k, 1]
+    upsample((scaled / range).reshape([1, k, h, w]), size).reshape([k, 1, size[0], size[1]])
 }

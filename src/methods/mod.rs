@@ -25,6 +25,7 @@
 //! | [`KpcaCam`] | first kernel-PCA component of the pixels' channel vectors | forward only |
 //! | [`RandomCam`] | `sum_k w_k A_k`, `w_k` uniform in `[-1, 1)` (a baseline) | forward only |
 //! | [`IsCam`] | `sum_k softmax_k(mean_s score(c_s x (.) M_k)) A_k` | 1 + N k forwards per image |
+//! | [`SsCam`] | `sum_k softmax_k(mean_s score(x (.) (M_k + noise_s))) A_k` | 1 + N k forwards per image |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -203,15 +204,19 @@ builtin_methods! {
     KpcaCam => kpca_cam::KpcaCam,
     RandomCam => random_cam::RandomCam,
     IsCam => is_cam::IsCam,
+    SsCam => ss_cam::SsCam,
 }
 
 pub use kpca_cam::KpcaKernel;
 
 impl Method {
     /// Whether the method runs further forwards of the model for every channel (Score-CAM,
-    /// Ablation-CAM, IS-CAM): tens to thousands of forwards per image, where the others run one.
+    /// Ablation-CAM, IS-CAM, SS-CAM): tens to thousands of forwards per image, where the others run one.
     pub fn runs_many_forwards(self) -> bool {
-        matches!(self, Method::ScoreCam | Method::AblationCam | Method::IsCam)
+        matches!(
+            self,
+            Method::ScoreCam | Method::AblationCam | Method::IsCam | Method::SsCam
+        )
     }
 }
 

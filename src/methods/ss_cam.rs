@@ -1,0 +1,221 @@
+//! SS-CAM: Wang et al., "SS-CAM: Smoothed Score-CAM for Sharper Visual Feature Localization",
+//! 2020 ([arXiv:2006.14255](https://arxiv.org/abs/2006.14255)), as torchcam 0.5's `SSCAM`.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::is_cam::scaled_then_upsampled;
+use super::{CamMap, CamMethod, Chunks, LayerCapture, Rerun};
+use crate::error::Result;
+
+/// SS-CAM: Score-CAM with Gaussian noise on the masks, the scores averaged over `N` draws,
+///
+/// ```text
+/// M_k = upsample(minmax(A^k))      w = softmax_k(1/N sum_s y((M_k + d_s) (.) x)),  d_s ~ N(0, std^2)
+/// ```
+///
+/// and `map = sum_k w_k A^k`; `N = 35`, `std = 2` as torchcam (the anchor: pytorch-grad-cam has
+/// no SS-CAM), with its masks (scaled at the layer's resolution, then upsampled) and its noise at
+/// the input's resolution, one value per channel and pixel. The noise is reproducible where
+/// torchcam's is not: a function of the seed ([`with_seed`](Self::with_seed), default 0), the
+/// image, the draw and the position (SplitMix64 through Box-Muller), so the same seed gives the
+/// same map on every backend. No gradients; `N k` forwards of the whole model per image.
+#[derive(Clone)]
+pub struct SsCam {
+    chunks: Chunks,
+    samples: usize,
+    std: f32,
+    seed: u64,
+}
+
+impl SsCam {
+    /// 35 draws of standard deviation 2, seed 0, 32 rows per forward.
+    pub fn new() -> Self {
+        Self {
+            chunks: Chunks::new(32),
+            samples: 35,
+            std: 2.0,
+            seed: 0,
+        }
+    }
+
+    /// Draws of noise (at least 1).
+    pub fn with_samples(mut self, samples: usize) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// The noise's standard deviation (0: Score-CAM with torchcam's masks, `N` times).
+    pub fn with_std(mut self, std: f32) -> Self {
+        self.std = std;
+        self
+    }
+
+    /// The seed the noise is drawn from.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Rows per forward (at least 1): more use more memory and fewer launches.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.chunks.batch_size = batch_size;
+        self
+    }
+
+    /// Called after every chunk of forwards.
+    pub fn with_progress(
+        mut self,
+        progress: impl Fn(&super::Progress) + Send + Sync + 'static,
+    ) -> Self {
+        self.chunks.progress = Some(std::sync::Arc::new(progress));
+        self
+    }
+
+    /// The noise of draw `sample` for image `image`: a stream of standard normal values, read in
+    /// channel-major order (times `std` by the caller).
+    pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
+        let mut state = self.seed
+            ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+            ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7);
+        let mut uniform = move || {
+            // SplitMix64, then the top 53 bits as a float in (0, 1].
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+        };
+        // Box-Muller: two uniforms give one normal value (the sine's twin is dropped).
+        std::iter::repeat_with(move || {
+            let (u1, u2) = (uniform(), uniform());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+    }
+}
+
+impl Default for SsCam {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for SsCam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsCam")
+            .field("samples", &self.samples)
+            .field("std", &self.std)
+            .field("seed", &self.seed)
+            .field("batch_size", &self.chunks.batch_size)
+            .finish()
+    }
+}
+
+impl CamMethod for SsCam {
+    fn name(&self) -> &'static str {
+        "ss-cam"
+    }
+
+    fn needs_gradients(&self) -> bool {
+        false
+    }
+
+    fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
+        if self.samples == 0 {
+            return Err(crate::GradCamError::argument(
+                "SS-CAM with 0 samples; use at least 1",
+            ));
+        }
+        let x = model.input(); // [n, c, H, W]
+        let [n, _, height, width] = x.dims();
+        let [_, k, _, _] = layer.activations.dims();
+        let device = x.device();
+        let total = n * k * self.samples;
+        let m = layer.targets_per_image;
+        let mut weights = Vec::with_capacity(n);
+        for i in 0..n {
+            let image = x.clone().narrow(0, i, 1); // [1, c, H, W]
+            let a = layer.activations.clone().narrow(0, i, 1); // [1, k, h, w]
+            let masks = scaled_then_upsampled(a, [height, width]); // [k, 1, H, W]
+            let mut samples = Vec::with_capacity(self.samples);
+            for s in 0..self.samples {
+                let mut noise = self.noise(i, s);
+                let mut scores = Vec::new();
+                for (start, chunk) in self.chunks.of(k)? {
+                    let values: Vec<f32> = noise
+                        .by_ref()
+                        .take(chunk * height * width)
+                        .map(|v| v * self.std)
+                        .collect();
+                    let noise = Tensor::<4>::from_data(
+                        TensorData::new(values, [chunk, 1, height, width]),
+                        (&device, DType::F32),
+                    );
+                    let noisy = masks.clone().narrow(0, start, chunk) + noise; // [chunk, 1, H, W]
+                    scores.push(model.scores(noisy * image.clone(), i)?); // [chunk, m]
+                    let done = (i * self.samples + s) * k + start + chunk;
+                    self.chunks.report(&layer.name, done, total);
+                }
+                samples.push(Tensor::cat(scores, 0)); // [k, m]
+            }
+            let mean = Tensor::stack::<3>(samples, 0).mean_dim(0).reshape([k, m]); // [k, m]
+            weights.push(softmax(mean.transpose(), 1)); // [m, k]
+        }
+        Ok(CamMap::Weights(Tensor::stack(weights, 0))) // [n, m, k]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `z` looks like `N = 2^16` standard normal draws: by Hoeffding's inequality the
+    /// share within one standard deviation (true 0.6827), the share of positives (0.5) and the
+    /// mean of `tanh(z)` (0; values in [-1, 1]) are each off by more than 0.02 with probability
+    /// below `2 exp(-2 N 0.02^2 / width^2) < 1e-5` (width 1, 1 and 2).
+    fn standard_normal(z: &[f32]) -> std::result::Result<(), String> {
+        let len = z.len() as f64;
+        let within = z.iter().filter(|v| v.abs() < 1.0).count() as f64 / len;
+        let positive = z.iter().filter(|v| **v > 0.0).count() as f64 / len;
+        let tanh = z.iter().map(|v| (*v as f64).tanh()).sum::<f64>() / len;
+        if (within - 0.6827).abs() >= 0.02 || (positive - 0.5).abs() >= 0.02 || tanh.abs() >= 0.02
+        {
+            return Err(format!(
+                "{within} within one sigma, {positive} positive, mean tanh {tanh}"
+            ));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_noise_is_standard_normal() {
+        for (image, sample) in [(0, 0), (1, 0), (0, 34)] {
+            let z: Vec<f32> = SsCam::new().noise(image, sample).take(1 << 16).collect();
+            standard_normal(&z).unwrap();
+        }
+    }
+
+    #[test]
+    fn other_distributions_fail_the_normality_test() {
+        let z: Vec<f32> = SsCam::new().noise(0, 0).take(1 << 16).collect();
+        let wide: Vec<f32> = z.iter().map(|v| v * 2.0).collect();
+        let shifted: Vec<f32> = z.iter().map(|v| v + 0.2).collect();
+        let uniform: Vec<f32> = (0..1 << 16).map(|i| (i as f32 / 32768.0) - 1.0).collect();
+        for wrong in [wide, shifted, uniform] {
+            assert!(standard_normal(&wrong).is_err());
+        }
+    }
+
+    #[test]
+    fn each_draw_and_image_has_its_own_noise_and_a_seed_repeats_it() {
+        let take = |cam: &SsCam, image, sample| -> Vec<f32> {
+            cam.noise(image, sample).take(64).collect()
+        };
+        let cam = SsCam::new().with_seed(3);
+        assert_eq!(take(&cam, 1, 2), take(&SsCam::new().with_seed(3), 1, 2));
+        for other in [take(&cam, 1, 3), take(&cam, 2, 2), take(&SsCam::new(), 1, 2)] {
+            assert!(other.iter().zip(take(&cam, 1, 2)).all(|(a, b)| *a != b));
+        }
+    }
+}

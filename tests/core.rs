@@ -93,6 +93,28 @@ fn every_method_matches_its_formula(device: &Device) {
                 let g: Vec<Iv> = (0..k * p)
                     .map(|q| ex(wt[(q / p) * classes + c]).scale(1.0 / p as f64).round(U))
                     .collect();
+                // The masked input's channel means for Score-CAM's mask `m` (plus SS-CAM's
+                // noise, times its std 2, at each pixel).
+                let masked = |m: usize, noise: Option<&[f32]>| -> Vec<Iv> {
+                    let mk = &a[m * p..(m + 1) * p];
+                    let (lo, hi) = (Iv::min(mk), Iv::max(mk));
+                    let range = hi.sub(lo).add_const(1e-8);
+                    (0..k)
+                        .map(|jj| {
+                            let terms: Vec<Iv> = (0..p)
+                                .map(|q| {
+                                    let mask = mk[q].sub(lo).div(range).round(4.0 * U);
+                                    let mask = match noise {
+                                        Some(d) => mask.add(ex(d[q] * 2.0)).round(U),
+                                        None => mask,
+                                    };
+                                    a[jj * p + q].mul(mask)
+                                })
+                                .collect();
+                            Iv::mean(&terms)
+                        })
+                        .collect()
+                };
                 let expected = match method {
                     Method::GradCam => formula::grad_cam(&a, &g, k).1,
                     Method::GradCamPlusPlus => formula::grad_cam_plus_plus(&a, &g, k).1,
@@ -101,52 +123,18 @@ fn every_method_matches_its_formula(device: &Device) {
                     Method::ElementWiseGradCam => formula::element_wise_grad_cam(&a, &g, k),
                     Method::LayerCam => formula::layer_cam(&a, &g, k),
                     Method::ScoreCam => {
-                        let scores: Vec<Iv> = (0..k)
-                            .map(|m| {
-                                let mk = &a[m * p..(m + 1) * p];
-                                let (lo, hi) = (Iv::min(mk), Iv::max(mk));
-                                let range = hi.sub(lo).add_const(1e-8);
-                                let masked: Vec<Iv> = (0..k)
-                                    .map(|jj| {
-                                        let terms: Vec<Iv> = (0..p)
-                                            .map(|q| {
-                                                let mask = mk[q].sub(lo).div(range).round(4.0 * U);
-                                                a[jj * p + q].mul(mask)
-                                            })
-                                            .collect();
-                                        Iv::mean(&terms)
-                                    })
-                                    .collect();
-                                logit(c, &masked)
-                            })
-                            .collect();
+                        let scores: Vec<Iv> = (0..k).map(|m| logit(c, &masked(m, None))).collect();
                         formula::score_cam(&a, &scores, k).1
                     }
                     Method::IsCam => {
                         // The layer is the input: the masks need no upsampling, and on this
                         // linear model each scaled mask scores c_s T_k + b (T_k: the logit of
-                        // the masked input without its bias), so the mean over the path is
-                        // the mean of c_s T_k + b over c_s = s (s + 1) / 20, s = 1..10.
+                        // the masked input without its bias); their mean over the path,
+                        // c_s = s (s + 1) / 20, s = 1..10, each point rounded in float32.
+                        let b = ex(bias[c]);
                         let scores: Vec<Iv> = (0..k)
                             .map(|m| {
-                                let mk = &a[m * p..(m + 1) * p];
-                                let (lo, hi) = (Iv::min(mk), Iv::max(mk));
-                                let range = hi.sub(lo).add_const(1e-8);
-                                let masked: Vec<Iv> = (0..k)
-                                    .map(|jj| {
-                                        let terms: Vec<Iv> = (0..p)
-                                            .map(|q| {
-                                                let mask = mk[q].sub(lo).div(range).round(4.0 * U);
-                                                a[jj * p + q].mul(mask)
-                                            })
-                                            .collect();
-                                        Iv::mean(&terms)
-                                    })
-                                    .collect();
-                                // Each point of the path in float32 (the scaled input's
-                                // rounding, the bias), then their mean.
-                                let b = ex(bias[c]);
-                                let t = logit(c, &masked).sub(b);
+                                let t = logit(c, &masked(m, None)).sub(b);
                                 let path: Vec<Iv> = (1..=10)
                                     .map(|s| {
                                         let c_s = (s * (s + 1)) as f64 / 20.0;
@@ -159,35 +147,17 @@ fn every_method_matches_its_formula(device: &Device) {
                         formula::score_cam(&a, &scores, k).1
                     }
                     Method::SsCam => {
-                        // As IS-CAM's, with the method's own noise (seed 0, std 2, 35 draws)
-                        // added to each mask: each draw scores the masked input's logit.
+                        // Each of the 35 draws adds the method's own noise (seed 0, std 2) to
+                        // the masks; the scores' mean over the draws.
                         let ss = SsCam::new();
                         let draws: Vec<Vec<f32>> = (0..35)
                             .map(|s| ss.noise(i, s).take(k * p).collect())
                             .collect();
                         let scores: Vec<Iv> = (0..k)
                             .map(|m| {
-                                let mk = &a[m * p..(m + 1) * p];
-                                let (lo, hi) = (Iv::min(mk), Iv::max(mk));
-                                let range = hi.sub(lo).add_const(1e-8);
                                 let path: Vec<Iv> = draws
                                     .iter()
-                                    .map(|noise| {
-                                        let masked: Vec<Iv> = (0..k)
-                                            .map(|jj| {
-                                                let terms: Vec<Iv> = (0..p)
-                                                    .map(|q| {
-                                                        let mask =
-                                                            mk[q].sub(lo).div(range).round(4.0 * U);
-                                                        let d = ex(noise[m * p + q] * 2.0);
-                                                        a[jj * p + q].mul(mask.add(d).round(U))
-                                                    })
-                                                    .collect();
-                                                Iv::mean(&terms)
-                                            })
-                                            .collect();
-                                        logit(c, &masked)
-                                    })
+                                    .map(|d| logit(c, &masked(m, Some(&d[m * p..(m + 1) * p]))))
                                     .collect();
                                 Iv::mean(&path)
                             })

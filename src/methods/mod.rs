@@ -87,18 +87,10 @@ impl Chunks {
     }
 }
 
-/// The constructor, settings, `Default` and `Debug` of a method whose only state is [`Chunks`],
-/// with its default rows per forward.
-macro_rules! chunked_method {
-    ($method:ident, $batch_size:literal) => {
+/// The chunk settings (`with_batch_size`, `with_progress`) of a method with a `chunks` field.
+macro_rules! chunk_settings {
+    ($method:ident) => {
         impl $method {
-            #[doc = concat!(stringify!($batch_size), " rows per forward, no progress callback.")]
-            pub fn new() -> Self {
-                Self {
-                    chunks: super::Chunks::new($batch_size),
-                }
-            }
-
             /// Rows per forward (at least 1): more use more memory and fewer launches.
             pub fn with_batch_size(mut self, batch_size: usize) -> Self {
                 self.chunks.batch_size = batch_size;
@@ -112,6 +104,23 @@ macro_rules! chunked_method {
             ) -> Self {
                 self.chunks.progress = Some(std::sync::Arc::new(progress));
                 self
+            }
+        }
+    };
+}
+
+/// The constructor, settings, `Default` and `Debug` of a method whose only state is [`Chunks`],
+/// with its default rows per forward.
+macro_rules! chunked_method {
+    ($method:ident, $batch_size:literal) => {
+        chunk_settings!($method);
+
+        impl $method {
+            #[doc = concat!(stringify!($batch_size), " rows per forward, no progress callback.")]
+            pub fn new() -> Self {
+                Self {
+                    chunks: super::Chunks::new($batch_size),
+                }
             }
         }
 
@@ -131,6 +140,7 @@ macro_rules! chunked_method {
     };
 }
 
+mod drawn_scores;
 mod projection;
 
 use std::fmt;

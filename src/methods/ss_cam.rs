@@ -1,10 +1,9 @@
 //! SS-CAM: Wang et al., "SS-CAM: Smoothed Score-CAM for Sharper Visual Feature Localization",
 //! 2020 ([arXiv:2006.14255](https://arxiv.org/abs/2006.14255)), as torchcam 0.5's `SSCAM`.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::is_cam::scaled_then_upsampled;
+use super::drawn_scores::drawn_score_weights;
 use super::{CamMap, CamMethod, Chunks, LayerCapture, Rerun};
 use crate::error::Result;
 
@@ -57,21 +56,6 @@ impl SsCam {
         self
     }
 
-    /// Rows per forward (at least 1): more use more memory and fewer launches.
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.chunks.batch_size = batch_size;
-        self
-    }
-
-    /// Called after every chunk of forwards.
-    pub fn with_progress(
-        mut self,
-        progress: impl Fn(&super::Progress) + Send + Sync + 'static,
-    ) -> Self {
-        self.chunks.progress = Some(std::sync::Arc::new(progress));
-        self
-    }
-
     /// The noise of draw `sample` for image `image`: a stream of standard normal values, read in
     /// channel-major order (times `std` by the caller).
     pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
@@ -94,6 +78,11 @@ impl SsCam {
         })
     }
 }
+
+chunk_settings!(SsCam);
+
+/// One image's noise for one draw, as [`SsCam::noise`] streams it.
+type Noise<'a> = Box<dyn Iterator<Item = f32> + 'a>;
 
 impl Default for SsCam {
     fn default() -> Self {
@@ -122,47 +111,26 @@ impl CamMethod for SsCam {
     }
 
     fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
-        if self.samples == 0 {
-            return Err(crate::GradCamError::argument(
-                "SS-CAM with 0 samples; use at least 1",
-            ));
-        }
-        let x = model.input(); // [n, c, H, W]
-        let [n, _, height, width] = x.dims();
-        let [_, k, _, _] = layer.activations.dims();
-        let device = x.device();
-        let total = n * k * self.samples;
-        let m = layer.targets_per_image;
-        let mut weights = Vec::with_capacity(n);
-        for i in 0..n {
-            let image = x.clone().narrow(0, i, 1); // [1, c, H, W]
-            let a = layer.activations.clone().narrow(0, i, 1); // [1, k, h, w]
-            let masks = scaled_then_upsampled(a, [height, width]); // [k, 1, H, W]
-            let mut samples = Vec::with_capacity(self.samples);
-            for s in 0..self.samples {
-                let mut noise = self.noise(i, s);
-                let mut scores = Vec::new();
-                for (start, chunk) in self.chunks.of(k)? {
-                    let values: Vec<f32> = noise
-                        .by_ref()
-                        .take(chunk * height * width)
-                        .map(|v| v * self.std)
-                        .collect();
-                    let noise = Tensor::<4>::from_data(
-                        TensorData::new(values, [chunk, 1, height, width]),
-                        (&device, DType::F32),
-                    );
-                    let noisy = masks.clone().narrow(0, start, chunk) + noise; // [chunk, 1, H, W]
-                    scores.push(model.scores(noisy * image.clone(), i)?); // [chunk, m]
-                    let done = (i * self.samples + s) * k + start + chunk;
-                    self.chunks.report(&layer.name, done, total);
-                }
-                samples.push(Tensor::cat(scores, 0)); // [k, m]
-            }
-            let mean = Tensor::stack::<3>(samples, 0).mean_dim(0).reshape([k, m]); // [k, m]
-            weights.push(softmax(mean.transpose(), 1)); // [m, k]
-        }
-        Ok(CamMap::Weights(Tensor::stack(weights, 0))) // [n, m, k]
+        // One noise stream per image and draw, read chunk after chunk in channel order.
+        let mut stream: Option<((usize, usize), Noise<'_>)> = None;
+        let mut noisy = |image: usize, draw: usize, _, masks: Tensor<4>| {
+            let [chunk, _, height, width] = masks.dims();
+            let noise = match &mut stream {
+                Some((key, noise)) if *key == (image, draw) => noise,
+                _ => &mut stream.insert(((image, draw), Box::new(self.noise(image, draw)))).1,
+            };
+            let values: Vec<f32> = noise
+                .take(chunk * height * width)
+                .map(|v| v * self.std)
+                .collect();
+            let noise = Tensor::<4>::from_data(
+                TensorData::new(values, [chunk, 1, height, width]),
+                (&masks.device(), DType::F32),
+            );
+            masks + noise // [chunk, 1, H, W]
+        };
+        let weights = drawn_score_weights(layer, model, &self.chunks, self.samples, &mut noisy)?;
+        Ok(CamMap::Weights(weights)) // [n, m, k]
     }
 }
 

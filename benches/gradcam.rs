@@ -81,6 +81,16 @@ fn main() {
             }
         }
     }
+    // SqueezeNet's forward, op by op on flex at batch 8 (`-- profile/`), beside
+    // scripts/profile_squeezenet_pt.py: which convolutions lose to PyTorch's (issue 23).
+    if !filters.is_empty() {
+        for (name, call) in squeezenet_ops() {
+            let name = format!("profile/squeezenet/flex/8/{name}");
+            if wanted(&name) {
+                report(&name, call, 5);
+            }
+        }
+    }
     for backend in BACKENDS {
         for (k, side) in [(2048, 7), (256, 28)] {
             let name = format!("reduction/[32,{k},{side},{side}]->224/{backend}");
@@ -351,6 +361,85 @@ fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
         "lite0" => boxed(option, lite0(), layer, size, case),
         _ => boxed(option, resnet50(), layer, size, case),
     }
+}
+
+/// Each op of SqueezeNet 1.1's forward at batch 8 on flex, on a random input of its shape (a
+/// convolution's time does not depend on the values): the convolutions with their ReLU, the
+/// max-pools, the Fire concatenations. Each call reads back one sum of the output.
+fn squeezenet_ops() -> Vec<(String, Box<dyn FnMut()>)> {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
+    let device = Device::flex();
+    let model = burn::module::Module::to_device(squeezenet(), &device);
+    let random =
+        |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let mut ops: Vec<(String, Box<dyn FnMut()>)> = Vec::new();
+    let x = random([8, 3, 227, 227]);
+    let conv1 = model.conv1.clone();
+    ops.push((
+        "conv1".into(),
+        Box::new(move || fetch(relu(conv1.forward(x.clone())).sum())),
+    ));
+    let pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
+    for (side, c) in [(113, 64), (56, 128), (27, 256)] {
+        let x = random([8, c, side, side]);
+        let pool = pool.clone();
+        ops.push((
+            format!("pool{side}"),
+            Box::new(move || fetch(pool.forward(x.clone()).sum())),
+        ));
+    }
+    let fires = [
+        ("fire2", &model.fire2, 64, 56),
+        ("fire3", &model.fire3, 128, 56),
+        ("fire4", &model.fire4, 128, 27),
+        ("fire5", &model.fire5, 256, 27),
+        ("fire6", &model.fire6, 256, 13),
+        ("fire7", &model.fire7, 384, 13),
+        ("fire8", &model.fire8, 384, 13),
+        ("fire9", &model.fire9, 512, 13),
+    ];
+    for (name, fire, c, side) in fires {
+        let x = random([8, c, side, side]);
+        let [squeezed, ..] = fire.squeeze.weight.dims();
+        let s = random([8, squeezed, side, side]);
+        let (squeeze, e1, e3) = (
+            fire.squeeze.clone(),
+            fire.expand1x1.clone(),
+            fire.expand3x3.clone(),
+        );
+        let input = x.clone();
+        ops.push((
+            format!("{name}.squeeze"),
+            Box::new(move || fetch(relu(squeeze.forward(input.clone())).sum())),
+        ));
+        let input = s.clone();
+        ops.push((
+            format!("{name}.expand1x1"),
+            Box::new(move || fetch(relu(e1.forward(input.clone())).sum())),
+        ));
+        let input = s.clone();
+        ops.push((
+            format!("{name}.expand3x3"),
+            Box::new(move || fetch(relu(e3.forward(input.clone())).sum())),
+        ));
+        let [expanded, ..] = fire.expand1x1.weight.dims();
+        let halves = (
+            random([8, expanded, side, side]),
+            random([8, expanded, side, side]),
+        );
+        ops.push((
+            format!("{name}.concat"),
+            Box::new(move || fetch(Tensor::cat(vec![halves.0.clone(), halves.1.clone()], 1).sum())),
+        ));
+    }
+    let x = random([8, 512, 13, 13]);
+    let conv10 = model.conv10.clone();
+    ops.push((
+        "conv10".into(),
+        Box::new(move || fetch(relu(conv10.forward(x.clone())).sum())),
+    ));
+    ops
 }
 
 /// `(name, input size, explained layer)` of the benchmarked models.

@@ -423,6 +423,24 @@ fn squeezenet_ops() -> Vec<(String, Box<dyn FnMut()>)> {
             format!("{name}.expand3x3"),
             Box::new(move || fetch(relu(e3.forward(input.clone())).sum())),
         ));
+        // The same 3x3 convolution as an unfold (im2col) and one matrix product (issue 23).
+        let e3 = fire.expand3x3.clone();
+        let input = s.clone();
+        ops.push((
+            format!("{name}.expand3x3.im2col"),
+            Box::new(move || {
+                let [n, c, h, w] = input.dims();
+                let [o, ..] = e3.weight.dims();
+                let columns = burn::tensor::module::unfold4d(
+                    input.clone(),
+                    [3, 3],
+                    burn::tensor::ops::UnfoldOptions::new([1, 1], [1, 1], [1, 1]),
+                ); // [n, c 9, h w]
+                let weight = e3.weight.val().reshape([1, o, c * 9]);
+                let y = weight.matmul(columns) + e3.bias.as_ref().unwrap().val().reshape([1, o, 1]);
+                fetch(relu(y.reshape([n, o, h, w])).sum())
+            }),
+        ));
         let [expanded, ..] = fire.expand1x1.weight.dims();
         let halves = (
             random([8, expanded, side, side]),

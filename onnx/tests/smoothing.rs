@@ -37,6 +37,18 @@ mod tiny_residual {
 
 const LAYER: &str = "block.relu_a";
 
+/// The largest `|a - b|` of two maps.
+fn apart(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
+}
+
+/// The largest `|v|` of a map.
+fn largest(values: &[f32]) -> f64 {
+    values.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64))
+}
+
 fn model(device: &Device) -> tiny_residual::Model {
     let weights = generated(&here("tests/fixtures"), "tiny_residual");
     tiny_residual::Model::from_file(weights, device)
@@ -121,12 +133,6 @@ fn projection_case(
         .unwrap();
     let raw = host(explanation.layers[0].raw.clone());
     let heat = host(explanation.heatmap);
-    let largest = |values: &[f32]| values.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64));
-    let apart = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
-    };
     let mut worst = (0.0f64, 0.0f64);
     for (map, raw_bound) in bounds.iter().enumerate().take(n * m) {
         let (small, big) = (
@@ -228,16 +234,13 @@ fn aug_case(fx: &Fixture, smooth: bool) -> f64 {
         let bound = (0..augmentations)
             .map(|a| {
                 let raw = &raws[(a * n + image) * h * w..(a * n + image + 1) * h * w];
-                let scale = raw.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+                let scale = largest(raw);
                 heatmap_bound(raw, DELTA * scale, h, height)
             })
             .sum::<f64>()
             / augmentations as f64;
         let at = image * height * width..(image + 1) * height * width;
-        let error = ours[at.clone()]
-            .iter()
-            .zip(&pgc[at])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let error = apart(&ours[at.clone()], &pgc[at]);
         assert!(
             error <= bound,
             "image {image}: heatmap error {error:.3e} over the bound {bound:.3e}"
@@ -368,20 +371,14 @@ fn fem_case(fx: &Fixture, wrong: Option<Vec<f32>>) -> (f64, f64, f64) {
             );
         }
         let small = image * p..(image + 1) * p;
-        let error = raw[small.clone()]
-            .iter()
-            .zip(&raw64[small.clone()])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let error = apart(&raw[small.clone()], &raw64[small.clone()]);
         assert!(
             error <= e,
             "image {image}: raw error {error:.3e} over the bound {e:.3e}"
         );
         let bound = heatmap_bound(&raw64[small], e, h, height);
         let big = image * height * width..(image + 1) * height * width;
-        let difference = heat[big.clone()]
-            .iter()
-            .zip(&pgc[big])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let difference = apart(&heat[big.clone()], &pgc[big]);
         assert!(
             difference <= bound,
             "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
@@ -438,11 +435,8 @@ fn seg_eigen_cam_matches_pytorch_grad_cam() {
     // And how far pytorch-grad-cam's own float32 map is from the float64 one, for the README.
     let (_, raw32) = &fx.tensors["seg-eigen-cam/raw32"];
     let (_, raw64) = &fx.tensors["seg-eigen-cam/raw64"];
-    let scale = raw64.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let theirs = raw32
-        .iter()
-        .zip(raw64)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    let scale = largest(raw64);
+    let theirs = apart(raw32, raw64);
     eprintln!(
         "seg-eigen-cam: worst raw / bound {raw:.1e}, heatmap / bound {heat:.1e}; \
          pytorch-grad-cam's float32 map is {:.1e} of the scale from float64",
@@ -543,11 +537,8 @@ fn kpca_cam_matches_the_float64_kernel_pca_pytorch_grad_cam_ran() {
     // pgc's own float32 map against the same float64 reference (its kernel and ARPACK in float32).
     let (_, pgc) = &fx.tensors["kpca-cam/raw32"];
     let (_, reference) = &fx.tensors["kpca-cam/ref64"];
-    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let theirs = pgc
-        .iter()
-        .zip(reference)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    let scale = largest(reference);
+    let theirs = apart(pgc, reference);
     eprintln!(
         "kpca-cam: ours worst / bound {worst:.1e}; pytorch-grad-cam's float32 map differs from \
          float64 by {:.1e} of the scale",
@@ -586,16 +577,9 @@ fn kpca_cam_on_the_network_matches_pytorch_grad_cams_heatmap() {
     let [n, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
     let size = pgc.len() / n;
     let height = (size as f64).sqrt() as usize;
-    let apart = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
-    };
     for image in 0..n {
         let small = image * h * w..(image + 1) * h * w;
-        let scale = raw32[small.clone()]
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let scale = largest(&raw32[small.clone()]);
         let e = apart(&raw[small.clone()], &raw32[small.clone()]).max(DELTA * scale);
         assert!(e <= 1e-2 * scale, "image {image}: raw maps {e:.2e} apart");
         let bound = heatmap_bound(&raw32[small], e / 2.0, h, height);
@@ -616,7 +600,7 @@ fn finer_case(fx: &Fixture, targets: &Targets) -> (f64, f64) {
     let device = Device::flex();
     let model = model(&device);
     let logits = host(model.forward(input(fx, &device)));
-    let scale = logits.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let scale = largest(&logits);
     let (_, margin) = &fx.tensors["finer/margin"];
     for m in margin {
         assert!(
@@ -689,7 +673,7 @@ fn refine_case(fx: &Fixture, fusion: Fusion) -> f64 {
             let (shape, raw64) = &fx.tensors[&format!("refine/raw64/{layer}")];
             let h = shape[2];
             let raw = &raw64[image * h * shape[3]..(image + 1) * h * shape[3]];
-            let scale = raw.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            let scale = largest(raw);
             e += heatmap_bound(raw, DELTA * scale, h, height);
             // Our layer's heatmap as RefineCAM's base method returns it: clipped, normalised.
             let heat: Vec<f64> = each[l][big.clone()]
@@ -711,10 +695,7 @@ fn refine_case(fx: &Fixture, fusion: Fusion) -> f64 {
             "image {image}: the product is flat within its bound"
         );
         let bound = 4.0 * e / (hi - lo - 2.0 * e);
-        let difference = ours[big.clone()]
-            .iter()
-            .zip(&pgc[big])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let difference = apart(&ours[big.clone()], &pgc[big]);
         assert!(
             difference <= bound,
             "image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
@@ -770,10 +751,7 @@ fn torchcam_case(fx: &Fixture, key: &str, method: impl gradcam::CamMethod + 'sta
     let mut worst = (0.0f64, 0.0f64);
     for image in 0..n {
         let at = image * h * w..(image + 1) * h * w;
-        let error = raw[at.clone()]
-            .iter()
-            .zip(&raw64[at.clone()])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let error = apart(&raw[at.clone()], &raw64[at.clone()]);
         assert!(
             error <= e,
             "image {image}: raw error {error:.3e} over the bound {e:.3e}"
@@ -785,10 +763,7 @@ fn torchcam_case(fx: &Fixture, key: &str, method: impl gradcam::CamMethod + 'sta
         let range = relu.iter().cloned().fold(f64::MIN, f64::max)
             - relu.iter().cloned().fold(f64::MAX, f64::min);
         let bound = 2.0 * 4.0 * e / range + 1e-7 / range;
-        let difference = cam[at.clone()]
-            .iter()
-            .zip(&theirs[at])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let difference = apart(&cam[at.clone()], &theirs[at]);
         assert!(
             difference <= bound,
             "image {image}: CAM difference {difference:.3e} over the bound {bound:.3e}"
@@ -850,10 +825,7 @@ fn classifier_cam_case(fx: &Fixture, pick: usize) -> f64 {
             - ours64.iter().cloned().fold(f64::MAX, f64::min);
         let e = DELTA * scale;
         let bound = 2.0 * 4.0 * e / range + 1e-7 / range + 1e-8 / (range * p);
-        let difference = cam[at.clone()]
-            .iter()
-            .zip(&theirs[at])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let difference = apart(&cam[at.clone()], &theirs[at]);
         assert!(
             difference <= bound,
             "image {image}: CAM difference {difference:.3e} over the bound {bound:.3e}"
@@ -894,7 +866,7 @@ fn confidence_case(fx: &Fixture, maps: Option<Vec<f32>>) -> f64 {
     );
     let masked = x.clone() * maps.clone().unsqueeze_dim::<4>(1);
     let logits = host(model.forward(Tensor::cat(vec![x.clone(), masked], 0)));
-    let scale = logits.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let scale = largest(&logits);
     let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
     let pairs = gradcam::eval::confidence_change(&model, x, maps, &first).unwrap();
     let (_, change) = &fx.tensors["metrics/confidence_change"];

@@ -2,13 +2,11 @@
 //! using Kernel PCA", MMSP 2024 ([arXiv:2410.00267](https://arxiv.org/abs/2410.00267)), as
 //! pytorch-grad-cam's `KPCA_CAM` (scikit-learn's `KernelPCA`).
 
-use burn::tensor::{DType, Tensor, TensorData};
 use nalgebra::DMatrix;
 
-use super::projection::top_eigenpair;
+use super::projection::{project_each, top_eigenpair};
 use super::{CamMap, CamMethod, LayerCapture, ProjectionSign, Rerun};
-use crate::error::{GradCamError, Result};
-use crate::host::read;
+use crate::error::Result;
 
 /// The kernel of [`KpcaCam`], scikit-learn's with its defaults (`coef0 = 1`, `degree = 3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,16 +62,11 @@ impl KpcaCam {
         self
     }
 
-    /// One image's map from its activations, `values` `[k, p]` row-major.
-    fn project(&self, values: &[f32], k: usize, p: usize) -> Vec<f64> {
-        let mut x = DMatrix::<f64>::from_fn(p, k, |i, c| values[c * p + i] as f64);
-        let channel_sum: Vec<f64> = (0..p).map(|i| x.row(i).sum()).collect();
-        for mut column in x.column_iter_mut() {
-            let mean = column.mean();
-            column.add_scalar_mut(-mean);
-        }
+    /// One image's map, unsigned, from its centred pixels x channels matrix `x` (`[p, k]`).
+    fn component(&self, x: &DMatrix<f64>) -> Vec<f64> {
+        let [p, k] = [x.nrows(), x.ncols()];
         let gamma = self.gamma.unwrap_or(1.0 / k as f64);
-        let dot = &x * x.transpose(); // [p, p]
+        let dot = x * x.transpose(); // [p, p]
         let norms: Vec<f64> = (0..p).map(|i| dot[(i, i)]).collect();
         let mut kernel = DMatrix::<f64>::from_fn(p, p, |i, j| {
             let d = dot[(i, j)];
@@ -97,9 +90,7 @@ impl KpcaCam {
             }
         }
         let (vector, value) = top_eigenpair(kernel);
-        let mut projection: Vec<f64> = vector.iter().map(|v| v * value.max(0.0).sqrt()).collect();
-        ProjectionSign::LargerExtreme.orient(&mut projection, &channel_sum);
-        projection
+        vector.iter().map(|v| v * value.max(0.0).sqrt()).collect()
     }
 }
 
@@ -113,42 +104,44 @@ impl CamMethod for KpcaCam {
     }
 
     fn compute(&self, layer: &LayerCapture, _: &dyn Rerun) -> Result<CamMap> {
-        let [n, k, h, w] = layer.activations.dims();
-        let device = layer.activations.device();
-        let values = read(layer.activations.clone());
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(GradCamError::non_finite("activations of KPCA-CAM"));
-        }
-        let maps: Vec<f32> = values
-            .chunks_exact(k * h * w)
-            .flat_map(|image| self.project(image, k, h * w))
-            .map(|v| v as f32)
-            .collect();
+        let maps = project_each(
+            layer.activations.clone(),
+            "activations of KPCA-CAM",
+            ProjectionSign::LargerExtreme,
+            |x| self.component(&x),
+        )?; // [n, h, w]
+        let [n, h, w] = maps.dims();
         let m = layer.targets_per_image;
-        let maps = Tensor::<4>::from_data(TensorData::new(maps, [n, 1, h, w]), (&device, DType::F32));
-        Ok(CamMap::Map(maps.expand([n, m, h, w]))) // [n, m, h, w]
+        Ok(CamMap::Map(maps.unsqueeze_dim::<4>(1).expand([n, m, h, w]))) // [n, m, h, w]
     }
 }
 
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
-    use crate::methods::{ProjectionSign, first_component_projection_signed};
-    use burn::tensor::Device;
+    use crate::host::read;
+    use crate::methods::first_component_projection_signed;
+    use burn::tensor::{Device, Tensor, TensorData};
 
     #[test]
     fn the_linear_kernel_is_eigen_cams_projection() {
-        // KpcaKernel PCA with <x, y> is PCA: sqrt(lambda_1) u_1 of X X^T is X v_1.
+        // Kernel PCA with <x, y> is PCA: sqrt(lambda_1) u_1 of X X^T is X v_1.
         let (k, p) = (3, 6);
         let values: Vec<f32> = (0..k * p).map(|i| ((i * 5 % 13) as f32).cos()).collect();
-        let ours = KpcaCam::new().with_kernel(KpcaKernel::Linear).project(&values, k, p);
-        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, k, 2, 3]), &Device::flex());
-        let pca = read(first_component_projection_signed(x, ProjectionSign::LargerExtreme).unwrap());
+        let x = || Tensor::<4>::from_data(TensorData::new(values.clone(), [1, k, 2, 3]), &Device::flex());
+        let sign = ProjectionSign::LargerExtreme;
+        let kpca = |kernel| {
+            let cam = KpcaCam::new().with_kernel(kernel);
+            read(project_each(x(), "test", sign, |x| cam.component(&x)).unwrap())
+        };
+        let ours = kpca(KpcaKernel::Linear);
+        let pca = read(first_component_projection_signed(x(), sign).unwrap());
+        assert_eq!(p, pca.len());
         for (a, b) in ours.iter().zip(&pca) {
-            assert!((a - *b as f64).abs() < 1e-5, "{ours:?} vs {pca:?}");
+            assert!((a - b).abs() < 1e-5, "{ours:?} vs {pca:?}");
         }
         // The sigmoid kernel gives another map (so the check above can fail).
-        let sigmoid = KpcaCam::new().project(&values, k, p);
-        assert!(sigmoid.iter().zip(&pca).any(|(a, b)| (a - *b as f64).abs() > 1e-2));
+        let sigmoid = kpca(KpcaKernel::Sigmoid);
+        assert!(sigmoid.iter().zip(&pca).any(|(a, b)| (a - b).abs() > 1e-2));
     }
 }

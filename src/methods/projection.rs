@@ -76,11 +76,41 @@ impl ProjectionSign {
 /// # Errors
 /// [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if `x` holds NaN or infinity.
 pub fn first_component_projection_signed(x: Tensor<4>, sign: ProjectionSign) -> Result<Tensor<3>> {
+    project_each(x, "activations of the projection", sign, |x| {
+        let [p, k] = [x.nrows(), x.ncols()];
+        let projection = if p <= k {
+            let (vector, value) = top_eigenpair(&x * x.transpose());
+            vector * value.max(0.0).sqrt()
+        } else {
+            let (vector, _) = top_eigenpair(x.transpose() * &x);
+            &x * vector
+        };
+        projection.iter().copied().collect()
+    })
+}
+
+/// Each map `[k, h, w]` of `x` read back as the matrix `X` (`h w` rows, `k` columns) with
+/// centred columns, `project`ed to one value per pixel in `f64` on the host, then signed by
+/// `sign` (the projections of principal-component methods: Eigen-CAM's, KPCA-CAM's).
+///
+/// # Shapes
+/// - `x`: `[b, k, h, w]`
+/// - returns `[b, h, w]`, `f32` whatever the device's default float type
+///
+/// # Errors
+/// [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) (naming `what`) if `x` holds
+/// NaN or infinity.
+pub(crate) fn project_each(
+    x: Tensor<4>,
+    what: &str,
+    sign: ProjectionSign,
+    project: impl Fn(DMatrix<f64>) -> Vec<f64>,
+) -> Result<Tensor<3>> {
     let [b, k, h, w] = x.dims();
     let device = x.device().without_autodiff();
     let values = read(x);
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(GradCamError::non_finite("activations of the projection"));
+        return Err(GradCamError::non_finite(what));
     }
     let p = h * w;
     let mut out = Vec::with_capacity(b * p);
@@ -92,14 +122,7 @@ pub fn first_component_projection_signed(x: Tensor<4>, sign: ProjectionSign) -> 
             let mean = column.mean();
             column.add_scalar_mut(-mean);
         }
-        let projection = if p <= k {
-            let (vector, value) = top_eigenpair(&x * x.transpose());
-            vector * value.max(0.0).sqrt()
-        } else {
-            let (vector, _) = top_eigenpair(x.transpose() * &x);
-            &x * vector
-        };
-        let mut projection: Vec<f64> = projection.iter().copied().collect();
+        let mut projection = project(x);
         sign.orient(&mut projection, &channel_sum);
         out.extend(projection.iter().map(|v| *v as f32));
     }

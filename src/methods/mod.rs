@@ -142,6 +142,7 @@ macro_rules! chunked_method {
 
 mod drawn_scores;
 mod projection;
+mod splitmix;
 
 use std::fmt;
 use std::str::FromStr;

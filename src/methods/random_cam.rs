@@ -4,6 +4,7 @@
 
 use burn::tensor::{DType, Tensor, TensorData};
 
+use super::splitmix::SplitMix64;
 use super::{CamMap, CamMethod, LayerCapture, Rerun};
 use crate::error::Result;
 
@@ -36,18 +37,10 @@ impl RandomCam {
 
     /// The weights of `n` images with `m` targets and `k` channels, row-major `[n, m, k]`.
     pub fn weights(&self, n: usize, m: usize, k: usize) -> Vec<f32> {
-        let mut state = self.seed;
-        (0..n * m * k)
-            .map(|_| {
-                // SplitMix64: a Weyl sequence through a 64-bit mix.
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                // The top 24 bits as a multiple of 2^-24 in [0, 1), exact in f32, then [-1, 1).
-                (z >> 40) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-            })
+        SplitMix64::new(self.seed)
+            .take(n * m * k)
+            // The top 24 bits as a multiple of 2^-24 in [0, 1), exact in f32, then [-1, 1).
+            .map(|z| (z >> 40) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
             .collect()
     }
 }

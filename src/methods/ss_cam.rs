@@ -4,6 +4,7 @@
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::drawn_scores::drawn_score_weights;
+use super::splitmix::SplitMix64;
 use super::{CamMap, CamMethod, Chunks, LayerCapture, Rerun};
 use crate::error::Result;
 
@@ -59,18 +60,13 @@ impl SsCam {
     /// The noise of draw `sample` for image `image`: a stream of standard normal values, read in
     /// channel-major order (times `std` by the caller).
     pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
-        let mut state = self.seed
-            ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
-            ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7);
-        let mut uniform = move || {
-            // SplitMix64, then the top 53 bits as a float in (0, 1].
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
-        };
+        let mut stream = SplitMix64::new(
+            self.seed
+                ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+                ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
+        );
+        // The top 53 bits as a float in (0, 1].
+        let mut uniform = move || ((stream.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
         // Box-Muller: two uniforms give one normal value (the sine's twin is dropped).
         std::iter::repeat_with(move || {
             let (u1, u2) = (uniform(), uniform());

@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::weighted_sum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{ExplainerConfig, GradCam, Method, Probe, Targets};
+use gradcam::{CamMethod, ExplainerConfig, GradCam, Method, Probe, Targets};
 
 fn main() {
     // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh

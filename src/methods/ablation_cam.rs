@@ -37,6 +37,10 @@ impl CamMethod for AblationCam {
         "ablation-cam"
     }
 
+    fn runs_many_forwards(&self) -> bool {
+        true
+    }
+
     fn needs_gradients(&self) -> bool {
         false
     }

@@ -63,6 +63,10 @@ impl CamMethod for IsCam {
         "is-cam"
     }
 
+    fn runs_many_forwards(&self) -> bool {
+        true
+    }
+
     fn needs_gradients(&self) -> bool {
         false
     }

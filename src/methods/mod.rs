@@ -220,17 +220,6 @@ builtin_methods! {
 
 pub use kpca_cam::KpcaKernel;
 
-impl Method {
-    /// Whether the method runs further forwards of the model for every channel (Score-CAM,
-    /// Ablation-CAM, IS-CAM, SS-CAM): tens to thousands of forwards per image, where the others run one.
-    pub fn runs_many_forwards(self) -> bool {
-        matches!(
-            self,
-            Method::ScoreCam | Method::AblationCam | Method::IsCam | Method::SsCam
-        )
-    }
-}
-
 impl Default for Method {
     /// Grad-CAM.
     fn default() -> Self {
@@ -271,6 +260,13 @@ pub trait CamMethod: fmt::Debug + Send + Sync {
     /// layers after the first explained one). Default: yes.
     fn needs_gradients(&self) -> bool {
         true
+    }
+
+    /// Whether the method runs further forwards of the model for every channel (Score-CAM,
+    /// Ablation-CAM, IS-CAM, SS-CAM): tens to thousands of forwards per image, where the others
+    /// run one. Tests and benchmarks give such methods fewer cases. Default: no.
+    fn runs_many_forwards(&self) -> bool {
+        false
     }
 
     /// The map of one layer, for every image and target.
@@ -385,6 +381,10 @@ impl CamMethod for Method {
 
     fn needs_gradients(&self) -> bool {
         self.build().needs_gradients()
+    }
+
+    fn runs_many_forwards(&self) -> bool {
+        self.build().runs_many_forwards()
     }
 
     fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {

@@ -31,6 +31,10 @@ impl CamMethod for ScoreCam {
         "score-cam"
     }
 
+    fn runs_many_forwards(&self) -> bool {
+        true
+    }
+
     fn needs_gradients(&self) -> bool {
         false
     }

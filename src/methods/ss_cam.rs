@@ -102,6 +102,10 @@ impl CamMethod for SsCam {
         "ss-cam"
     }
 
+    fn runs_many_forwards(&self) -> bool {
+        true
+    }
+
     fn needs_gradients(&self) -> bool {
         false
     }

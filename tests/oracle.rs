@@ -226,7 +226,9 @@ fn arithmetic(fx: &Fixture, device: &Device, worst: &mut BTreeMap<String, f64>) 
                 let mut fem_weights = Vec::new();
                 let ours = match method.build().compute(&capture, &served).unwrap() {
                     CamMap::Weights(weights) => {
-                        fem_weights = host(weights.clone());
+                        if method == Method::Fem {
+                            fem_weights = host(weights.clone());
+                        }
                         host(weighted_sum(activations.clone(), weights).unwrap())
                     }
                     CamMap::Channels(channels) => host(channels.sum_dim(2).squeeze_dim::<4>(2)),

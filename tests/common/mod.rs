@@ -357,34 +357,29 @@ pub fn pipeline(
 /// pytorch-grad-cam's fusion of several layers' upsampled maps: clip at 0 (if the ReLU is on),
 /// average, normalise.
 pub fn fuse(layers: &[Vec<Iv>], relu: bool) -> Vec<Iv> {
-    let n = layers[0].len();
-    let mean: Vec<Iv> = (0..n)
-        .map(|i| {
-            let terms: Vec<Iv> = layers
-                .iter()
-                .map(|l| if relu { l[i].relu() } else { l[i] })
-                .collect();
-            Iv::mean(&terms)
-        })
-        .collect();
-    normalize(&mean)
+    fuse_by(layers, relu, Iv::mean)
 }
 
 /// torchcam's fusion rule in our pipeline ([`gradcam::Fusion::Max`]): clip at 0 (if the ReLU
 /// is on), the pixel-wise maximum, normalise.
 #[allow(dead_code)] // used by some test binaries only
 pub fn fuse_max(layers: &[Vec<Iv>], relu: bool) -> Vec<Iv> {
+    fuse_by(layers, relu, Iv::max)
+}
+
+/// Clip each layer's value at 0 (if the ReLU is on), `combine` them pixel by pixel, normalise.
+fn fuse_by(layers: &[Vec<Iv>], relu: bool, combine: fn(&[Iv]) -> Iv) -> Vec<Iv> {
     let n = layers[0].len();
-    let max: Vec<Iv> = (0..n)
+    let fused: Vec<Iv> = (0..n)
         .map(|i| {
             let terms: Vec<Iv> = layers
                 .iter()
                 .map(|l| if relu { l[i].relu() } else { l[i] })
                 .collect();
-            Iv::max(&terms)
+            combine(&terms)
         })
         .collect();
-    normalize(&max)
+    normalize(&fused)
 }
 
 /// Where a computed map leaves its enclosure: `(index, value, enclosure)` of the worst excess,

@@ -256,38 +256,60 @@ const METHOD_CASES: [(&str, &[&str], &[&str]); 2] = [
 /// One timed call of `method`: explain each image's top-1 class at the model's layer of
 /// [`MODELS`] and read the normalised heatmap back.
 fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
+    explainer_row(
+        ExplainerConfig::new().with_method(method),
+        false,
+        model,
+        case,
+    )
+}
+
+/// One timed call of an explainer of `config` at the model's layer of [`MODELS`] on each image's
+/// top-1 class: its heatmap read back, or with `guided` its guided backpropagation's gradients.
+fn explainer_row(
+    config: ExplainerConfig,
+    guided: bool,
+    model: &str,
+    case: &str,
+) -> Box<dyn FnMut()> {
     let (_, size, layer) = *MODELS
         .iter()
         .find(|(name, ..)| *name == model)
         .expect("a model of MODELS");
+    let config = config.with_layer(layer);
     fn boxed<M: GradCam + 'static>(
-        method: Method,
+        config: ExplainerConfig,
+        guided: bool,
         model: M,
-        layer: &str,
         size: usize,
         case: &str,
     ) -> Box<dyn FnMut()> {
         let (device, batch) = case_of(case).expect("a backend of this build");
         let model = model.to_device(&device);
         let x = input(batch, size, &device);
-        let explainer = ExplainerConfig::new()
-            .with_method(method)
-            .with_layer(layer)
-            .init(&model)
-            .unwrap();
+        let explainer = config.init(&model).unwrap();
         Box::new(move || {
-            fetch(
-                explainer
-                    .explain(x.clone(), &Targets::top(1))
-                    .unwrap()
-                    .heatmap,
-            );
+            if guided {
+                fetch(
+                    explainer
+                        .guided_backprop(x.clone(), &Targets::top(1))
+                        .unwrap()
+                        .gradients,
+                );
+            } else {
+                fetch(
+                    explainer
+                        .explain(x.clone(), &Targets::top(1))
+                        .unwrap()
+                        .heatmap,
+                );
+            }
         })
     }
     match model {
-        "squeezenet" => boxed(method, squeezenet(), layer, size, case),
-        "lite0" => boxed(method, lite0(), layer, size, case),
-        _ => boxed(method, resnet50(), layer, size, case),
+        "squeezenet" => boxed(config, guided, squeezenet(), size, case),
+        "lite0" => boxed(config, guided, lite0(), size, case),
+        _ => boxed(config, guided, resnet50(), size, case),
     }
 }
 
@@ -321,46 +343,10 @@ impl Variant {
 /// One timed call of Grad-CAM with `option` (each image's top class, the heatmap read back),
 /// or of guided backpropagation (its gradients read back).
 fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
-    let (_, size, layer) = *MODELS
-        .iter()
-        .find(|(name, ..)| *name == model)
-        .expect("a model of MODELS");
-    fn boxed<M: GradCam + 'static>(
-        option: Variant,
-        model: M,
-        layer: &str,
-        size: usize,
-        case: &str,
-    ) -> Box<dyn FnMut()> {
-        let (device, batch) = case_of(case).expect("a backend of this build");
-        let model = model.to_device(&device);
-        let x = input(batch, size, &device);
-        let explainer = ExplainerConfig::new()
-            .with_layer(layer)
-            .with_eigen_smooth(matches!(option, Variant::EigenSmooth))
-            .with_aug_smooth(matches!(option, Variant::AugSmooth))
-            .init(&model)
-            .unwrap();
-        Box::new(move || match option {
-            Variant::Guided => fetch(
-                explainer
-                    .guided_backprop(x.clone(), &Targets::top(1))
-                    .unwrap()
-                    .gradients,
-            ),
-            _ => fetch(
-                explainer
-                    .explain(x.clone(), &Targets::top(1))
-                    .unwrap()
-                    .heatmap,
-            ),
-        })
-    }
-    match model {
-        "squeezenet" => boxed(option, squeezenet(), layer, size, case),
-        "lite0" => boxed(option, lite0(), layer, size, case),
-        _ => boxed(option, resnet50(), layer, size, case),
-    }
+    let config = ExplainerConfig::new()
+        .with_eigen_smooth(matches!(option, Variant::EigenSmooth))
+        .with_aug_smooth(matches!(option, Variant::AugSmooth));
+    explainer_row(config, matches!(option, Variant::Guided), model, case)
 }
 
 /// Each op of SqueezeNet 1.1's forward at batch 8 on flex, on a random input of its shape (a

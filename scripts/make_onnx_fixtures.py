@@ -660,37 +660,54 @@ def make_smoothing(tiny):
     # the largest |score| and |A| of that run (for the bound).
     from torchcam.methods import ISCAM  # noqa: PLC0415
 
-    def iscam(model, xs):
-        log = {"score_max": 0.0}
-        with ISCAM(model, target_layer=model.block.relu_a, input_shape=tuple(xs.shape[1:])) as ext:
-            weights_of = ext._get_score_weights
-            score_of = ext._score_input
+    def torchcam_scores(key, make, noise_std=None):
+        """torchcam's Score-CAM variant `make(model, input_shape)` on each image's first class:
+        its CAM on the float32 model, the float64 model's raw map sum_k w_k A_k and that run's
+        max|score| and max|A|, under `key/`. With `noise_std`, its noise is gradcam's own
+        (`ss_cam_noise`, seed 0, times `noise_std`) instead of torch's random state."""
+        def run(model, xs):
+            log = {"score_max": 0.0, "sample": 0}
+            with make(model, tuple(xs.shape[1:])) as ext:
+                weights_of = ext._get_score_weights
+                score_of = ext._score_input
 
-            def logged_weights(*args, **kwargs):
-                out = weights_of(*args, **kwargs)
-                log["weights"] = out[0].clone()
-                return out
+                def ours(size):
+                    n, k, h, w = size
+                    noise = np.stack([ss_cam_noise(0, i, log["sample"], k * h * w)
+                                      for i in range(n)]).reshape(size) * np.float32(noise_std)
+                    log["sample"] += 1
+                    return torch.from_numpy(noise.astype(np.float32)).to(xs.dtype)
 
-            def logged_score(*args, **kwargs):
-                out = score_of(*args, **kwargs)
-                log["score_max"] = max(log["score_max"], float(out.abs().max()))
-                return out
-            ext._get_score_weights = logged_weights
-            ext._score_input = logged_score
-            with torch.no_grad():
-                model(xs)
-            activations = ext.hook_a[0].clone()
-            cams = ext(class_idx=[int(c) for c in classes[:, 0]])
-        return log, activations, cams[0]
+                def logged_weights(*args, **kwargs):
+                    out = weights_of(*args, **kwargs)
+                    log["weights"] = out[0].clone()
+                    return out
 
-    _, _, cam32 = iscam(tiny, torch.from_numpy(x))
-    log, a64, _ = iscam(model64, torch.from_numpy(x).double())
-    raw64 = torch.einsum("nk,nkhw->nhw", log["weights"], a64).numpy()
-    tensors["iscam/cam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 32, 32]
-    tensors["iscam/raw64"] = raw64[:, None].astype(np.float32)  # [2, 1, 32, 32]
-    tensors["iscam/bound_inputs"] = np.array(
-        [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
-    print(f"   iscam: max|score| {log['score_max']:.2f}, max|A| {float(a64.abs().max()):.2f}")
+                def logged_score(*args, **kwargs):
+                    out = score_of(*args, **kwargs)
+                    log["score_max"] = max(log["score_max"], float(out.abs().max()))
+                    return out
+                if noise_std is not None:
+                    ext._distrib = type("Ours", (), {"sample": staticmethod(ours)})()
+                ext._get_score_weights = logged_weights
+                ext._score_input = logged_score
+                with torch.no_grad():
+                    model(xs)
+                activations = ext.hook_a[0].clone()
+                cams = ext(class_idx=[int(c) for c in classes[:, 0]])
+            return log, activations, cams[0]
+
+        _, _, cam32 = run(tiny, torch.from_numpy(x))
+        log, a64, _ = run(model64, torch.from_numpy(x).double())
+        raw64 = torch.einsum("nk,nkhw->nhw", log["weights"], a64).numpy()
+        tensors[f"{key}/cam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 32, 32]
+        tensors[f"{key}/raw64"] = raw64[:, None].astype(np.float32)  # [2, 1, 32, 32]
+        tensors[f"{key}/bound_inputs"] = np.array(
+            [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
+        print(f"   {key}: max|score| {log['score_max']:.2f}, max|A| {float(a64.abs().max()):.2f}")
+
+    torchcam_scores("iscam", lambda model, shape: ISCAM(
+        model, target_layer=model.block.relu_a, input_shape=shape))
     # torchcam's CAM (the classifier's weights at `head`, before the global average pool and
     # `fc`; no ReLU, normalised, at the layer's resolution) for each image's first class, and
     # the float64 model's CAM sum_k W_ck A_k before normalisation.
@@ -729,46 +746,9 @@ def make_smoothing(tiny):
     # maps compare value for value: its CAM and the float64 model's raw map, as for IS-CAM.
     from torchcam.methods import SSCAM  # noqa: PLC0415
 
-    def sscam(model, xs):
-        log = {"score_max": 0.0, "sample": 0}
-        with SSCAM(model, target_layer=model.block.relu_a, num_samples=2, std=2.0,
-                   input_shape=tuple(xs.shape[1:])) as ext:
-            weights_of = ext._get_score_weights
-            score_of = ext._score_input
-
-            def ours(size):
-                n, k, h, w = size
-                noise = np.stack([ss_cam_noise(0, i, log["sample"], k * h * w)
-                                  for i in range(n)]).reshape(size) * np.float32(2.0)
-                log["sample"] += 1
-                return torch.from_numpy(noise.astype(np.float32)).to(xs.dtype)
-
-            def logged_weights(*args, **kwargs):
-                out = weights_of(*args, **kwargs)
-                log["weights"] = out[0].clone()
-                return out
-
-            def logged_score(*args, **kwargs):
-                out = score_of(*args, **kwargs)
-                log["score_max"] = max(log["score_max"], float(out.abs().max()))
-                return out
-            ext._distrib = type("Ours", (), {"sample": staticmethod(ours)})()
-            ext._get_score_weights = logged_weights
-            ext._score_input = logged_score
-            with torch.no_grad():
-                model(xs)
-            activations = ext.hook_a[0].clone()
-            cams = ext(class_idx=[int(c) for c in classes[:, 0]])
-        return log, activations, cams[0]
-
-    _, _, cam32 = sscam(tiny, torch.from_numpy(x))
-    log, a64, _ = sscam(model64, torch.from_numpy(x).double())
-    raw64 = torch.einsum("nk,nkhw->nhw", log["weights"], a64).numpy()
-    tensors["sscam/cam"] = cam32.numpy()[:, None].astype(np.float32)  # [2, 1, 32, 32]
-    tensors["sscam/raw64"] = raw64[:, None].astype(np.float32)  # [2, 1, 32, 32]
-    tensors["sscam/bound_inputs"] = np.array(
-        [log["score_max"], float(a64.abs().max())], np.float32)  # max|score|, max|A|
-    print(f"   sscam: max|score| {log['score_max']:.2f}")
+    torchcam_scores("sscam", lambda model, shape: SSCAM(
+        model, target_layer=model.block.relu_a, num_samples=2, std=2.0, input_shape=shape),
+        noise_std=2.0)
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::models::{GapLinear, TinyNet, linear};
 use common::{Iv, gamma, host, tensor};
 use gradcam::kernels::weighted_sum;
-use gradcam::methods::{AblationCam, Method, ScoreCam};
+use gradcam::methods::{AblationCam, IsCam, Method, ScoreCam, SsCam};
 use gradcam::{ExplainerConfig, GradCam, GradCamError, Normalization, Probe, Target, Targets};
 use proptest::prelude::*;
 
@@ -531,13 +531,31 @@ fn many_forward_methods_report_progress_and_any_chunk_size_gives_the_same_map() 
     let device = Device::flex();
     let model = TinyNet::new(&device);
     let x = tensor(3, [2, 3, 10, 10], 1.0, &device);
-    for method in [Method::ScoreCam, Method::AblationCam] {
+    // (IS-CAM and SS-CAM with 2 draws each: every draw goes through the chunks.)
+    for (method, draws) in [
+        (Method::ScoreCam, 1),
+        (Method::AblationCam, 1),
+        (Method::IsCam, 2),
+        (Method::SsCam, 2),
+    ] {
         let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = reports.clone();
         let record =
             move |p: &gradcam::methods::Progress| sink.lock().unwrap().push((p.done, p.total));
         let configured: Box<dyn gradcam::CamMethod> = match method {
             Method::ScoreCam => Box::new(ScoreCam::new().with_batch_size(5).with_progress(record)),
+            Method::IsCam => Box::new(
+                IsCam::new()
+                    .with_samples(2)
+                    .with_batch_size(5)
+                    .with_progress(record),
+            ),
+            Method::SsCam => Box::new(
+                SsCam::new()
+                    .with_samples(2)
+                    .with_batch_size(5)
+                    .with_progress(record),
+            ),
             _ => Box::new(AblationCam::new().with_batch_size(5).with_progress(record)),
         };
         let run = |m: Box<dyn gradcam::CamMethod>| {
@@ -553,27 +571,22 @@ fn many_forward_methods_report_progress_and_any_chunk_size_gives_the_same_map() 
             (host(e.layers[0].weights.clone().unwrap()), e.targets)
         };
         let (chunked, targets) = run(configured);
-        // block3 has 16 channels: chunks of 5, 5, 5, 1 for each of the 2 images.
+        // block3 has 16 channels: chunks of 5, 5, 5, 1 for each draw of each of the 2 images.
         let seen = reports.lock().unwrap().clone();
-        assert_eq!(
-            seen,
-            vec![
-                (5, 32),
-                (10, 32),
-                (15, 32),
-                (16, 32),
-                (21, 32),
-                (26, 32),
-                (31, 32),
-                (32, 32)
-            ],
-            "{method}"
-        );
+        let total = 2 * draws * 16;
+        let expected: Vec<(usize, usize)> = (0..2 * draws)
+            .flat_map(|block| [5, 10, 15, 16].map(|end| (block * 16 + end, total)))
+            .collect();
+        assert_eq!(seen, expected, "{method}");
         // One chunk of everything: the same forwards in other batch sizes, so the scores agree
         // within the networks' float32 agreement `d = DELTA L` (L: the largest logit); then
         // softmax weights within a factor exp(+-2 d), ablation weights within (2 + |w|) d / |y|.
         let whole: Box<dyn gradcam::CamMethod> = match method {
             Method::ScoreCam => Box::new(ScoreCam::new().with_batch_size(64)),
+            // Their masked inputs are scaled (IS-CAM's path) or noisy (SS-CAM): `DELTA L` of the
+            // plain input's logits bounds none of their scores, so only the reports are checked
+            // (SS-CAM's noise per chunk: its own unit test).
+            Method::IsCam | Method::SsCam => continue,
             _ => Box::new(AblationCam::new().with_batch_size(64)),
         };
         let (all, _) = run(whole);

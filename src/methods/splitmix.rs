@@ -15,6 +15,14 @@ impl SplitMix64 {
         Self { state }
     }
 
+    /// The stream `steps` values further on (a Weyl sequence skips ahead in one addition).
+    pub(super) fn skipped(mut self, steps: u64) -> Self {
+        self.state = self
+            .state
+            .wrapping_add(steps.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self
+    }
+
     /// The next value.
     pub(super) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -50,5 +58,14 @@ mod tests {
                 0x06C4_5D18_8009_454F
             ]
         );
+    }
+
+    #[test]
+    fn skipping_ahead_equals_stepping() {
+        let stepped: Vec<u64> = SplitMix64::new(7).skip(1000).take(5).collect();
+        let skipped: Vec<u64> = SplitMix64::new(7).skipped(1000).take(5).collect();
+        assert_eq!(stepped, skipped);
+        let off_by_one: Vec<u64> = SplitMix64::new(7).skipped(999).take(5).collect();
+        assert_ne!(stepped, off_by_one);
     }
 }

@@ -60,11 +60,18 @@ impl SsCam {
     /// The noise of draw `sample` for image `image`: a stream of standard normal values, read in
     /// channel-major order (times `std` by the caller).
     pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
+        self.noise_from(image, sample, 0)
+    }
+
+    /// [`noise`](Self::noise) from its value number `first` on (SplitMix64 skips ahead in one
+    /// step: two draws per value).
+    fn noise_from(&self, image: usize, sample: usize, first: usize) -> impl Iterator<Item = f32> {
         let mut stream = SplitMix64::new(
             self.seed
                 ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
                 ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
-        );
+        )
+        .skipped(2 * first as u64);
         // The top 53 bits as a float in (0, 1].
         let mut uniform = move || ((stream.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
         // Box-Muller: two uniforms give one normal value (the sine's twin is dropped).
@@ -76,9 +83,6 @@ impl SsCam {
 }
 
 chunk_settings!(SsCam);
-
-/// One image's noise for one draw, as [`SsCam::noise`] streams it.
-type Noise<'a> = Box<dyn Iterator<Item = f32> + 'a>;
 
 impl Default for SsCam {
     fn default() -> Self {
@@ -111,15 +115,11 @@ impl CamMethod for SsCam {
     }
 
     fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {
-        // One noise stream per image and draw, read chunk after chunk in channel order.
-        let mut stream: Option<((usize, usize), Noise<'_>)> = None;
-        let mut noisy = |image: usize, draw: usize, _, masks: Tensor<4>| {
+        let mut noisy = |image: usize, draw: usize, start: usize, masks: Tensor<4>| {
             let [chunk, _, height, width] = masks.dims();
-            let noise = match &mut stream {
-                Some((key, noise)) if *key == (image, draw) => noise,
-                _ => &mut stream.insert(((image, draw), Box::new(self.noise(image, draw)))).1,
-            };
-            let values: Vec<f32> = noise
+            // Channels `start..start + chunk` of this image's and draw's channel-major noise.
+            let values: Vec<f32> = self
+                .noise_from(image, draw, start * height * width)
                 .take(chunk * height * width)
                 .map(|v| v * self.std)
                 .collect();
@@ -173,6 +173,17 @@ mod tests {
         for wrong in [wide, shifted, uniform] {
             assert!(standard_normal(&wrong).is_err());
         }
+    }
+
+    #[test]
+    fn a_chunk_s_noise_continues_the_draw_s_stream() {
+        // What a chunk of channels starting at value `first` reads is the stream from there.
+        let cam = SsCam::new().with_seed(5);
+        let stepped: Vec<f32> = cam.noise(1, 3).skip(1000).take(8).collect();
+        let skipped: Vec<f32> = cam.noise_from(1, 3, 1000).take(8).collect();
+        assert_eq!(stepped, skipped);
+        let other: Vec<f32> = cam.noise_from(1, 3, 999).take(8).collect();
+        assert_ne!(stepped, other);
     }
 
     #[test]

@@ -220,44 +220,46 @@ fn every_method_matches_its_formula(device: &Device) {
 /// product, and of the output). `larger_extreme`: Seg-Eigen-CAM's sign rule instead (the larger
 /// of `|max|` and `|min|` positive).
 fn eigen_enclosure(input: &[f64], k: usize, p: usize, larger_extreme: bool) -> Vec<Iv> {
-    let mut x = nalgebra::DMatrix::<f64>::from_fn(p, k, |i, c| input[c * p + i]);
-    let sums: Vec<f64> = (0..p).map(|i| x.row(i).sum()).collect();
-    for mut column in x.column_iter_mut() {
-        let mean = column.mean();
-        column.add_scalar_mut(-mean);
-    }
+    let (x, sums) = centred(input, k, p);
     let v_t = x.clone().svd(false, true).v_t.unwrap();
-    let mut proj = &x * v_t.row(0).transpose();
+    let proj = &x * v_t.row(0).transpose();
     let flip = if larger_extreme {
         proj.max().abs() < proj.min().abs()
     } else {
         proj.iter().zip(&sums).map(|(a, b)| a * b).sum::<f64>() < 0.0
     };
-    if flip {
-        proj.neg_mut();
-    }
-    let peak = proj.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    proj.iter()
-        .map(|v| Iv::around(*v, 4.0 * U * peak))
-        .collect()
+    enclose(proj, flip)
 }
 
 /// KPCA-CAM's map of a `[k][p]` map with the sigmoid kernel (`gamma = 1 / k`, `coef0 = 1`), the
 /// double-centred kernel's first eigenvector times `sqrt(lambda_1)`, largest entry positive;
 /// in `f64` as ours, so within `4 u |max|` of it (the rounding of the output, and margin).
 fn kpca_enclosure(input: &[f64], k: usize, p: usize) -> Vec<Iv> {
-    let mut x = nalgebra::DMatrix::<f64>::from_fn(p, k, |i, c| input[c * p + i]);
-    for mut column in x.column_iter_mut() {
-        let mean = column.mean();
-        column.add_scalar_mut(-mean);
-    }
+    let (x, _) = centred(input, k, p);
     let kernel = (&x * x.transpose()).map(|d| (d / k as f64 + 1.0).tanh());
     let centring = nalgebra::DMatrix::<f64>::identity(p, p)
         - nalgebra::DMatrix::<f64>::from_element(p, p, 1.0 / p as f64);
     let eigen = nalgebra::SymmetricEigen::new(&centring * kernel * &centring);
     let top = eigen.eigenvalues.imax();
-    let mut proj = eigen.eigenvectors.column(top) * eigen.eigenvalues[top].max(0.0).sqrt();
-    if proj.max().abs() < proj.min().abs() {
+    let proj = eigen.eigenvectors.column(top) * eigen.eigenvalues[top].max(0.0).sqrt();
+    let flip = proj.max().abs() < proj.min().abs();
+    enclose(proj, flip)
+}
+
+/// A `[k][p]` map as the `p x k` matrix with centred columns, and each pixel's uncentred sum.
+fn centred(input: &[f64], k: usize, p: usize) -> (nalgebra::DMatrix<f64>, Vec<f64>) {
+    let mut x = nalgebra::DMatrix::<f64>::from_fn(p, k, |i, c| input[c * p + i]);
+    let sums: Vec<f64> = (0..p).map(|i| x.row(i).sum()).collect();
+    for mut column in x.column_iter_mut() {
+        let mean = column.mean();
+        column.add_scalar_mut(-mean);
+    }
+    (x, sums)
+}
+
+/// A projection computed in `f64` (flipped if `flip`), each value within `4 u |max|`.
+fn enclose(mut proj: nalgebra::DVector<f64>, flip: bool) -> Vec<Iv> {
+    if flip {
         proj.neg_mut();
     }
     let peak = proj.iter().fold(0.0f64, |m, v| m.max(v.abs()));

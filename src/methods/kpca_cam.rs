@@ -126,8 +126,9 @@ mod tests {
     #[test]
     fn the_linear_kernel_is_eigen_cams_projection() {
         // Kernel PCA with <x, y> is PCA: sqrt(lambda_1) u_1 of X X^T is X v_1. Both sides are
-        // float64 eigenproblems of these 6 x 3 values (below 3 in magnitude), rounded once to
-        // float32: within 2 u 3 < 4e-7 of each other plus float64 error, far below 1e-5.
+        // float64 eigenproblems rounded once to float32; each value is a centred row of cosines
+        // (entries at most 2) times a unit vector, at most 2 sqrt(3) < 4, so they agree within
+        // 2 u 4 < 5e-7 plus float64 error: far below 1e-5.
         let (k, p) = (3, 6);
         let values: Vec<f32> = (0..k * p).map(|i| ((i * 5 % 13) as f32).cos()).collect();
         let x = || Tensor::<4>::from_data(TensorData::new(values.clone(), [1, k, 2, 3]), &Device::flex());

@@ -80,11 +80,13 @@ METHODS = {
     "seg-eigen-cam": "SegEigenCAM",
     "kpca-cam": "KPCA_CAM",
     "random-cam": "RandomCAM",
+    "fullgrad": "FullGrad",
 }
 # Methods only torchcam 0.5 has: its extractor on the same layer, each image's top class, maps
 # at the layer's resolution (torchcam does not upsample).
 TORCHCAM = {
     "is-cam": "ISCAM",
+    "smoothgrad-cam++": "SmoothGradCAMpp",
 }
 # Grad-CAM's options and guided backpropagation (GuidedBackpropReLUModel explains the first image
 # of a batch: run it at batch 1).
@@ -164,7 +166,10 @@ def child(spec):
     elif spec["mode"] in TORCHCAM:
         import torchcam.methods
         cls = getattr(torchcam.methods, TORCHCAM[spec["mode"]])
-        extractor = cls(model, target_layer=layer, batch_size=32, input_shape=(3, size, size))
+        # The Score-CAM variants score masks in batches (ours: 32 rows); SmoothGrad-CAM++ runs
+        # one noisy forward of the batch per draw.
+        chunked = {"batch_size": 32} if spec["mode"] == "is-cam" else {}
+        extractor = cls(model, target_layer=layer, input_shape=(3, size, size), **chunked)
 
         def call():
             with torch.no_grad():

@@ -415,6 +415,283 @@ def ss_cam_noise(seed, image, sample, count):
     return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(np.float32)
 
 
+def smoothgrad_cam_pp(tiny, model64, x, classes, tensors):
+    """SmoothGrad-CAM++ at block.relu_a for each image's first class, std 0.3, with gradcam's noise
+    (`ss_cam_noise`, seed 0: `SmoothGradCamPlusPlus::noise`) instead of torch's random state.
+    N = 1: torchcam 0.5's `SmoothGradCAMpp` on the float64 model, its weights times the
+    unperturbed activations (torchcam itself forms the CAM from the last noisy draw's activations
+    and weights ReLU by the last draw's gradient: with one draw the latter is the mean). N = 3:
+    gradcam's documented formula (the mean gradient), written here from the float64 gradients of
+    each draw. Each with the mean powers of G and the activations its bound needs."""
+    from torchcam.methods import SmoothGradCAMpp  # noqa: PLC0415
+    xs = torch.from_numpy(x).double()
+    n = xs.shape[0]
+    per_image = int(np.prod(xs.shape[1:]))
+    first = torch.from_numpy(classes[:, 0])
+
+    def noise(sample):
+        z = np.stack([ss_cam_noise(0, i, sample, per_image) for i in range(n)])
+        return torch.from_numpy((z * np.float32(0.3)).astype(np.float32)).double().reshape(xs.shape)
+
+    def activations_and_gradients(inputs):
+        """block.relu_a's output and the gradient of each image's first-class logit there."""
+        seen = {}
+        handle = model64.block.relu_a.register_forward_hook(
+            lambda _m, _i, out: seen.__setitem__("a", out))
+        try:
+            logits = model64(inputs.clone().requires_grad_(True))
+        finally:
+            handle.remove()
+        score = logits[torch.arange(n), first].sum()
+        (g,) = torch.autograd.grad(score, seen["a"])
+        return seen["a"].detach(), g.detach()
+
+    a64, _ = activations_and_gradients(xs)
+
+    def formula(draws, relu_of=None):
+        """Weights from the mean G, G^2, G^3 over the draws, ReLU of the mean gradient
+        (gradcam's choice) or of `relu_of`."""
+        k = a64.shape[1]
+        g = torch.stack(draws)  # [N, n, k, h, w]
+        g1, g2, g3 = (g.mean(0).reshape(n, k, -1) for g in (g, g ** 2, g ** 3))
+        spread = (g3 * a64.reshape(n, k, -1)).sum(-1, keepdim=True)
+        alpha = g2 / (2 * g2 + spread + 1e-8)
+        relu = g1 if relu_of is None else relu_of.reshape(n, k, -1)
+        return (alpha * torch.relu(relu)).sum(-1), torch.stack([g1, g2, g3], 1)
+
+    for samples in (1, 3):
+        draws = [activations_and_gradients(xs + noise(s))[1] for s in range(samples)]
+        weights, powers = formula(draws)
+        log = {"sample": 0}
+        with SmoothGradCAMpp(model64, target_layer=model64.block.relu_a, num_samples=samples,
+                             std=0.3, input_shape=tuple(xs.shape[1:])) as ext:
+            def ours(size):
+                out = noise(log["sample"]).to(xs.dtype)
+                log["sample"] += 1
+                assert tuple(out.shape) == tuple(size)
+                return out
+            ext._distrib = type("Ours", (), {"sample": staticmethod(ours)})()
+            inner = ext._get_weights
+
+            def logged(*args, **kwargs):
+                out = inner(*args, **kwargs)
+                log["weights"] = out[0].clone()
+                return out
+            ext._get_weights = logged
+            with torch.no_grad():
+                model64(xs)
+            ext(class_idx=[int(c) for c in first])
+        theirs = log["weights"]
+        # torchcam's weights are the formula's with ReLU of the last draw's gradient.
+        last_draw, _ = formula(draws, relu_of=draws[-1])
+        gap = float((theirs - last_draw).abs().max() / theirs.abs().max())
+        print(f"   smoothgrad-cam++, {samples} draws: torchcam's weights vs the formula's {gap:.1e}")
+        assert gap < 1e-12, gap
+        if samples == 1:
+            weights = theirs
+        else:
+            # torchcam's own weights of the same draws (ReLU of the last draw's gradient).
+            tensors[f"sgcampp{samples}/torchcam_w64"] = theirs.numpy().astype(np.float32)
+        gamma = max(float(g.abs().max()) for g in draws)
+        key = f"sgcampp{samples}"
+        tensors[f"{key}/powers"] = powers.numpy().astype(np.float32)  # [2, 3, 8, 1024]
+        tensors[f"{key}/w64"] = weights.numpy().astype(np.float32)  # [2, 8]
+        tensors[f"{key}/bound_inputs"] = np.array([gamma, float(a64.abs().max())], np.float32)
+        tensors["sgcampp/a64"] = a64.numpy().astype(np.float32)  # [2, 8, 32, 32]
+        print(f"   {key}: max|G| {gamma:.3e}, max|A| {float(a64.abs().max()):.2f}")
+
+
+def full_grad(tiny, x, classes, tensors):
+    """pgc FullGrad at each image's first class on tiny_residual with every BatchNorm folded into
+    the convolution before it (`fuse_conv_bn_eval`, what PyTorch's ONNX export does, so its
+    biased layers are the generated model's), in float32 and float64, with the float64 run's
+    per-channel magnitudes and ranges for the bound; and on the unfolded model."""
+    import pytorch_grad_cam as pgc  # noqa: PLC0415
+    from pytorch_grad_cam import fullgrad_cam  # noqa: PLC0415
+    from torch.nn.utils.fusion import fuse_conv_bn_eval  # noqa: PLC0415
+
+    def folded(model):
+        model = copy.deepcopy(model).eval()
+        model.stem[0] = fuse_conv_bn_eval(model.stem[0], model.stem[1])
+        model.stem[1] = nn.Identity()
+        for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):
+            setattr(model.block, conv, fuse_conv_bn_eval(getattr(model.block, conv),
+                                                         getattr(model.block, bn)))
+            setattr(model.block, bn, nn.Identity())
+        return model
+
+    targets = [ClassifierOutputTarget(int(c)) for c in classes[:, 0]]
+    terms = []
+    original = fullgrad_cam.scale_accross_batch_and_channels
+
+    def logged(tensor, size):
+        terms.append(np.asarray(tensor, np.float64))
+        return original(tensor, size)
+
+    def run(model, xs, log):
+        fullgrad_cam.scale_accross_batch_and_channels = logged if log else original
+        terms.clear()
+        try:
+            with pgc.FullGrad(model=model, target_layers=[]) as cam:
+                heat = cam(input_tensor=xs, targets=targets)
+                biases = [np.abs(b.astype(np.float64)) for b in cam.bias_data]
+        finally:
+            fullgrad_cam.scale_accross_batch_and_channels = original
+        return heat, biases, list(terms)
+
+    fold32 = folded(tiny)
+    with torch.no_grad():
+        gap = float((fold32(torch.from_numpy(x)) - tiny(torch.from_numpy(x))).abs().max())
+    print(f"   fullgrad: folded against unfolded logits {gap:.1e}")
+    heat32, _, _ = run(fold32, torch.from_numpy(x), False)
+    xs64 = torch.from_numpy(x).double().requires_grad_(True)
+    model64 = folded(tiny).double()
+    heat64, biases, logged_terms = run(model64, xs64, True)
+    # The input term, then each bias's |b G| (in pgc's order, which is its bias_data's).
+    input_term, bias_terms = logged_terms[0], logged_terms[1:]
+    xs64 = torch.from_numpy(x).double().requires_grad_(True)
+    logits = model64(xs64)
+    logits[torch.arange(2), torch.from_numpy(classes[:, 0])].sum().backward()
+    g_max = xs64.grad.abs().reshape(2, -1).max(1).values.numpy()  # [n]
+    rows = []
+    for i in range(2):
+        row = [(float(np.abs(x[i, c]).max() * g_max[i]), float(np.ptp(input_term[i, c])))
+               for c in range(x.shape[1])]
+        for bias, term in zip(biases, bias_terms):
+            grads = term[i] / np.where(bias[:, None, None] > 0, bias[:, None, None], 1.0)
+            layer_max = float(np.abs(grads).max())
+            row += [(float(b * layer_max), float(np.ptp(term[i, k]))) for k, b in enumerate(bias)]
+        rows.append(row)
+    # The float64 sum before pgc's last scaling: its heatmap's range undone.
+    sums = []
+    for i in range(2):
+        total = np.zeros(x.shape[2:])
+        for term in [input_term] + bias_terms:
+            t = term[i]
+            t = t - t.reshape(t.shape[0], -1).min(1)[:, None, None]
+            t = t / (1e-7 + t.reshape(t.shape[0], -1).max(1)[:, None, None])
+            total = total + np.stack([cv2_resize(c, x.shape[2:]) for c in t]).sum(0)
+        sums.append(float(np.ptp(total)))
+    heat_unfolded, _, _ = run(copy.deepcopy(tiny).eval(), torch.from_numpy(x), False)
+    tensors["fullgrad/pgc"] = heat32.astype(np.float32)  # [2, 64, 64]
+    tensors["fullgrad/pgc64"] = heat64.astype(np.float32)
+    tensors["fullgrad/terms"] = np.array(rows, np.float32)  # [2, T, 2]
+    tensors["fullgrad/sum_range"] = np.array(sums, np.float32)
+    tensors["fullgrad/unfolded"] = heat_unfolded.astype(np.float32)
+    print(f"   fullgrad: {len(rows[0])} channel terms, sum ranges {sums}, "
+          f"|pgc32 - pgc64| {float(np.abs(heat32 - heat64).max()):.1e}, "
+          f"|unfolded - folded| {float(np.abs(heat_unfolded - heat32).max()):.2f}")
+
+
+def cv2_resize(channel, size):
+    """pgc's resize of one map: cv2's bilinear, float32."""
+    import cv2  # noqa: PLC0415
+    return cv2.resize(np.float32(channel), (size[1], size[0])).astype(np.float64)
+
+
+def road_metrics(tiny, x, classes, tensors):
+    """pgc's ROAD (metrics/road.py) on pgc GradCAM's heatmaps (`metrics/maps`) with softmax
+    targets of each image's first class: MoRF at 80 and LeRF at 20 without noise (and MoRF's
+    imputed inputs), ROADCombined over 10..90 with gradcam's noise passed in (`ss_cam_noise`,
+    seed 0, draw = the percentile's index, plus 9 for LeRF, times 0.01, in pgc's [C, N] order),
+    and the l1 norm of the float64 model's probability gradient at the imputed inputs (for the
+    bound on a score from a difference of the inputs)."""
+    from pytorch_grad_cam.metrics import road  # noqa: PLC0415
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget  # noqa: PLC0415
+    maps = tensors["metrics/maps"]
+    xs = torch.from_numpy(x)
+    targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes[:, 0]]
+    model64 = copy.deepcopy(tiny).double().eval()
+    imputed_inputs = []
+
+    def l1(inputs):
+        inputs = inputs.double().clone().requires_grad_(True)
+        probs = torch.softmax(model64(inputs), 1)[torch.arange(2), torch.from_numpy(classes[:, 0])]
+        (g,) = torch.autograd.grad(probs.sum(), inputs)
+        return g.abs().reshape(2, -1).sum(1).numpy()
+
+    for key, metric in (("morf80", road.ROADMostRelevantFirst(80)),
+                        ("lerf20", road.ROADLeastRelevantFirst(20))):
+        metric.perturbation.imputer.noise = 0.0
+        scores, imputed = metric(xs, maps, targets, tiny, return_visualization=True)
+        tensors[f"road/{key}"] = np.asarray(scores, np.float32).reshape(2)
+        if key == "morf80":
+            tensors["road/morf80/imputed"] = imputed.numpy().astype(np.float32)
+        imputed_inputs.append(imputed)
+    # ROADCombined with gradcam's noise: each imputation's randn_like replaced, in call order
+    # (LeRF's percentiles first, then MoRF's, image by image).
+    def combined_with_our_noise(percentiles, run):
+        calls = {"n": 0}
+        count = len(percentiles)
+        original = road.torch.randn_like
+
+        def ours(t):
+            call = calls["n"]
+            calls["n"] += 1
+            step, image = divmod(call, 2)
+            draw = step % count + (count if step < count else 0)
+            z = ss_cam_noise(0, image, draw, t.numel()).reshape(tuple(t.shape))
+            return torch.from_numpy(z).to(t.dtype)
+
+        original_call = road.NoisyLinearImputer.__call__
+
+        def recording(self, img, mask):
+            out = original_call(self, img, mask)
+            imputed_inputs.append(out[None])
+            return out
+        road.torch.randn_like = ours
+        road.NoisyLinearImputer.__call__ = recording
+        try:
+            out = run()
+        finally:
+            road.torch.randn_like = original
+            road.NoisyLinearImputer.__call__ = original_call
+        assert calls["n"] == 2 * 2 * count, calls
+        return out
+
+    combined = combined_with_our_noise(
+        [10, 20, 30, 40, 50, 60, 70, 80, 90],
+        lambda: road.ROADCombined()(xs, maps, targets, tiny))
+    tensors["road/combined"] = np.asarray(combined, np.float32).reshape(2)
+    # ARCC's parts: pgc's Complexity, its Coherency with GradCAM at block.relu_a and logit
+    # targets, ROADCombined at 20, 40, 60, 80 with softmax targets and our noise; then its formula.
+    from pytorch_grad_cam.metrics import arcc  # noqa: PLC0415
+    import pytorch_grad_cam as pgc  # noqa: PLC0415
+    logit_targets = [ClassifierOutputTarget(int(c)) for c in classes[:, 0]]
+    with pgc.GradCAM(model=tiny, target_layers=[tiny.block.relu_a]) as cam:
+        coherency = arcc.Coherency()(xs, maps, logit_targets, tiny, cam)
+    complexity = arcc.Complexity()(maps)
+    road4 = combined_with_our_noise(
+        [20, 40, 60, 80],
+        lambda: road.ROADCombined(percentiles=[20, 40, 60, 80])(xs, maps, targets, tiny))
+    road4 = (road4 * 2).clip(0, 1)
+    score = 3 * ((1 / (coherency + 1e-8)) + (1 / ((1 - complexity) + 1e-8))
+                 + (1 / (road4 + 1e-8))) ** (-1)
+    # The masked images Coherency explains, with their float64 Grad-CAM maps and pgc's heatmaps
+    # (for the bound on the re-explained heatmaps).
+    masked = (x * maps[:, None]).astype(np.float32)
+    first = classes[:, :1]
+    raw, spread = raw_grad_cam64(tiny, tiny.block.relu_a, masked, first, "arcc masked")
+    tensors["arcc/masked/raw64"] = raw.astype(np.float32)  # [2, 1, 32, 32]
+    tensors["arcc/masked/raw_spread"] = spread.astype(np.float32)
+    tensors["arcc/masked/pgc"] = pgc_heatmaps(tiny, tiny.block.relu_a, masked, first)
+    for key, value in (("coherency", coherency), ("complexity", complexity), ("road", road4),
+                       ("arcc", score)):
+        tensors[f"arcc/{key}"] = np.asarray(value, np.float32).reshape(2)
+    print(f"   arcc: {score.tolist()} (coherency {coherency.tolist()}, "
+          f"complexity {complexity.tolist()}, road {road4.tolist()})")
+    worst = 0.0
+    for imputed in imputed_inputs:
+        if imputed.shape[0] == 2:
+            worst = max(worst, float(l1(imputed).max()))
+    for one in [t for t in imputed_inputs if t.shape[0] == 1]:
+        pair = torch.cat([one, one])
+        worst = max(worst, float(l1(pair).max()))
+    tensors["road/gradient_l1"] = np.array([worst, worst], np.float32)
+    print(f"   road: morf80 {tensors['road/morf80'].tolist()}, lerf20 {tensors['road/lerf20'].tolist()}, "
+          f"combined {tensors['road/combined'].tolist()}, max l1 {worst:.3f}")
+
+
 def make_smoothing(tiny):
     """pgc's `eigen_smooth` and `aug_smooth`, and its FEM, on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
     for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
@@ -457,6 +734,34 @@ def make_smoothing(tiny):
       metrics/logit_scale  [1]            max |logit| of the float64 model on the photos
       sscam/cam, sscam/raw64, sscam/bound_inputs   as for iscam/, torchcam SSCAM (2 draws, std 2)
                                           with gradcam's own noise (seed 0) passed in
+      sgcampp<N>/w64       [2, 8]         SmoothGrad-CAM++'s channel weights (std 0.3, first class,
+                                          gradcam's noise, seed 0) from the float64 model: N = 1
+                                          torchcam's SmoothGradCAMpp, N = 3 gradcam's formula
+      sgcampp<N>/powers    [2, 3, 8, 1024] its mean G, G^2, G^3 over the draws (float64 model)
+      sgcampp/a64          [2, 8, 32, 32] the unperturbed activations (float64 model)
+      sgcampp3/torchcam_w64 [2, 8]        torchcam's weights of the 3 draws (ReLU of the last
+                                          draw's gradient)
+      fullgrad/pgc         [2, 64, 64]    pgc FullGrad (first class) on tiny_residual with each
+                                          BatchNorm folded into its convolution (as the ONNX graph)
+      fullgrad/pgc64       [2, 64, 64]    the same on a float64 copy
+      fullgrad/terms       [2, T, 2]      each normalised channel term of the float64 run (3 input
+                                          channels, then every bias's channels): max|x| max|dy/dx|
+                                          or |b_k| max_layer|G|, and its range max - min
+      fullgrad/sum_range   [2]            the range of the float64 sum before pgc's last scaling
+      fullgrad/unfolded    [2, 64, 64]    pgc FullGrad on the unfolded model (stem's convolution
+                                          bias and BatchNorm counted apart)
+      road/morf80/imputed  [2, 3, 64, 64] pgc ROADMostRelevantFirst(80)'s imputed inputs, noise 0, on
+                                          metrics/maps (softmax targets, first class)
+      road/morf80, road/lerf20 [2]        its scores (and ROADLeastRelevantFirst(20)'s), noise 0
+      road/combined        [2]            pgc ROADCombined (percentiles 10..90) with gradcam's noise
+      road/gradient_l1     [2]            the largest l1 norm over the imputed inputs of the
+                                          float64 model's softmax-probability input gradient
+      arcc/masked/raw64, arcc/masked/raw_spread, arcc/masked/pgc   as for a layer of `make`, on the
+                                          photos times metrics/maps (first class)
+      arcc/<part>          [2]            pgc ARCC's parts (coherency: GradCAM at block.relu_a,
+                                          logit targets; road: ROADCombined at 20..80, softmax
+                                          targets, gradcam's noise; complexity) and its formula
+      sgcampp<N>/bound_inputs [2]         max|G| over the draws, max|A|
     """
     import pytorch_grad_cam as pgc  # noqa: PLC0415
     from pytorch_grad_cam import base_cam, grad_cam_elementwise, hirescam, layer_cam  # noqa: PLC0415
@@ -749,6 +1054,9 @@ def make_smoothing(tiny):
     torchcam_scores("sscam", lambda model, shape: SSCAM(
         model, target_layer=model.block.relu_a, num_samples=2, std=2.0, input_shape=shape),
         noise_std=2.0)
+    smoothgrad_cam_pp(tiny, model64, x, classes, tensors)
+    full_grad(tiny, x, classes, tensors)
+    road_metrics(tiny, x, classes, tensors)
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

@@ -339,6 +339,15 @@ pub enum ModelError {
         name: String,
     },
 
+    /// FullGrad needs the biases of the model's layers, and its forward routed none through
+    /// [`Probe::bias`](crate::Probe::bias).
+    #[error(
+        "FullGrad weighs each layer's bias by its gradient, and the forward routed no bias through \
+         the probe: pass each convolution's (and BatchNorm's) output through `probe.bias(name, \
+         output, || bias)`, as gradcam-onnx's generated models and the bundled models do"
+    )]
+    NoBiases,
+
     /// A tensor from before the explained layer was combined with one after it without
     /// [`Probe::carry`](crate::Probe::carry): the rows after the layer are repeated once per
     /// target, and the two no longer fit.

@@ -49,7 +49,7 @@ pub use methods::{CamMethod, Method};
 pub use model::GradCam;
 pub use parameters::cast_model;
 pub use postprocess::{Fusion, Normalization};
-pub use probe::{LayerInfo, Probe};
+pub use probe::{LayerInfo, Probe, batch_norm_bias};
 pub use stream::{Stream, StreamedBatch};
 pub use target::{ScoreFn, Target, Targets};
 

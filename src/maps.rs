@@ -76,7 +76,12 @@ pub(crate) fn layer_maps(
                 };
                 (None, raw)
             }
-            CamMap::Map(raw) if raw.dims() == [n, m, h, w] => (None, raw),
+            CamMap::Map(raw)
+                if raw.dims() == [n, m, h, w]
+                    || raw.dims() == [n, m, input_size[0], input_size[1]] =>
+            {
+                (None, raw)
+            }
             other => {
                 let got = match other {
                     CamMap::Weights(weights) => format!("weights {:?}", weights.dims()),

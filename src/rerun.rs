@@ -5,15 +5,15 @@ use std::sync::OnceLock;
 
 use burn::tensor::{DType, FloatDType, Tensor};
 
-use crate::capture::to_f32;
+use crate::capture::{capture, to_f32};
 use crate::error::{ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
 use crate::host::read;
-use crate::methods::Rerun;
+use crate::methods::{BiasGradient, BiasGradients, Rerun};
 use crate::model::GradCam;
-use crate::probe::{Probe, Replace};
-use crate::target::{Resolved, score_rows};
+use crate::probe::{Probe, Replace, repeat_rows};
+use crate::target::{Resolved, Target, Targets, score_rows};
 
 /// Where the classes of a capture's rank targets come from.
 pub(crate) enum RankedClasses<'a> {
@@ -67,14 +67,18 @@ impl<M: GradCam> Reruns<'_, M> {
         let logits = to_f32(logits);
         let [_, m] = self.scores.dims();
         let scores = (image * m..(image + 1) * m)
-            .map(|t| match &self.resolved[t] {
-                Resolved::Top(_) => {
-                    score_rows(logits.clone(), &Resolved::Class(self.ranked.class(t, m)))
-                }
-                target => score_rows(logits.clone(), target),
-            })
+            .map(|t| score_rows(logits.clone(), &self.fixed(t, m)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::stack(scores, 1))
+    }
+
+    /// Target `t` (of `m` per image) with a rank fixed to the class the unperturbed image
+    /// ranked there.
+    fn fixed(&self, t: usize, m: usize) -> Resolved {
+        match &self.resolved[t] {
+            Resolved::Top(_) => Resolved::Class(self.ranked.class(t, m)),
+            target => target.clone(),
+        }
     }
 
     /// `x` in the model's float dtype.
@@ -121,5 +125,83 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
 
     fn original_scores(&self) -> Tensor<2> {
         self.scores.clone()
+    }
+
+    fn bias_gradients(&self) -> Result<BiasGradients> {
+        let [n, c, height, width] = self.input.dims();
+        let [_, m] = self.scores.dims();
+        let input = self.in_model_dtype(self.input.clone());
+        let leaf = repeat_rows(input, m).autodiff().require_grad(); // [n * m, c, H, W]
+        let mut leaves = Vec::new();
+        let logits = self.forward(leaf.clone(), &mut Probe::keeping_biases(&mut leaves))?;
+        // Row `t` is image `t / m` for its target `t % m`.
+        let scored = if logits.dims()[0] == n * m {
+            let logits = to_f32(logits.clone());
+            (0..n * m)
+                .map(|t| score_rows(logits.clone().narrow(0, t, 1), &self.fixed(t, m)))
+                .collect::<Result<Vec<_>>>()
+        } else {
+            Err(ModelError::OutputShape {
+                got: logits.dims(),
+                expected_rows: n * m,
+            }
+            .into())
+        };
+        let scores = match scored {
+            Ok(scores) => Tensor::cat(scores, 0), // [n * m]
+            Err(error) => {
+                // Free the graph the forward built (only a backward does).
+                let _ = logits.sum().backward();
+                return Err(error);
+            }
+        };
+        let grads = scores.sum().backward();
+        if leaves.is_empty() {
+            return Err(ModelError::NoBiases.into());
+        }
+        let gradient = |leaf: &Tensor<4>| -> Tensor<4> {
+            leaf.grad(&grads)
+                .map(to_f32)
+                .unwrap_or_else(|| Tensor::zeros(leaf.dims(), &leaf.device().without_autodiff()))
+        };
+        let input = gradient(&leaf).reshape([n, m, c, height, width]);
+        let layers = leaves
+            .iter()
+            .map(|biased| {
+                let g = gradient(&biased.leaf); // [n * m, k, h, w]
+                let [_, k, h, w] = g.dims();
+                BiasGradient {
+                    name: biased.name.clone(),
+                    bias: to_f32(biased.bias.clone()),
+                    gradients: g.reshape([n, m, k, h, w]),
+                }
+            })
+            .collect();
+        Ok(BiasGradients { input, layers })
+    }
+
+    fn gradients(&self, layer: &str, inputs: Tensor<4>, image: usize) -> Result<Tensor<5>> {
+        let [_, m] = self.scores.dims();
+        let targets = (image * m..(image + 1) * m).map(|t| match &self.resolved[t] {
+            Resolved::Class(class) => Target::Class(*class),
+            Resolved::Top(_) => Target::Class(self.ranked.class(t, m)),
+            Resolved::Score(score) => Target::Score(score.clone()),
+        });
+        let inputs = self.in_model_dtype(inputs); // [r, c, H, W]
+        let layers = [layer.to_string()];
+        let captured = capture(
+            self.model,
+            &layers,
+            true,
+            inputs,
+            &Targets::every_image(targets),
+        )?;
+        let [layer] = layers;
+        captured
+            .layers
+            .into_iter()
+            .next()
+            .and_then(|captured| captured.gradients)
+            .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
     }
 }

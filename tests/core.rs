@@ -199,6 +199,11 @@ fn every_method_matches_its_formula(device: &Device) {
                         let input: Vec<f64> = a.iter().map(|v| v.mid()).collect();
                         kpca_enclosure(&input, k, p)
                     }
+                    // The zero bias GapLinear routes has a gradient constant over each
+                    // channel: its normalised term is 0, and the input term is the map.
+                    Method::FullGrad => formula::full_grad_input(&a, &g, k),
+                    // Every noisy draw has the same gradient through the linear head.
+                    Method::SmoothGradCamPlusPlus => formula::smoothgrad_cam_pp(&a, &g, k).1,
                     _ => unreachable!("a method without a closed form here"),
                 };
                 let got: Vec<f32> = (0..p).map(|q| raw[(i * 2 + j) * p + q]).collect();
@@ -717,7 +722,13 @@ fn maps_are_normalised_to_the_unit_interval_and_upsampled_to_the_input() {
             .explain(x.clone(), &Targets::top(1))
             .unwrap();
         assert_eq!(e.heatmap.dims(), [2, 1, 20, 14]);
-        assert_eq!(e.layers[0].cam.dims(), [2, 1, 10, 7]);
+        // FullGrad's map is at the input's resolution, every other method's at the layer's.
+        let size = if method == Method::FullGrad {
+            [20, 14]
+        } else {
+            [10, 7]
+        };
+        assert_eq!(e.layers[0].cam.dims(), [2, 1, size[0], size[1]]);
         for image in 0..2 {
             let raw = host(e.layers[0].raw.clone().narrow(0, image, 1));
             let cam = host(e.layers[0].cam.clone().narrow(0, image, 1));

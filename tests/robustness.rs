@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::models::{GapLinear, TinyNet, linear};
 use common::{Iv, gamma, host, tensor};
 use gradcam::kernels::weighted_sum;
-use gradcam::methods::{AblationCam, IsCam, Method, ScoreCam, SsCam};
+use gradcam::methods::{AblationCam, IsCam, Method, ScoreCam, SmoothGradCamPlusPlus, SsCam};
 use gradcam::{ExplainerConfig, GradCam, GradCamError, Normalization, Probe, Target, Targets};
 use proptest::prelude::*;
 
@@ -50,6 +50,9 @@ impl GradCam for Broken {
             }
             PANICS => panic!("the model's own check failed"),
             UNUSED => {
+                // A zero bias through the probe, so that FullGrad runs here too.
+                let device = probed.device();
+                let probed = probe.bias("input", probed, || Some(Tensor::zeros([2], &device)));
                 let first = probed.narrow(1, 0, 1);
                 first.clone().repeat_dim(1, 2) * 0.5 + first * 0.5
             }
@@ -606,6 +609,97 @@ fn many_forward_methods_report_progress_and_any_chunk_size_gives_the_same_map() 
             assert!(ok, "{method}: weight {i}: {a} vs {b}");
         }
     }
+}
+
+#[test]
+fn fullgrad_on_a_model_that_routes_no_bias_says_so() {
+    let device = Device::flex();
+    let x = tensor(8, [1, 2, 4, 4], 1.0, &device);
+    const PLAIN: u8 = 9; // the layer as it is, no bias through the probe
+    let err = ExplainerConfig::new()
+        .with_method(Method::FullGrad)
+        .with_layer("input")
+        .init(&broken(PLAIN, &device))
+        .unwrap()
+        .explain(x.clone(), &Targets::class(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, GradCamError::Model(gradcam::ModelError::NoBiases)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("probe.bias"), "{err}");
+    // The same model with a bias routed explains.
+    let routed = ExplainerConfig::new()
+        .with_method(Method::FullGrad)
+        .with_layer("input")
+        .init(&broken(UNUSED, &device))
+        .unwrap()
+        .explain(x, &Targets::class(1));
+    assert!(routed.is_ok());
+}
+
+#[test]
+fn smoothgrad_cam_plus_plus_reports_each_chunk_of_draws_and_keeps_a_rank_s_class() {
+    let device = Device::flex();
+    // A linear head on the input: every draw's gradient is its class's weights, so the weights
+    // tell which class each draw explained.
+    let (k, classes_count) = (3, 4);
+    let model = gap(21, k, classes_count, &device);
+    let x = tensor(3, [2, k, 10, 10], 1.0, &device);
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    // Noise far larger than the input: the noisy copies rank other classes first.
+    let std = 100.0;
+    let method = SmoothGradCamPlusPlus::new()
+        .with_samples(5)
+        .with_std(std)
+        .with_batch_size(2);
+    let recorded = method
+        .clone()
+        .with_progress(move |p| sink.lock().unwrap().push((p.done, p.total)));
+    let explain = |method: SmoothGradCamPlusPlus, targets: &Targets| {
+        ExplainerConfig::new()
+            .with_method(method)
+            .init(&model)
+            .unwrap()
+            .explain(x.clone(), targets)
+            .unwrap()
+    };
+    let top = explain(recorded, &Targets::top(1));
+    // 5 draws in chunks of 2, 2, 1, for each of the 2 images.
+    let seen = reports.lock().unwrap().clone();
+    assert_eq!(seen, [2, 4, 5, 7, 9, 10].map(|done| (done, 10)));
+    // A rank is the class the unperturbed image ranked there, for every noisy copy.
+    let classes: Vec<usize> = top.targets.iter().map(|t| t[0].class.unwrap()).collect();
+    let fixed = explain(method.clone(), &Targets::one_per_image(classes.clone()));
+    let [ours, theirs] = [&top, &fixed].map(|e| host(e.layers[0].weights.clone().unwrap()));
+    assert_eq!(ours, theirs);
+    // Ranking each noisy copy again would explain other classes for some draws (the noise
+    // moves the top class), and another class gives other weights.
+    let xs = host(x.clone());
+    let per_image = k * 10 * 10;
+    let moved_rank = (0..2).any(|image| {
+        (0..5).any(|draw| {
+            let noisy: Vec<f32> = method
+                .noise(image, draw)
+                .zip(&xs[image * per_image..(image + 1) * per_image])
+                .map(|(z, v)| v + std * z)
+                .collect();
+            let noisy = Tensor::<4>::from_data(TensorData::new(noisy, [1, k, 10, 10]), &device);
+            let logits = host(model.forward_probed(noisy, &mut Probe::passthrough()));
+            let top = (0..classes_count)
+                .max_by(|a, b| logits[*a].total_cmp(&logits[*b]))
+                .unwrap();
+            top != classes[image]
+        })
+    });
+    assert!(
+        moved_rank,
+        "the noise never moved a top class: the test shows nothing"
+    );
+    let other: Vec<usize> = classes.iter().map(|c| (c + 1) % classes_count).collect();
+    let moved = explain(method, &Targets::one_per_image(other));
+    assert_ne!(ours, host(moved.layers[0].weights.clone().unwrap()));
 }
 
 // ---------------------------------------------------------------------------------------------

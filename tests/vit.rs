@@ -102,7 +102,10 @@ impl GradCam for TinyVit {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        // The patch embedding's bias through the probe: FullGrad's one biased layer here, as
+        // pytorch-grad-cam's (which takes every Conv2d) on a ViT.
         let x = self.patch.forward(x); // [n, DIM, 4, 4]
+        let x = probe.bias("patch", x, || self.patch.bias.as_ref().map(|b| b.val()));
         let [n, d, h, w] = x.dims();
         let x = x.reshape([n, d, h * w]).swap_dims(1, 2); // [n, 16, DIM], row-major grid
         let cls = self.cls.val().repeat_dim(0, n); // [n, 1, DIM]

@@ -170,10 +170,11 @@ fn main() {
         }
     }
     if methods.is_empty() {
-        // Element-wise Grad-CAM's map is a sum of ReLUs: never negative, the switch is moot.
+        // Element-wise Grad-CAM's map is a sum of ReLUs and FullGrad's a sum of normalised
+        // magnitudes: never negative, the switch is moot.
         methods = Method::ALL
             .into_iter()
-            .filter(|m| *m != Method::ElementWiseGradCam)
+            .filter(|m| !matches!(m, Method::ElementWiseGradCam | Method::FullGrad))
             .collect();
     }
     let device = Device::flex();

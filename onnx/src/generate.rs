@@ -10,7 +10,7 @@ use onnx_ir::Message;
 use crate::error::{OnnxError, Result};
 use crate::graph::Graph;
 use crate::layers::{self, Layer};
-use crate::ops::{Carry, ProbeRelu, Tap};
+use crate::ops::{Bias, Carry, ProbeRelu, Tap};
 use crate::rewrite::{Tapping, rewrite};
 use crate::rust::{Declarations, explainable};
 
@@ -145,6 +145,7 @@ fn run_burn_onnx(tapped: &Path, out_dir: &Path) -> Result<()> {
             .load_strategy(LoadStrategy::File)
             .register_custom_op(Tap)
             .register_custom_op(Carry)
+            .register_custom_op(Bias)
             .register_op_override(ProbeRelu)
             .run_from_cli();
     }))

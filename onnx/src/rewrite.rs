@@ -1,5 +1,6 @@
-//! The graph rewritten for the probe: a `Tap` after every explainable layer (and one more for
-//! each module name of it), its consumers reading the tap's output; and a `Carry` on every edge
+//! The graph rewritten for the probe: a `Bias` after every convolution with a bias, a `Tap` after
+//! every explainable layer (and one more for each module name of it), their consumers reading the
+//! last one's output; and a `Carry` on every edge
 //! from a value computed before a tap to a node after it (a residual connection), so that the
 //! value follows the rows the probe repeats.
 
@@ -8,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use onnx_ir::{AttributeProto, AttributeType, ModelProto, NodeProto};
 
 use crate::layers::Layer;
-use crate::ops::{CARRY, DOMAIN, TAP};
+use crate::ops::{BIAS, CARRY, DOMAIN, TAP};
 
 /// What to tap, and whether to carry.
 pub(crate) struct Tapping {
@@ -66,6 +67,9 @@ pub(crate) fn rewrite(model: &ModelProto, tapping: &Tapping) -> ModelProto {
                             vec![input.clone(), after.clone()],
                             output.clone(),
                         ));
+                        // A data value at the rows after the latest tap: what reads it is data
+                        // too (a residual's downsampling convolution, tapped and biased).
+                        made_after.insert(output.clone(), taps);
                         output
                     })
                     .clone();
@@ -74,13 +78,30 @@ pub(crate) fn rewrite(model: &ModelProto, tapping: &Tapping) -> ModelProto {
         }
         let data_in = node.input.iter().any(|i| made_after.contains_key(i));
         let outputs = node.output.clone();
+        // A convolution with a bias: its output goes through the probe with the bias first.
+        let biased = (node.op_type == "Conv" && node.input.get(2).is_some_and(|b| !b.is_empty()))
+            .then(|| node.name.clone());
         nodes.push(node);
         for value in outputs.iter().filter(|v| !v.is_empty() && data_in) {
             made_after.insert(value.clone(), taps);
+            let mut current = value.clone();
+            if let Some(name) = &biased {
+                let output = format!("{value}__gradcam_bias");
+                let mut bias = gradcam_node(
+                    BIAS,
+                    format!("gradcam/bias/{name}"),
+                    vec![current],
+                    output.clone(),
+                );
+                bias.attribute.push(string_attribute("layer", name));
+                nodes.push(bias);
+                made_after.insert(output.clone(), taps);
+                renamed.insert(value.clone(), output.clone());
+                current = output;
+            }
             let Some(layer) = tapping.layers.get(value) else {
                 continue;
             };
-            let mut current = value.clone();
             for (k, name) in std::iter::once(&layer.name)
                 .chain(&layer.aliases)
                 .enumerate()

@@ -85,3 +85,44 @@ fn a_deliberately_wrong_map_fails_the_bounds() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&model, &fx, &device)));
     assert!(wrong.is_err(), "another class's maps passed the bounds");
 }
+
+#[test]
+fn every_layer_a_generated_model_announces_is_reached_and_fullgrad_sees_every_biased_conv() {
+    // A residual block's downsampling convolution reads a carried tensor: it was announced
+    // (`layer2.0.downsample`) but never tapped, so explaining it failed with "not reached".
+    use gradcam::{ExplainerConfig, Method, Targets};
+    let device = Device::flex();
+    let model = thin_resnet101::Model::from_file(generated(&small(), "thin_resnet101"), &device);
+    let fx = fixture(&small(), "thin_resnet101");
+    let x = common::input(&fx, &device).narrow(0, 0, 1);
+    let layers = model.layers();
+    assert!(
+        layers.iter().any(|l| l.ends_with("downsample")),
+        "{layers:?}"
+    );
+    for layer in &layers {
+        let explained = ExplainerConfig::new()
+            .with_layer(layer.clone())
+            .init(&model)
+            .unwrap()
+            .explain(x.clone(), &Targets::top(2));
+        assert!(explained.is_ok(), "{layer}: {:?}", explained.err());
+    }
+    // FullGrad: every convolution of the ONNX graph (each with a bias: PyTorch's export folds
+    // the BatchNorms in) routes its bias, the downsampling ones included.
+    let source = std::fs::read_to_string(here("tests/generated/thin_resnet101.rs")).unwrap();
+    let convs = source.matches("Conv2dConfig::new").count();
+    let biased = source.matches(".bias.as_ref()").count();
+    assert_eq!(
+        biased, convs,
+        "{biased} of {convs} convolutions route their bias"
+    );
+    let heat = ExplainerConfig::new()
+        .with_method(Method::FullGrad)
+        .init(&model)
+        .unwrap()
+        .explain(x, &Targets::top(1))
+        .unwrap()
+        .heatmap;
+    assert_eq!(heat.dims()[2..], common::input(&fx, &device).dims()[2..]);
+}

@@ -474,6 +474,12 @@ impl Rerun for NoRerun {
     fn original_scores(&self) -> Tensor<2> {
         unreachable!("KPCA-CAM reads only the activations")
     }
+    fn gradients(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<5>> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
+    fn bias_gradients(&self) -> gradcam::Result<gradcam::methods::BiasGradients> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
 }
 
 /// KPCA-CAM with `kernel` on the float32 activations pytorch-grad-cam's run saw, against their
@@ -917,4 +923,482 @@ fn other_noise_fails_the_ss_cam_oracle() {
         }));
         assert!(wrong.is_err(), "{ss:?} passed SS-CAM's oracle");
     }
+}
+
+/// Our SmoothGrad-CAM++ channel weights for each image's first class against `key`'s float64
+/// ones (`sgcampp1`: torchcam's, one draw; `sgcampp3`: the formula with the mean gradient, three
+/// draws), both over the unperturbed activations. Bound, per channel, from the float64 run's
+/// mean powers `g1, g2, g3` and activations `A`: every gradient of the float32 network within
+/// `e = DELTA max|G|` of float64's and every activation within `a = DELTA max|A|` (the networks'
+/// agreement of `pgc.rs`), so `g2` moves by `dg2 = (2 max|G| + e) e`, `g3` by
+/// `dg3 = (3 max|G|^2 + 3 max|G| e + e^2) e`, the denominator `d = 2 g2 + sum A g3 + 1e-8` by
+/// `dd = 2 dg2 + sum(|A| dg3 + a (|g3| + dg3))`, `alpha = g2 / d` by
+/// `(dg2 + |alpha| dd) / (|d| - dd)` and the weight by `sum(dalpha |g1| + (|alpha| + dalpha) e)`,
+/// plus float32 rounding of the sums (`2 n u` of the sum of magnitudes over `n` terms, Higham).
+/// A pixel whose gradient is below `-e` on both sides adds 0. Where `sum A g3 < 0` the
+/// denominator can vanish at a pixel with a positive gradient: there `alpha` is a singular ratio
+/// that no float32 computation determines (torchcam's formula, ours too), and that channel is not
+/// compared (`|d| <= dd` at a contributing pixel). Panics past the bound or with fewer than 5 of 8
+/// channels compared; returns the worst error over the bound.
+fn smoothgrad_case(
+    fx: &Fixture,
+    key: &str,
+    method: gradcam::methods::SmoothGradCamPlusPlus,
+) -> f64 {
+    let device = Device::flex();
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(method)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(fx, &device), &Targets::one_per_image(first))
+        .unwrap();
+    let ours = host(explanation.layers[0].weights.clone().unwrap()); // [n, 1, k]
+    let (_, w64) = &fx.tensors[&format!("{key}/w64")];
+    let (_, powers) = &fx.tensors[&format!("{key}/powers")];
+    let (shape, a64) = &fx.tensors["sgcampp/a64"];
+    let (_, inputs) = &fx.tensors[&format!("{key}/bound_inputs")];
+    let (g_max, a_max) = (inputs[0] as f64, inputs[1] as f64);
+    let (e, a) = (DELTA * g_max, DELTA * a_max);
+    let u = f32::EPSILON as f64 / 2.0;
+    let [n, k, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let p = h * w;
+    let dg2 = (2.0 * g_max + e) * e;
+    let dg3 = (3.0 * g_max * g_max + 3.0 * g_max * e + e * e) * e;
+    let mut worst = 0.0f64;
+    for image in 0..n {
+        let pw =
+            |power: usize, c: usize, i: usize| powers[((image * 3 + power) * k + c) * p + i] as f64;
+        let act = |c: usize, i: usize| a64[(image * k + c) * p + i] as f64;
+        let mut compared = 0;
+        'channel: for c in 0..k {
+            let spread: f64 = (0..p).map(|i| act(c, i) * pw(2, c, i)).sum();
+            let d_spread: f64 = (0..p)
+                .map(|i| act(c, i).abs() * dg3 + a * (pw(2, c, i).abs() + dg3))
+                .sum::<f64>()
+                + 2.0 * p as f64 * u * (0..p).map(|i| (act(c, i) * pw(2, c, i)).abs()).sum::<f64>();
+            let (mut bound, mut magnitude) = (0.0, 0.0);
+            for i in 0..p {
+                let (g1, g2) = (pw(0, c, i), pw(1, c, i));
+                if g1 + e <= 0.0 {
+                    continue; // ReLU(g1) is 0 on both sides
+                }
+                let d = 2.0 * g2 + spread + 1e-8;
+                let dd = 2.0 * dg2 + d_spread;
+                if d.abs() <= dd {
+                    continue 'channel;
+                }
+                let alpha = g2 / d;
+                let d_alpha = (dg2 + alpha.abs() * dd) / (d.abs() - dd);
+                bound += d_alpha * g1.abs() + (alpha.abs() + d_alpha) * e;
+                magnitude += (alpha * g1.max(0.0)).abs();
+            }
+            bound += 2.0 * p as f64 * u * magnitude;
+            let (o, t) = (ours[image * k + c] as f64, w64[image * k + c] as f64);
+            let error = (o - t).abs();
+            assert!(
+                error <= bound,
+                "{key}: image {image}, channel {c}: weight {o} vs {t}, error {error:.3e} over the bound {bound:.3e}"
+            );
+            worst = worst.max(error / bound);
+            compared += 1;
+        }
+        assert!(
+            compared >= 5,
+            "{key}: image {image}: only {compared} channels compared"
+        );
+    }
+    worst
+}
+
+#[test]
+fn smoothgrad_cam_plus_plus_matches_torchcam_with_the_same_noise() {
+    let one = gradcam::methods::SmoothGradCamPlusPlus::new().with_samples(1);
+    let worst = smoothgrad_case(&oracle(), "sgcampp1", one);
+    eprintln!("smoothgrad-cam++, 1 draw: worst weight error / bound {worst:.1e}");
+}
+
+#[test]
+fn smoothgrad_cam_plus_plus_averages_the_gradient_over_the_draws() {
+    let three = gradcam::methods::SmoothGradCamPlusPlus::new()
+        .with_samples(3)
+        .with_batch_size(2);
+    let worst = smoothgrad_case(&oracle(), "sgcampp3", three);
+    eprintln!("smoothgrad-cam++, 3 draws: worst weight error / bound {worst:.1e}");
+}
+
+#[test]
+fn other_noise_or_draws_fail_the_smoothgrad_cam_plus_plus_oracles() {
+    use gradcam::methods::SmoothGradCamPlusPlus as Sg;
+    let fx = oracle();
+    for (key, wrong) in [
+        ("sgcampp1", Sg::new().with_samples(1).with_seed(1)),
+        ("sgcampp1", Sg::new().with_samples(1).with_std(0.0)),
+        ("sgcampp3", Sg::new().with_samples(2)),
+        ("sgcampp3", Sg::new().with_samples(3).with_std(0.6)),
+    ] {
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            smoothgrad_case(&fx, key, wrong.clone())
+        }));
+        assert!(failed.is_err(), "{wrong:?} passed the {key} oracle");
+    }
+}
+
+#[test]
+fn torchcams_last_draw_gradient_is_not_our_mean_gradient() {
+    // torchcam's weights of the same three draws (ReLU of the last draw's gradient) in place of
+    // the reference: our map must fail them, so the documented choice is what the test checks.
+    let mut fx = oracle();
+    let theirs = fx.tensors["sgcampp3/torchcam_w64"].clone();
+    fx.tensors.insert("sgcampp3/w64".into(), theirs);
+    let three = gradcam::methods::SmoothGradCamPlusPlus::new().with_samples(3);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        smoothgrad_case(&fx, "sgcampp3", three)
+    }));
+    assert!(
+        failed.is_err(),
+        "our mean-gradient map passed torchcam's last-draw map"
+    );
+}
+
+/// Our FullGrad heatmap for each image's first class against `key` (pytorch-grad-cam's
+/// `FullGrad` on the float64 copy of the network with its BatchNorms folded into their
+/// convolutions, as the ONNX graph has them). Bound: each normalised channel term `|b_k G_k|`
+/// (`|x_c g_c|` for the input) is within `e = DELTA |b_k| max|G|` of float64's (`max|x_c| max|g|`
+/// for the input; the networks' agreement of `pgc.rs`, as a share of the layer's largest
+/// gradient), so its normalised map moves by at most `4 e / (R + 1e-7 - 2 e)` (`R` its range),
+/// and by at most `(R + 2 e) / (1e-7 + R + 2 e)`, the top of both normalised maps; the sum by the sum of those (upsampling averages)
+/// plus the float32 rounding of summing `T` terms of at most 1 on either side (`2 T^2 u`); the
+/// heatmap (min-max scalings of the sum) by `min(1, 4 e_S / (R_S - 2 e_S))`. Panics past it;
+/// returns the worst difference over the bound.
+fn fullgrad_case(fx: &Fixture, key: &str, method: impl CamMethod + 'static) -> f64 {
+    let device = Device::flex();
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(method)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(fx, &device), &Targets::one_per_image(first))
+        .unwrap();
+    let heat = host(explanation.heatmap.clone());
+    let (shape, theirs) = &fx.tensors[key];
+    let (terms_shape, terms) = &fx.tensors["fullgrad/terms"];
+    let (_, sum_range) = &fx.tensors["fullgrad/sum_range"];
+    let [n, height, width]: [usize; 3] = shape.as_slice().try_into().unwrap();
+    let count = terms_shape[1];
+    let u = f32::EPSILON as f64 / 2.0;
+    let mut worst = 0.0f64;
+    for (image, range) in sum_range.iter().enumerate().take(n) {
+        let e_sum: f64 = (0..count)
+            .map(|t| {
+                let at = (image * count + t) * 2;
+                let (e, range) = (DELTA * terms[at] as f64, terms[at + 1] as f64);
+                let room = range + 1e-7 - 2.0 * e;
+                // Both normalised maps lie in [0, (R + 2e) / (1e-7 + R + 2e)].
+                let span = (range + 2.0 * e) / (1e-7 + range + 2.0 * e);
+                if room > 0.0 {
+                    (4.0 * e / room).min(span)
+                } else {
+                    span
+                }
+            })
+            .sum::<f64>()
+            + 2.0 * (count * count) as f64 * u;
+        let range = *range as f64;
+        let bound = if range > 2.0 * e_sum {
+            (4.0 * e_sum / (range - 2.0 * e_sum)).min(1.0)
+        } else {
+            1.0
+        };
+        let at = image * height * width..(image + 1) * height * width;
+        let difference = apart(&heat[at.clone()], &theirs[at]);
+        assert!(
+            difference <= bound,
+            "{key}: image {image}: heatmap difference {difference:.3e} over the bound {bound:.3e}"
+        );
+        worst = worst.max(difference / bound);
+    }
+    worst
+}
+
+#[test]
+fn fullgrad_matches_pytorch_grad_cam_on_the_folded_network() {
+    let worst = fullgrad_case(&oracle(), "fullgrad/pgc64", gradcam::methods::FullGrad);
+    eprintln!("fullgrad: worst heatmap difference / bound {worst:.1e}");
+    // pytorch-grad-cam's own float32 run is within the same bound.
+    let fx = oracle();
+    let ours = fx.tensors["fullgrad/pgc"].1.clone();
+    let reference = &fx.tensors["fullgrad/pgc64"].1;
+    eprintln!(
+        "fullgrad: pgc float32 against float64 {:.1e}",
+        apart(&ours, reference)
+    );
+}
+
+#[test]
+fn grad_cam_fails_the_fullgrad_oracle() {
+    let fx = oracle();
+    let wrong = std::panic::catch_unwind(|| fullgrad_case(&fx, "fullgrad/pgc64", Method::GradCam));
+    assert!(wrong.is_err(), "Grad-CAM passed FullGrad's oracle");
+}
+
+#[test]
+fn the_unfolded_count_is_another_map() {
+    // pgc on the unfolded model counts the stem convolution's bias and its BatchNorm's apart
+    // (README): a map far from the folded one, which ours (one biased output) matches.
+    let fx = oracle();
+    let folded = &fx.tensors["fullgrad/pgc64"].1;
+    let unfolded = &fx.tensors["fullgrad/unfolded"].1;
+    let gap = apart(folded, unfolded);
+    assert!(gap > 0.05, "the unfolded count moved the map by only {gap}");
+}
+
+/// The fixture's maps (pytorch-grad-cam's Grad-CAM heatmaps), on the device.
+fn metric_maps(fx: &Fixture, device: &Device) -> Tensor<3> {
+    let (shape, maps) = &fx.tensors["metrics/maps"];
+    Tensor::<3>::from_data(TensorData::new(maps.clone(), shape.clone()), device)
+}
+
+/// The bound on an imputed value: both imputations solve the same system in `f64` (ours by
+/// conjugate gradients to a residual of `1e-13` of the right-hand side's, pgc's by a sparse LU)
+/// and round once to float32, so they differ by two roundings (`2 u max|x|`) plus the solvers'
+/// errors, each below `kappa 1e-13 max|x|` with the condition number `kappa < 1e5` (the smallest
+/// eigenvalue of this stencil on a region of a 64 x 64 grid is above `2e-5`, the largest at most
+/// 2): `e_x = (2 u + 2e-8) max|x|`.
+fn imputation_bound(x: &[f32]) -> f64 {
+    (f32::EPSILON as f64 + 2e-8) * largest(x)
+}
+
+/// A ROAD metric of the model on photos, maps and classes: one score per image.
+type RoadRun<'a> = dyn Fn(&tiny_residual::Model, Tensor<4>, Tensor<3>, &[usize]) -> Vec<f32> + 'a;
+
+/// `gradcam::eval::road` (and `road_combined`) against pytorch-grad-cam's ROAD (`key`: `morf80`,
+/// `lerf20` without noise; `combined` with our noise) on its Grad-CAM heatmaps, softmax targets.
+/// Bound: as the confidence change's (`4 (exp(2d) - 1)`, `d = DELTA max|logit|`) plus what the
+/// imputed inputs' difference `e_x` moves a probability: at most twice the float64 network's
+/// largest input-gradient l1 norm over the imputed inputs times `e_x` (the network is piecewise
+/// linear; the 2 for the float32 networks' own gradients). Returns the worst difference over it.
+fn road_case(fx: &Fixture, key: &str, run: &RoadRun<'_>) -> f64 {
+    let device = Device::flex();
+    let model = model(&device);
+    let x = input(fx, &device);
+    let maps = metric_maps(fx, &device);
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let scale = largest(&host(model.forward(x.clone())));
+    let ours = run(&model, x.clone(), maps, &first);
+    let (_, theirs) = &fx.tensors[&format!("road/{key}")];
+    let l1 = fx.tensors["road/gradient_l1"].1[0] as f64;
+    let bound = 4.0 * ((2.0 * DELTA * scale).exp() - 1.0) + 2.0 * l1 * imputation_bound(&host(x));
+    let mut worst = 0.0f64;
+    for (image, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        let difference = (o - t).abs() as f64;
+        assert!(
+            difference <= bound,
+            "{key}, image {image}: {o} against pytorch-grad-cam's {t} (bound {bound:.2e})"
+        );
+        worst = worst.max(difference / bound);
+    }
+    worst
+}
+
+#[test]
+fn road_imputes_as_pytorch_grad_cam() {
+    use gradcam::eval::{RoadConfig, RoadOrder, road_inputs};
+    let fx = oracle();
+    let device = Device::flex();
+    let x = input(&fx, &device);
+    let bound = imputation_bound(&host(x.clone()));
+    let imputed = |noise: f32| {
+        let config = RoadConfig::new()
+            .with_percentiles(vec![80.0])
+            .with_noise(noise);
+        let inputs = road_inputs(
+            x.clone(),
+            metric_maps(&fx, &device),
+            RoadOrder::MostRelevantFirst,
+            &config,
+        );
+        host(inputs.unwrap().remove(0))
+    };
+    let theirs = &fx.tensors["road/morf80/imputed"].1;
+    let error = apart(&imputed(0.0), theirs);
+    assert!(
+        error <= bound,
+        "imputed inputs {error:.3e} apart (bound {bound:.3e})"
+    );
+    eprintln!("road: imputed inputs {:.1e} of their bound", error / bound);
+    // The noise is added where the pixels were imputed, and the bound sees it.
+    assert!(apart(&imputed(0.01), theirs) > bound);
+}
+
+#[test]
+fn road_scores_match_pytorch_grad_cam() {
+    use gradcam::eval::{RoadConfig, RoadOrder, road, road_combined};
+    let fx = oracle();
+    let single = |order, percentile: f64| {
+        move |m: &tiny_residual::Model, x, maps, classes: &[usize]| {
+            let config = RoadConfig::new()
+                .with_percentiles(vec![percentile])
+                .with_noise(0.0);
+            road(m, x, maps, classes, order, &config).unwrap()
+        }
+    };
+    let morf = road_case(&fx, "morf80", &single(RoadOrder::MostRelevantFirst, 80.0));
+    let lerf = road_case(&fx, "lerf20", &single(RoadOrder::LeastRelevantFirst, 20.0));
+    let combined = road_case(&fx, "combined", &|m, x, maps, classes| {
+        road_combined(m, x, maps, classes, &RoadConfig::new()).unwrap()
+    });
+    eprintln!("road: worst / bound morf80 {morf:.1e}, lerf20 {lerf:.1e}, combined {combined:.1e}");
+}
+
+#[test]
+fn another_percentile_or_order_fails_the_road_oracle() {
+    use gradcam::eval::{RoadConfig, RoadOrder, road};
+    let fx = oracle();
+    for (order, percentile) in [
+        (RoadOrder::MostRelevantFirst, 70.0),
+        (RoadOrder::LeastRelevantFirst, 80.0),
+    ] {
+        let wrong = std::panic::catch_unwind(|| {
+            road_case(&fx, "morf80", &|m, x, maps, classes| {
+                let config = RoadConfig::new()
+                    .with_percentiles(vec![percentile])
+                    .with_noise(0.0);
+                road(m, x, maps, classes, order, &config).unwrap()
+            })
+        });
+        assert!(
+            wrong.is_err(),
+            "{order:?} at {percentile} passed MoRF at 80"
+        );
+    }
+}
+
+/// ARCC's parts and their harmonic mean against pytorch-grad-cam's (Grad-CAM at `block.relu_a`
+/// re-explains the masked photos; ROAD with our noise). Bounds: Complexity, a float32 mean of
+/// `p` values in `[0, 1]` on either side, `2 p u`; ROAD (times 2, clipped to `[0, 1]`): twice
+/// `road_case`'s bound; Coherency `(rho + 1) / 2`: our re-explained heatmaps are within `e` of
+/// pgc's (their own oracle, `common::compare`, checked here), which moves the centred map by at
+/// most `e sqrt(p)` in norm and the cosine `rho` by at most `2 e sqrt(p) / (|a~| - e sqrt(p))`,
+/// plus both sides' float32 sums (`4 p u`); ARCC: the harmonic mean over the parts' intervals.
+/// Returns the worst part's difference over its bound.
+fn arcc_case(fx: &Fixture, method: Method) -> f64 {
+    use gradcam::eval::{RoadConfig, arcc};
+    let device = Device::flex();
+    let model = model(&device);
+    let x = input(fx, &device);
+    let maps = metric_maps(fx, &device);
+    let first: Vec<usize> = fx.classes.iter().map(|row| row[0]).collect();
+    let config = ExplainerConfig::new().with_layer(LAYER).with_method(method);
+    let explainer = config.clone().init(&model).unwrap();
+    let ours = arcc(
+        &explainer,
+        x.clone(),
+        maps.clone(),
+        &first,
+        &RoadConfig::new(),
+    )
+    .unwrap();
+    // The re-explained heatmaps against pgc's, within their own bound.
+    let masked = x.clone() * maps.clone().unsqueeze_dim::<4>(1);
+    let targets = Targets::one_per_image(first.clone());
+    let (shape, raw64) = &fx.tensors["arcc/masked/raw64"];
+    let oracle = Oracle {
+        raw64,
+        raw_shape: shape.as_slice().try_into().unwrap(),
+        spread: &fx.tensors["arcc/masked/raw_spread"].1,
+        pgc: &fx.tensors["arcc/masked/pgc"].1,
+    };
+    let again = host(explainer.explain(masked.clone(), &targets).unwrap().heatmap);
+    if method == Method::GradCam {
+        compare_with(&config, &model, masked, &targets, &oracle);
+    }
+    let theirs_heat = &fx.tensors["arcc/masked/pgc"].1;
+    let scale = largest(&host(model.forward(x.clone())));
+    let l1 = fx.tensors["road/gradient_l1"].1[0] as f64;
+    let road_bound =
+        2.0 * (4.0 * ((2.0 * DELTA * scale).exp() - 1.0) + 2.0 * l1 * imputation_bound(&host(x)));
+    let u = f32::EPSILON as f64 / 2.0;
+    let p = theirs_heat.len() / first.len();
+    let part = |key: &str| fx.tensors[&format!("arcc/{key}")].1.clone();
+    let (coherency, complexity, road, score) = (
+        part("coherency"),
+        part("complexity"),
+        part("road"),
+        part("arcc"),
+    );
+    let mut worst = 0.0f64;
+    for (i, got) in ours.iter().enumerate() {
+        let at = i * p..(i + 1) * p;
+        let e = apart(&again[at.clone()], &theirs_heat[at.clone()]);
+        let centred = {
+            let map = &theirs_heat[at];
+            let mean = map.iter().map(|v| *v as f64).sum::<f64>() / p as f64;
+            map.iter()
+                .map(|v| (*v as f64 - mean).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let room = centred - e * (p as f64).sqrt();
+        assert!(
+            room > 0.0,
+            "image {i}: the heatmaps differ by more than their spread"
+        );
+        let coherency_bound = e * (p as f64).sqrt() / room + 4.0 * p as f64 * u;
+        let bounds = [coherency_bound, 2.0 * p as f64 * u, road_bound];
+        let parts = [
+            (got.coherency, coherency[i]),
+            (got.complexity, complexity[i]),
+            (got.road, road[i]),
+        ];
+        for ((name, (o, t)), bound) in ["coherency", "complexity", "road"]
+            .iter()
+            .zip(parts)
+            .zip(bounds)
+        {
+            let difference = (o - t).abs() as f64;
+            assert!(
+                difference <= bound,
+                "image {i}: {name} {o} against pytorch-grad-cam's {t} (bound {bound:.2e})"
+            );
+            worst = worst.max(difference / bound);
+        }
+        // ARCC over the parts' intervals (each part's reciprocal is monotone).
+        let interval =
+            |v: f32, b: f64, lo: f64, hi: f64| ((v as f64 - b).max(lo), (v as f64 + b).min(hi));
+        let (c_lo, c_hi) = interval(got.coherency, bounds[0], 0.0, 1.0);
+        let (x_lo, x_hi) = interval(got.complexity, bounds[1], 0.0, 1.0);
+        let (r_lo, r_hi) = interval(got.road, bounds[2], 0.0, 1.0);
+        let harmonic =
+            |c: f64, s: f64, r: f64| 3.0 / (1.0 / (c + 1e-8) + 1.0 / (s + 1e-8) + 1.0 / (r + 1e-8));
+        let (lo, hi) = (
+            harmonic(c_lo, 1.0 - x_hi, r_lo),
+            harmonic(c_hi, 1.0 - x_lo, r_hi),
+        );
+        let t = score[i] as f64;
+        assert!(
+            (lo * (1.0 - 1e-6)..=hi * (1.0 + 1e-6)).contains(&t),
+            "image {i}: ARCC {} against pytorch-grad-cam's {t}, outside [{lo:.3e}, {hi:.3e}]",
+            got.arcc
+        );
+        assert!((lo * (1.0 - 1e-6)..=hi * (1.0 + 1e-6)).contains(&(got.arcc as f64)));
+    }
+    worst
+}
+
+#[test]
+fn arcc_matches_pytorch_grad_cam() {
+    let worst = arcc_case(&oracle(), Method::GradCam);
+    eprintln!("arcc: worst part / bound {worst:.1e}");
+}
+
+#[test]
+fn another_method_fails_the_arcc_oracle() {
+    // LayerCAM re-explains the masked photos differently: its Coherency is not pgc's
+    // Grad-CAM one.
+    let fx = oracle();
+    let wrong = std::panic::catch_unwind(|| arcc_case(&fx, Method::LayerCam));
+    assert!(wrong.is_err(), "LayerCAM's coherency passed Grad-CAM's");
 }

@@ -13,7 +13,7 @@ use crate::probe::Probe;
 ///
 /// # Shapes
 /// - `images`: `[b, c, h, w]`
-fn probabilities<M: GradCam>(
+pub(super) fn probabilities<M: GradCam>(
     model: &M,
     images: Tensor<4>,
     classes: &[usize],
@@ -52,10 +52,26 @@ fn probabilities<M: GradCam>(
 pub type Curves = Vec<Vec<f32>>;
 
 /// One class per image, or an error.
-fn check_classes(images: usize, classes: usize) -> Result<()> {
+pub(super) fn check_classes(images: usize, classes: usize) -> Result<()> {
     if images != classes {
         return Err(GradCamError::argument(format!(
             "{classes} classes for {images} images; give one class per image"
+        )));
+    }
+    Ok(())
+}
+
+/// One map per image, of the images' size, or an error.
+///
+/// # Shapes
+/// - `images`: `[b, c, h, w]`; `maps`: `[b, h, w]`
+pub(super) fn check_maps(images: &Tensor<4>, maps: &Tensor<3>) -> Result<()> {
+    let [b, _, h, w] = images.dims();
+    if maps.dims() != [b, h, w] {
+        return Err(GradCamError::argument(format!(
+            "maps {:?} for images {:?}; expected [{b}, {h}, {w}]",
+            maps.dims(),
+            images.dims()
         )));
     }
     Ok(())
@@ -93,13 +109,7 @@ pub fn deletion_insertion<M: GradCam>(
             "deletion/insertion with 0 steps; use at least 1",
         ));
     }
-    if maps.dims() != [b, h, w] {
-        return Err(GradCamError::argument(format!(
-            "maps {:?} for images {:?}; expected [{b}, {h}, {w}]",
-            maps.dims(),
-            images.dims()
-        )));
-    }
+    check_maps(&images, &maps)?;
     let order = maps.reshape([b, h * w]).argsort_descending(1); // [b, h * w]: pixel of rank r
     let rank = order.argsort(1).float(); // [b, h * w]: rank of pixel p
     let mut curves = (vec![Vec::new(); b], vec![Vec::new(); b]);
@@ -149,15 +159,9 @@ pub fn confidence_change<M: GradCam>(
     maps: Tensor<3>,
     classes: &[usize],
 ) -> Result<Vec<(f32, f32)>> {
-    let [b, _, h, w] = images.dims();
+    let [b, ..] = images.dims();
     check_classes(b, classes.len())?;
-    if maps.dims() != [b, h, w] {
-        return Err(GradCamError::argument(format!(
-            "maps {:?} for images {:?}; expected [{b}, {h}, {w}]",
-            maps.dims(),
-            images.dims()
-        )));
-    }
+    check_maps(&images, &maps)?;
     let masked = images.clone() * maps.unsqueeze_dim::<4>(1);
     let both = Tensor::cat(vec![images, masked], 0); // [2b, c, h, w]
     let twice: Vec<usize> = classes.iter().chain(classes).copied().collect();

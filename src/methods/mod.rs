@@ -26,6 +26,8 @@
 //! | [`RandomCam`] | `sum_k w_k A_k`, `w_k` uniform in `[-1, 1)` (a baseline) | forward only |
 //! | [`IsCam`] | `sum_k softmax_k(mean_s score(c_s x (.) M_k)) A_k` | 1 + N k forwards per image |
 //! | [`SsCam`] | `sum_k softmax_k(mean_s score(x (.) (M_k + noise_s))) A_k` | 1 + N k forwards per image |
+//! | [`SmoothGradCamPlusPlus`] | Grad-CAM++'s weights from `mean_s G_s^2`, `mean_s G_s^3` over noisy inputs | 1 + N forwards and backwards per image |
+//! | [`FullGrad`] | `sum_c norm(abs(x_c dy/dx_c)) + sum_l sum_k up(norm(abs(b_lk dy/dz_lk)))` over the model's biased outputs `z_l` | forward + backward of the whole model |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -144,6 +146,8 @@ mod drawn_scores;
 mod projection;
 mod splitmix;
 
+pub(crate) use splitmix::normal_noise;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -216,6 +220,8 @@ builtin_methods! {
     RandomCam => random_cam::RandomCam,
     IsCam => is_cam::IsCam,
     SsCam => ss_cam::SsCam,
+    SmoothGradCamPlusPlus => smooth_grad_cam_plus_plus::SmoothGradCamPlusPlus,
+    FullGrad => full_grad::FullGrad,
 }
 
 pub use kpca_cam::KpcaKernel;
@@ -323,13 +329,14 @@ pub enum CamMap {
     /// channels (or, with [`ExplainerConfig::with_eigen_smooth`](crate::ExplainerConfig::with_eigen_smooth),
     /// their first principal component).
     Channels(Tensor<5>),
-    /// A map the method formed itself, `[n, m, h, w]`, signed, before the ReLU (eigen smoothing
-    /// leaves it as it is).
+    /// A map the method formed itself, signed, before the ReLU (eigen smoothing leaves it as it
+    /// is): `[n, m, h, w]` at the layer's resolution, or `[n, m, H, W]` at the input's (FullGrad).
     Map(Tensor<4>),
 }
 
 /// Further forwards of the model, for the methods that score perturbed inputs or activations
-/// (Score-CAM, Ablation-CAM). Implemented by the explainer.
+/// (Score-CAM, Ablation-CAM) or take gradients of perturbed inputs (SmoothGrad-CAM++).
+/// Implemented by the explainer.
 pub trait Rerun {
     /// The explained batch, `[n, c, H, W]`, without autodiff.
     fn input(&self) -> Tensor<4>;
@@ -357,6 +364,45 @@ pub trait Rerun {
 
     /// The unperturbed scores, `[n, m]`.
     fn original_scores(&self) -> Tensor<2>;
+
+    /// The gradient at `layer` of each of image `image`'s target scores, for other inputs
+    /// derived from that image (SmoothGrad-CAM++'s noisy copies); a rank target stays the class
+    /// the unperturbed image ranked there. One forward and one backward of the rows.
+    ///
+    /// # Shapes
+    /// - `inputs`: `[r, c, H, W]`
+    /// - returns `[r, m, k, h, w]`
+    fn gradients(&self, layer: &str, inputs: Tensor<4>, image: usize) -> Result<Tensor<5>>;
+
+    /// The gradient of every target's score with respect to the input and to every output the
+    /// model routes through [`Probe::bias`](crate::Probe::bias), with the biases (FullGrad). One
+    /// forward and one backward of the whole model, the input repeated once per target.
+    ///
+    /// # Errors
+    /// [`ModelError::NoBiases`](crate::ModelError::NoBiases) if the forward routed no bias; the
+    /// model's and the targets' errors.
+    fn bias_gradients(&self) -> Result<BiasGradients>;
+}
+
+/// What FullGrad reads: the gradients of every target's score with respect to the input and to
+/// each biased output of the forward.
+#[derive(Debug, Clone)]
+pub struct BiasGradients {
+    /// `dy/dx`, `[n, m, c, H, W]`.
+    pub input: Tensor<5>,
+    /// Each output routed through [`Probe::bias`](crate::Probe::bias), in forward order.
+    pub layers: Vec<BiasGradient>,
+}
+
+/// One biased output: its name, bias and gradients.
+#[derive(Debug, Clone)]
+pub struct BiasGradient {
+    /// The name passed to [`Probe::bias`](crate::Probe::bias).
+    pub name: String,
+    /// The per-channel bias, `[k]`.
+    pub bias: Tensor<1>,
+    /// `dy/dz` of the output `z`, `[n, m, k, h, w]`.
+    pub gradients: Tensor<5>,
 }
 
 /// Progress of a method that runs many forwards: called after each chunk.

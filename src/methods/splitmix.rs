@@ -1,5 +1,6 @@
 //! SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA
-//! 2014), the seeded stream of the random methods (RandomCAM's weights, SS-CAM's noise). Written
+//! 2014), the seeded stream of the random methods (RandomCAM's weights, SS-CAM's and
+//! SmoothGrad-CAM++'s noise), and the standard normal noise drawn from it. Written
 //! here rather than taken from `rand`, whose `StdRng` does not promise the same values across its
 //! versions: a seed must give the same map on every backend, machine and version.
 
@@ -31,6 +32,29 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+}
+
+/// The standard normal noise of draw `sample` for image `image` under `seed`, from its value
+/// number `first` on: SplitMix64 from a state keyed by the three (skipped ahead two steps per
+/// value), two uniforms in `(0, 1]` per value through Box-Muller (the sine's twin dropped). The
+/// same seed gives the same noise on every backend and machine.
+pub(crate) fn normal_noise(
+    seed: u64,
+    image: usize,
+    sample: usize,
+    first: usize,
+) -> impl Iterator<Item = f32> {
+    let mut stream = SplitMix64::new(
+        seed ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+            ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
+    )
+    .skipped(2 * first as u64);
+    // The top 53 bits as a float in (0, 1].
+    let mut uniform = move || ((stream.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    std::iter::repeat_with(move || {
+        let (u1, u2) = (uniform(), uniform());
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    })
 }
 
 /// The stream never ends.

@@ -4,7 +4,7 @@
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::drawn_scores::drawn_score_weights;
-use super::splitmix::SplitMix64;
+use super::splitmix::normal_noise;
 use super::{CamMap, CamMethod, Chunks, LayerCapture, Rerun};
 use crate::error::Result;
 
@@ -66,19 +66,7 @@ impl SsCam {
     /// [`noise`](Self::noise) from its value number `first` on (SplitMix64 skips ahead in one
     /// step: two draws per value).
     fn noise_from(&self, image: usize, sample: usize, first: usize) -> impl Iterator<Item = f32> {
-        let mut stream = SplitMix64::new(
-            self.seed
-                ^ (image as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
-                ^ (sample as u64).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
-        )
-        .skipped(2 * first as u64);
-        // The top 53 bits as a float in (0, 1].
-        let mut uniform = move || ((stream.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
-        // Box-Muller: two uniforms give one normal value (the sine's twin is dropped).
-        std::iter::repeat_with(move || {
-            let (u1, u2) = (uniform(), uniform());
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
+        normal_noise(self.seed, image, sample, first)
     }
 }
 

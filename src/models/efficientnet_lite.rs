@@ -7,7 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
-use super::layers::conv_bn;
+use super::layers::conv_bn_probed;
 use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::model::GradCam;
 use crate::probe::Probe;
@@ -44,7 +44,15 @@ impl ConvBn {
     /// - `x`: `[n, i, h, w]`
     /// - returns `[n, o, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_bn(&self.conv, self.bn.as_ref(), x)
+        self.forward_probed(x, &mut Probe::passthrough(), "conv")
+    }
+
+    /// [`ConvBn::forward`] with its biases through `probe` (FullGrad), named `name`.
+    ///
+    /// # Shapes
+    /// As [`ConvBn::forward`].
+    pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>, name: &str) -> Tensor<4> {
+        conv_bn_probed(probe, name, &self.conv, self.bn.as_ref(), x)
     }
 
     fn fold_batchnorm(self) -> Self {
@@ -93,12 +101,20 @@ impl MbConv {
     /// - `x`: `[n, i, h, w]`
     /// - returns `[n, o, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_probed(x, &mut Probe::passthrough())
+    }
+
+    /// [`MbConv::forward`] with its convolutions' biases through `probe` (FullGrad).
+    ///
+    /// # Shapes
+    /// As [`MbConv::forward`].
+    pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>) -> Tensor<4> {
         let h = match &self.expand {
-            Some(expand) => relu6(expand.forward(x.clone())),
+            Some(expand) => relu6(expand.forward_probed(x.clone(), probe, "expand")),
             None => x.clone(),
         };
-        let h = relu6(self.depthwise.forward(h));
-        let h = self.project.forward(h);
+        let h = relu6(self.depthwise.forward_probed(h, probe, "depthwise"));
+        let h = self.project.forward_probed(h, probe, "project");
         if self.residual { h + x } else { h }
     }
 
@@ -209,11 +225,14 @@ impl GradCam for EfficientNetLite0 {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let mut x = probe.layer("stem", relu6(self.stem.forward(x))); // [n, 32, 112, 112]
+        let x = relu6(self.stem.forward_probed(x, probe, "stem"));
+        let mut x = probe.layer("stem", x); // [n, 32, 112, 112]
         for (i, block) in self.blocks.iter().enumerate() {
-            x = probe.layer(&format!("blocks.{i}"), block.forward(x));
+            let y = block.forward_probed(x, probe);
+            x = probe.layer(&format!("blocks.{i}"), y);
         }
-        let x = probe.layer("head", relu6(self.head.forward(x))); // [n, 1280, 7, 7]
+        let x = relu6(self.head.forward_probed(x, probe, "head"));
+        let x = probe.layer("head", x); // [n, 1280, 7, 7]
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, 1000]
     }
 

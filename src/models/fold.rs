@@ -44,7 +44,8 @@ pub(crate) mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
-    use crate::models::layers::conv_bn;
+    use crate::models::layers::conv_bn_probed;
+    use crate::probe::Probe;
 
     /// A BatchNorm (eps 1e-3) with running statistics and affine parameters away from the
     /// identity, moderate enough to stack dozens deep.
@@ -75,10 +76,11 @@ pub(crate) mod tests {
                 .init(&device);
             let bn = nontrivial_bn(6, &device);
             let x = Tensor::<4>::random([2, 6, 9, 7], Distribution::Normal(0.0, 1.0), &device);
-            let expected = conv_bn(&conv, Some(&bn), x.clone());
+            let expected =
+                conv_bn_probed(&mut Probe::passthrough(), "c", &conv, Some(&bn), x.clone());
             let (folded, rest) = fold(conv, Some(bn));
             assert!(rest.is_none());
-            let got = conv_bn(&folded, None, x);
+            let got = conv_bn_probed(&mut Probe::passthrough(), "c", &folded, None, x);
             let diff: f32 = (got - expected.clone()).abs().max().into_scalar();
             let size: f32 = expected.abs().max().into_scalar();
             assert!(size > 1.0, "a map worth comparing: max |y| = {size}");

@@ -4,6 +4,8 @@ use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
+use crate::probe::{Probe, batch_norm_bias};
+
 /// A 1x1, stride-1, ungrouped, unpadded convolution as one batched matrix product: the same
 /// numbers as `conv.forward(x)`, with a backward that is a matrix product on every backend.
 /// burn-ndarray takes a convolution's input gradient through a scalar loop: for SqueezeNet's
@@ -33,17 +35,40 @@ pub(crate) fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     y.reshape([n, o, h, w])
 }
 
-/// `conv`, then `bn` unless it was folded into `conv`.
+/// `conv`, then `bn` unless it was folded into `conv`, with their biases through `probe`
+/// (FullGrad): the convolution's at its output (after folding, the BatchNorm's with it), an
+/// unfolded BatchNorm's at its own, both named `name`.
 ///
 /// # Shapes
 /// - `x`: `[n, i, h, w]`
 /// - returns `[n, o, h', w']`
-pub(crate) fn conv_bn(conv: &Conv2d, bn: Option<&BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let x = conv.forward(x);
+pub(crate) fn conv_bn_probed(
+    probe: &mut Probe<'_>,
+    name: &str,
+    conv: &Conv2d,
+    bn: Option<&BatchNorm>,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    let x = probe.bias(name, conv.forward(x), || {
+        conv.bias.as_ref().map(|b| b.val())
+    });
     match bn {
-        Some(bn) => bn.forward(x),
+        Some(bn) => probe.bias(name, bn.forward(x), || Some(batch_norm_bias(bn))),
         None => x,
     }
+}
+
+/// `output` of `conv` with the convolution's bias through `probe` (FullGrad).
+///
+/// # Shapes
+/// - `output`: `[n, o, h, w]`; returns the same
+pub(crate) fn conv_biased(
+    probe: &mut Probe<'_>,
+    name: &str,
+    conv: &Conv2d,
+    output: Tensor<4>,
+) -> Tensor<4> {
+    probe.bias(name, output, || conv.bias.as_ref().map(|b| b.val()))
 }
 
 #[cfg(test)]

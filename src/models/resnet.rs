@@ -8,7 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor};
 
 use super::fold::fold;
-use super::layers::conv_bn;
+use super::layers::conv_bn_probed;
 use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::model::GradCam;
 use crate::probe::Probe;
@@ -93,19 +93,24 @@ impl Block {
         self.forward_probed(x, &mut Probe::passthrough())
     }
 
-    /// [`Block::forward`] with its ReLUs through `probe` (guided in guided backpropagation).
+    /// [`Block::forward`] with its ReLUs (guided in guided backpropagation) and its
+    /// convolutions' biases (FullGrad) through `probe`.
     ///
     /// # Shapes
     /// As [`Block::forward`].
     pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(d) => conv_bn(&d.conv, d.bn.as_ref(), x.clone()),
+            Some(d) => conv_bn_probed(probe, "downsample", &d.conv, d.bn.as_ref(), x.clone()),
             None => x.clone(),
         };
-        let h = probe.relu(conv_bn(&self.conv1, self.bn1.as_ref(), x));
-        let h = conv_bn(&self.conv2, self.bn2.as_ref(), h);
+        let h = conv_bn_probed(probe, "conv1", &self.conv1, self.bn1.as_ref(), x);
+        let h = probe.relu(h);
+        let h = conv_bn_probed(probe, "conv2", &self.conv2, self.bn2.as_ref(), h);
         let h = match &self.conv3 {
-            Some(conv3) => conv_bn(conv3, self.bn3.as_ref(), probe.relu(h)),
+            Some(conv3) => {
+                let h = probe.relu(h);
+                conv_bn_probed(probe, "conv3", conv3, self.bn3.as_ref(), h)
+            }
             None => h,
         };
         probe.relu(h + shortcut)
@@ -268,7 +273,8 @@ impl GradCam for ResNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = probe.relu(conv_bn(&self.conv1, self.bn1.as_ref(), x)); // [n, 64, h/2, w/2]
+        let x = conv_bn_probed(probe, "conv1", &self.conv1, self.bn1.as_ref(), x);
+        let x = probe.relu(x); // [n, 64, h/2, w/2]
         let mut x = probe.layer("stem", self.pool.forward(x)); // [n, 64, h/4, w/4]
         for (name, stage) in [
             ("layer1", &self.layer1),

@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::layers::pointwise;
+use super::layers::{conv_biased, pointwise};
 use crate::image::{ChannelOrder, Preprocess, Resize};
 use crate::model::GradCam;
 use crate::probe::Probe;
@@ -41,14 +41,20 @@ impl Fire {
         self.forward_probed(x, &mut Probe::passthrough())
     }
 
-    /// [`Fire::forward`] with its ReLUs through `probe` (guided in guided backpropagation).
+    /// [`Fire::forward`] with its ReLUs (guided in guided backpropagation) and its convolutions'
+    /// biases (FullGrad) through `probe`.
     ///
     /// # Shapes
     /// As [`Fire::forward`].
     pub fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe<'_>) -> Tensor<4> {
-        let s = probe.relu(self.squeeze.forward(x)); // [n, squeeze, h, w]
-        let left = probe.relu(self.expand1x1.forward(s.clone()));
-        Tensor::cat(vec![left, probe.relu(self.expand3x3.forward(s))], 1)
+        let s = conv_biased(probe, "squeeze", &self.squeeze, self.squeeze.forward(x));
+        let s = probe.relu(s); // [n, squeeze, h, w]
+        let left = self.expand1x1.forward(s.clone());
+        let left = conv_biased(probe, "expand1x1", &self.expand1x1, left);
+        let right = self.expand3x3.forward(s);
+        let right = conv_biased(probe, "expand3x3", &self.expand3x3, right);
+        let (left, right) = (probe.relu(left), probe.relu(right));
+        Tensor::cat(vec![left, right], 1)
     }
 }
 
@@ -138,7 +144,8 @@ impl GradCam for SqueezeNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = probe.relu(self.conv1.forward(x));
+        let x = conv_biased(probe, "conv1", &self.conv1, self.conv1.forward(x));
+        let x = probe.relu(x);
         let x = probe.layer("conv1", x); // [n, 64, 113, 113]
         let mut x = self.pool.forward(x); // [n, 64, 56, 56]
         // The Fire modules, each an explainable layer; a max-pool after fire3 and fire5:
@@ -159,7 +166,8 @@ impl GradCam for SqueezeNet {
                 x = self.pool.forward(x);
             }
         }
-        let x = probe.relu(pointwise(&self.conv10, x));
+        let x = conv_biased(probe, "conv10", &self.conv10, pointwise(&self.conv10, x));
+        let x = probe.relu(x);
         let x = probe.layer("conv10", x); // [n, 1000, 13, 13]
         x.mean_dims(&[2, 3]).flatten::<2>(1, 3) // [n, 1000]
     }

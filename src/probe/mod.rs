@@ -1,12 +1,16 @@
 //! The probe a model's forward passes its activations through, and its modes: pass through,
-//! record, cut and capture ([`cut`]), replace one layer ([`replace`]).
+//! record, cut and capture ([`cut`]), replace one layer ([`replace`]), guide every ReLU, keep
+//! every bias's leaf ([`biases`]).
 
+mod biases;
 mod cut;
 mod replace;
 mod rows;
 
 use burn::tensor::Tensor;
 
+pub(crate) use biases::BiasLeaf;
+pub use biases::batch_norm_bias;
 pub(crate) use cut::{CapturedLayer, Cut};
 pub(crate) use replace::Replace;
 pub(crate) use rows::repeat_rows;
@@ -39,6 +43,8 @@ enum Mode<'a> {
     /// Guided backpropagation: every layer passes through, every [`Probe::relu`] is guided;
     /// counts them.
     Guided(&'a mut usize),
+    /// FullGrad: every layer passes through, every [`Probe::bias`] gets a gradient leaf.
+    Biases(&'a mut Vec<BiasLeaf>),
 }
 
 impl Probe<'static> {
@@ -74,6 +80,51 @@ impl<'a> Probe<'a> {
     pub(crate) fn guiding(relus: &'a mut usize) -> Self {
         Self {
             mode: Mode::Guided(relus),
+        }
+    }
+
+    /// A probe that adds a gradient leaf to every [`Probe::bias`] output and keeps it in
+    /// `leaves`.
+    pub(crate) fn keeping_biases(leaves: &'a mut Vec<BiasLeaf>) -> Self {
+        Self {
+            mode: Mode::Biases(leaves),
+        }
+    }
+
+    /// A layer's output and its per-channel bias, routed through the probe for FullGrad
+    /// ([`FullGrad`](crate::methods::FullGrad)), which weighs the output's gradient by the bias:
+    /// a convolution's bias, or a BatchNorm's effective one ([`batch_norm_bias`](crate::batch_norm_bias)).
+    /// `bias` is called only while FullGrad explains; it returns `None` for a layer without a
+    /// bias. Returns `output` (with a zero-valued gradient leaf added while FullGrad explains).
+    ///
+    /// ```
+    /// use burn::nn::conv::Conv2dConfig;
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::Probe;
+    ///
+    /// let device = Device::flex();
+    /// let conv = Conv2dConfig::new([3, 8], [3, 3]).init(&device);
+    /// let x = Tensor::<4>::ones([1, 3, 16, 16], &device);
+    /// let mut probe = Probe::passthrough();
+    /// let y = probe.bias("conv", conv.forward(x), || conv.bias.as_ref().map(|b| b.val()));
+    /// assert_eq!(y.dims(), [1, 8, 14, 14]);
+    /// ```
+    ///
+    /// # Shapes
+    /// - `output`: `[n, k, h, w]`; `bias` returns `[k]`
+    /// - returns `[n, k, h, w]`
+    pub fn bias(
+        &mut self,
+        name: &str,
+        output: Tensor<4>,
+        bias: impl FnOnce() -> Option<Tensor<1>>,
+    ) -> Tensor<4> {
+        match &mut self.mode {
+            Mode::Biases(leaves) => match bias() {
+                Some(bias) => biases::with_leaf(leaves, name, output, bias),
+                None => output,
+            },
+            _ => output,
         }
     }
 
@@ -120,7 +171,7 @@ impl<'a> Probe<'a> {
             }
             Mode::Cut(cut) => cut.layer(name, activation),
             Mode::Replace(replace) => replace.layer(name, activation),
-            Mode::Guided(_) => activation,
+            Mode::Guided(_) | Mode::Biases(_) => activation,
         }
     }
 
@@ -165,7 +216,7 @@ impl<'a> Probe<'a> {
             special + height * width,
             "layer `{name}`: {count} tokens, not {special} special + {height} x {width}"
         );
-        if matches!(self.mode, Mode::Pass | Mode::Guided(_)) {
+        if matches!(self.mode, Mode::Pass | Mode::Guided(_) | Mode::Biases(_)) {
             return tokens;
         }
         let leading = tokens.clone().narrow(1, 0, special); // [n, special, dim]

@@ -174,3 +174,44 @@ impl Iv {
         }
     }
 }
+
+/// FullGrad's map where no bias term contributes (each bias's gradient constant over its
+/// channel): the input term `sum_k norm(|a_k g_k|)`, each channel normalised on its own.
+pub fn full_grad_input(a: &[Iv], g: &[Iv], k: usize) -> Vec<Iv> {
+    let p = a.len() / k;
+    let terms: Vec<Vec<Iv>> = (0..k)
+        .map(|c| {
+            let m: Vec<Iv> = (0..p)
+                .map(|q| a[c * p + q].mul(g[c * p + q]).abs())
+                .collect();
+            super::normalize(&m)
+        })
+        .collect();
+    (0..p)
+        .map(|q| Iv::sum(terms.iter().map(|t| t[q])))
+        .collect()
+}
+
+/// SmoothGrad-CAM++ where every draw's gradient is the same `g` (a linear head): `alpha_kp =
+/// g^2 / (2 g^2 + sum_q a_kq g_kq^3 + 1e-8)`, `w_k = sum_p alpha_kp ReLU(g_kp)`, `map = sum_k w_k
+/// a_k`.
+pub fn smoothgrad_cam_pp(a: &[Iv], g: &[Iv], k: usize) -> (Vec<Iv>, Vec<Iv>) {
+    let p = a.len() / k;
+    let w: Vec<Iv> = (0..k)
+        .map(|c| {
+            let at = c * p..(c + 1) * p;
+            let g2: Vec<Iv> = g[at.clone()].iter().map(|v| v.mul(*v)).collect();
+            let g3: Vec<Iv> = g2
+                .iter()
+                .zip(&g[at.clone()])
+                .map(|(s, v)| s.mul(*v))
+                .collect();
+            let spread = Iv::sum(a[at.clone()].iter().zip(&g3).map(|(a, t)| a.mul(*t)));
+            Iv::sum((0..p).map(|q| {
+                let den = g2[q].scale(2.0).add(spread).add_const(1e-8);
+                g2[q].div(den).mul(g[c * p + q].relu())
+            }))
+        })
+        .collect();
+    (w.clone(), weighted(a, &w, k))
+}

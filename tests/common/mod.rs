@@ -238,6 +238,23 @@ impl Iv {
         self.add(Self::exact(c))
     }
 
+    /// `|x|`, exact.
+    pub fn abs(self) -> Self {
+        if self.lo >= 0.0 {
+            self
+        } else if self.hi <= 0.0 {
+            Self {
+                lo: -self.hi,
+                hi: -self.lo,
+            }
+        } else {
+            Self {
+                lo: 0.0,
+                hi: self.mag(),
+            }
+        }
+    }
+
     pub fn relu(self) -> Self {
         Self {
             lo: self.lo.max(0.0),

@@ -5,7 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use gradcam::{GradCam, Probe};
+use gradcam::{GradCam, Probe, batch_norm_bias};
 
 use super::{gamma, host, tensor};
 
@@ -124,10 +124,17 @@ impl GradCam for TinyNet {
     }
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [n, 8, h, w]
-        let x = probe.layer("block1", x);
-        let x = probe.layer("block2", relu(self.conv2.forward(x))); // [n, 12, h/2, w/2]
-        let x = probe.layer("block3", relu(self.conv3.forward(x))); // [n, 16, h/2, w/2]
+        // Every bias through the probe too (FullGrad).
+        let bias = |conv: &Conv2d| conv.bias.as_ref().map(|b| b.val());
+        let x = probe.bias("conv1", self.conv1.forward(x), || bias(&self.conv1));
+        let x = probe.bias("bn1", self.bn1.forward(x), || {
+            Some(batch_norm_bias(&self.bn1))
+        });
+        let x = probe.layer("block1", relu(x)); // [n, 8, h, w]
+        let x = probe.bias("conv2", self.conv2.forward(x), || bias(&self.conv2));
+        let x = probe.layer("block2", relu(x)); // [n, 12, h/2, w/2]
+        let x = probe.bias("conv3", self.conv3.forward(x), || bias(&self.conv3));
+        let x = probe.layer("block3", relu(x)); // [n, 16, h/2, w/2]
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, 5]
     }
 
@@ -190,6 +197,12 @@ impl GradCam for GapLinear {
 
     fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
         let x = probe.layer("input", x); // [n, k, h, w]
+        // A zero bias through the probe, for FullGrad: the gradient after it is constant over
+        // each channel, so its normalised term is 0 whatever the bias, and FullGrad's map here is
+        // its input term alone (a closed form).
+        let [_, k, _, _] = x.dims();
+        let device = x.device();
+        let x = probe.bias("input", x, || Some(Tensor::zeros([k], &device)));
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, classes]
     }
 }

@@ -360,13 +360,19 @@ impl Submodule1 {
             );
         let custom1_out1 = __gradcam_probe.layer("/stem/Pad", pad1_out1);
         let conv2d1_out1 = self.conv2d1.forward(custom1_out1);
-        let custom2_out1 = __gradcam_probe.layer("/stem/conv/Conv", conv2d1_out1);
-        let custom3_out1 = __gradcam_probe.layer("stem.conv", custom2_out1);
-        let clip1_out1 = custom3_out1.clamp(0f64, 6f64);
-        let custom4_out1 = __gradcam_probe.layer("/stem/Clip", clip1_out1);
-        let custom5_out1 = __gradcam_probe.layer("stem", custom4_out1);
+        let custom2_out1 = __gradcam_probe
+            .bias(
+                "/stem/conv/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom3_out1 = __gradcam_probe.layer("/stem/conv/Conv", custom2_out1);
+        let custom4_out1 = __gradcam_probe.layer("stem.conv", custom3_out1);
+        let clip1_out1 = custom4_out1.clamp(0f64, 6f64);
+        let custom5_out1 = __gradcam_probe.layer("/stem/Clip", clip1_out1);
+        let custom6_out1 = __gradcam_probe.layer("stem", custom5_out1);
         let shape4_out1: [i64; 4] = {
-            let axes = &custom5_out1.clone().dims()[0..4];
+            let axes = &custom6_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -483,7 +489,7 @@ impl Submodule1 {
         };
         let transpose2_out1 = slice2_out1.permute([1, 0]);
         let reshape4_out1 = transpose2_out1.reshape([-1]);
-        let pad2_out1 = custom5_out1
+        let pad2_out1 = custom6_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape4_out1
@@ -575,7 +581,6 @@ pub struct Submodule2 {
     conv2d3: Conv2d,
     conv2d4: Conv2d,
     conv2d5: Conv2d,
-    conv2d6: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -611,19 +616,11 @@ impl Submodule2 {
             .with_groups(96)
             .with_bias(true)
             .init(device);
-        let conv2d6 = Conv2dConfig::new([96, 24], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
         Self {
             conv2d2,
             conv2d3,
             conv2d4,
             conv2d5,
-            conv2d6,
             device: device.clone(),
         }
     }
@@ -633,31 +630,50 @@ impl Submodule2 {
         pad2_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom6_out1 = __gradcam_probe.layer("/blocks.0/depthwise/Pad", pad2_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom6_out1);
-        let custom7_out1 = __gradcam_probe
-            .layer("/blocks.0/depthwise/conv/Conv", conv2d2_out1);
+        let custom7_out1 = __gradcam_probe.layer("/blocks.0/depthwise/Pad", pad2_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom7_out1);
         let custom8_out1 = __gradcam_probe
-            .layer("blocks.0.depthwise.conv", custom7_out1);
-        let clip2_out1 = custom8_out1.clamp(0f64, 6f64);
-        let custom9_out1 = __gradcam_probe.layer("/blocks.0/depthwise/Clip", clip2_out1);
-        let custom10_out1 = __gradcam_probe.layer("blocks.0.depthwise", custom9_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom10_out1);
+            .bias(
+                "/blocks.0/depthwise/conv/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
+        let custom9_out1 = __gradcam_probe
+            .layer("/blocks.0/depthwise/conv/Conv", custom8_out1);
+        let custom10_out1 = __gradcam_probe
+            .layer("blocks.0.depthwise.conv", custom9_out1);
+        let clip2_out1 = custom10_out1.clamp(0f64, 6f64);
         let custom11_out1 = __gradcam_probe
-            .layer("/blocks.0/project/conv/Conv", conv2d3_out1);
-        let custom12_out1 = __gradcam_probe
-            .layer("blocks.0.project.conv", custom11_out1);
-        let custom13_out1 = __gradcam_probe.layer("blocks.0.project", custom12_out1);
-        let custom14_out1 = __gradcam_probe.layer("blocks.0", custom13_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom14_out1);
+            .layer("/blocks.0/depthwise/Clip", clip2_out1);
+        let custom12_out1 = __gradcam_probe.layer("blocks.0.depthwise", custom11_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom12_out1);
+        let custom13_out1 = __gradcam_probe
+            .bias(
+                "/blocks.0/project/conv/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom14_out1 = __gradcam_probe
+            .layer("/blocks.0/project/conv/Conv", custom13_out1);
         let custom15_out1 = __gradcam_probe
-            .layer("/blocks.1/expand/conv/Conv", conv2d4_out1);
-        let custom16_out1 = __gradcam_probe.layer("blocks.1.expand.conv", custom15_out1);
-        let clip3_out1 = custom16_out1.clamp(0f64, 6f64);
-        let custom17_out1 = __gradcam_probe.layer("/blocks.1/expand/Clip", clip3_out1);
-        let custom18_out1 = __gradcam_probe.layer("blocks.1.expand", custom17_out1);
+            .layer("blocks.0.project.conv", custom14_out1);
+        let custom16_out1 = __gradcam_probe.layer("blocks.0.project", custom15_out1);
+        let custom17_out1 = __gradcam_probe.layer("blocks.0", custom16_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom17_out1);
+        let custom18_out1 = __gradcam_probe
+            .bias(
+                "/blocks.1/expand/conv/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom19_out1 = __gradcam_probe
+            .layer("/blocks.1/expand/conv/Conv", custom18_out1);
+        let custom20_out1 = __gradcam_probe.layer("blocks.1.expand.conv", custom19_out1);
+        let clip3_out1 = custom20_out1.clamp(0f64, 6f64);
+        let custom21_out1 = __gradcam_probe.layer("/blocks.1/expand/Clip", clip3_out1);
+        let custom22_out1 = __gradcam_probe.layer("blocks.1.expand", custom21_out1);
         let shape7_out1: [i64; 4] = {
-            let axes = &custom18_out1.clone().dims()[0..4];
+            let axes = &custom22_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -774,7 +790,7 @@ impl Submodule2 {
         };
         let transpose3_out1 = slice3_out1.permute([1, 0]);
         let reshape6_out1 = transpose3_out1.reshape([-1]);
-        let pad3_out1 = custom18_out1
+        let pad3_out1 = custom22_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape6_out1
@@ -856,32 +872,32 @@ impl Submodule2 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom19_out1 = __gradcam_probe.layer("/blocks.1/depthwise/Pad", pad3_out1);
-        let conv2d5_out1 = self.conv2d5.forward(custom19_out1);
-        let custom20_out1 = __gradcam_probe
-            .layer("/blocks.1/depthwise/conv/Conv", conv2d5_out1);
-        let custom21_out1 = __gradcam_probe
-            .layer("blocks.1.depthwise.conv", custom20_out1);
-        let clip4_out1 = custom21_out1.clamp(0f64, 6f64);
-        let custom22_out1 = __gradcam_probe
-            .layer("/blocks.1/depthwise/Clip", clip4_out1);
-        let custom23_out1 = __gradcam_probe.layer("blocks.1.depthwise", custom22_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom23_out1);
+        let custom23_out1 = __gradcam_probe.layer("/blocks.1/depthwise/Pad", pad3_out1);
+        let conv2d5_out1 = self.conv2d5.forward(custom23_out1);
         let custom24_out1 = __gradcam_probe
-            .layer("/blocks.1/project/conv/Conv", conv2d6_out1);
+            .bias(
+                "/blocks.1/depthwise/conv/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
         let custom25_out1 = __gradcam_probe
-            .layer("blocks.1.project.conv", custom24_out1);
-        let custom26_out1 = __gradcam_probe.layer("blocks.1.project", custom25_out1);
-        custom26_out1
+            .layer("/blocks.1/depthwise/conv/Conv", custom24_out1);
+        let custom26_out1 = __gradcam_probe
+            .layer("blocks.1.depthwise.conv", custom25_out1);
+        let clip4_out1 = custom26_out1.clamp(0f64, 6f64);
+        let custom27_out1 = __gradcam_probe
+            .layer("/blocks.1/depthwise/Clip", clip4_out1);
+        let custom28_out1 = __gradcam_probe.layer("blocks.1.depthwise", custom27_out1);
+        custom28_out1
     }
 }
 #[derive(Module, Debug)]
 #[allow(dead_code)]
 pub struct Submodule3 {
+    conv2d6: Conv2d,
     conv2d7: Conv2d,
     conv2d8: Conv2d,
     conv2d9: Conv2d,
-    conv2d10: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -889,6 +905,13 @@ pub struct Submodule3 {
 impl Submodule3 {
     #[allow(unused_variables)]
     pub fn new(device: &Device) -> Self {
+        let conv2d6 = Conv2dConfig::new([96, 24], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
         let conv2d7 = Conv2dConfig::new([24, 144], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -910,37 +933,48 @@ impl Submodule3 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        let conv2d10 = Conv2dConfig::new([24, 144], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
         Self {
+            conv2d6,
             conv2d7,
             conv2d8,
             conv2d9,
-            conv2d10,
             device: device.clone(),
         }
     }
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        custom26_out1: Tensor<4>,
+        custom28_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom27_out1 = __gradcam_probe.layer("blocks.1", custom26_out1);
-        let conv2d7_out1 = self.conv2d7.forward(custom27_out1.clone());
-        let custom28_out1 = __gradcam_probe
-            .layer("/blocks.2/expand/conv/Conv", conv2d7_out1);
-        let custom29_out1 = __gradcam_probe.layer("blocks.2.expand.conv", custom28_out1);
-        let clip5_out1 = custom29_out1.clamp(0f64, 6f64);
-        let custom30_out1 = __gradcam_probe.layer("/blocks.2/expand/Clip", clip5_out1);
-        let custom31_out1 = __gradcam_probe.layer("blocks.2.expand", custom30_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom28_out1);
+        let custom29_out1 = __gradcam_probe
+            .bias(
+                "/blocks.1/project/conv/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
+        let custom30_out1 = __gradcam_probe
+            .layer("/blocks.1/project/conv/Conv", custom29_out1);
+        let custom31_out1 = __gradcam_probe
+            .layer("blocks.1.project.conv", custom30_out1);
+        let custom32_out1 = __gradcam_probe.layer("blocks.1.project", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("blocks.1", custom32_out1);
+        let conv2d7_out1 = self.conv2d7.forward(custom33_out1.clone());
+        let custom34_out1 = __gradcam_probe
+            .bias(
+                "/blocks.2/expand/conv/Conv",
+                conv2d7_out1,
+                || self.conv2d7.bias.as_ref().map(|b| b.val()),
+            );
+        let custom35_out1 = __gradcam_probe
+            .layer("/blocks.2/expand/conv/Conv", custom34_out1);
+        let custom36_out1 = __gradcam_probe.layer("blocks.2.expand.conv", custom35_out1);
+        let clip5_out1 = custom36_out1.clamp(0f64, 6f64);
+        let custom37_out1 = __gradcam_probe.layer("/blocks.2/expand/Clip", clip5_out1);
+        let custom38_out1 = __gradcam_probe.layer("blocks.2.expand", custom37_out1);
         let shape10_out1: [i64; 4] = {
-            let axes = &custom31_out1.clone().dims()[0..4];
+            let axes = &custom38_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -1057,7 +1091,7 @@ impl Submodule3 {
         };
         let transpose4_out1 = slice4_out1.permute([1, 0]);
         let reshape8_out1 = transpose4_out1.reshape([-1]);
-        let pad4_out1 = custom31_out1
+        let pad4_out1 = custom38_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape8_out1
@@ -1139,38 +1173,133 @@ impl Submodule3 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom32_out1 = __gradcam_probe.layer("/blocks.2/depthwise/Pad", pad4_out1);
-        let conv2d8_out1 = self.conv2d8.forward(custom32_out1);
-        let custom33_out1 = __gradcam_probe
-            .layer("/blocks.2/depthwise/conv/Conv", conv2d8_out1);
-        let custom34_out1 = __gradcam_probe
-            .layer("blocks.2.depthwise.conv", custom33_out1);
-        let clip6_out1 = custom34_out1.clamp(0f64, 6f64);
-        let custom35_out1 = __gradcam_probe
-            .layer("/blocks.2/depthwise/Clip", clip6_out1);
-        let custom36_out1 = __gradcam_probe.layer("blocks.2.depthwise", custom35_out1);
-        let conv2d9_out1 = self.conv2d9.forward(custom36_out1);
-        let custom37_out1 = __gradcam_probe
-            .layer("/blocks.2/project/conv/Conv", conv2d9_out1);
-        let custom38_out1 = __gradcam_probe
-            .layer("blocks.2.project.conv", custom37_out1);
-        let custom39_out1 = __gradcam_probe.layer("blocks.2.project", custom38_out1);
-        let custom40_out1 = gradcam::Probe::carry(
-            custom27_out1,
-            custom39_out1.clone().dims()[0],
-        );
-        let add1_out1 = custom39_out1.add(custom40_out1);
-        let custom41_out1 = __gradcam_probe.layer("/blocks.2/Add", add1_out1);
-        let custom42_out1 = __gradcam_probe.layer("blocks.2", custom41_out1);
-        let conv2d10_out1 = self.conv2d10.forward(custom42_out1);
+        let custom39_out1 = __gradcam_probe.layer("/blocks.2/depthwise/Pad", pad4_out1);
+        let conv2d8_out1 = self.conv2d8.forward(custom39_out1);
+        let custom40_out1 = __gradcam_probe
+            .bias(
+                "/blocks.2/depthwise/conv/Conv",
+                conv2d8_out1,
+                || self.conv2d8.bias.as_ref().map(|b| b.val()),
+            );
+        let custom41_out1 = __gradcam_probe
+            .layer("/blocks.2/depthwise/conv/Conv", custom40_out1);
+        let custom42_out1 = __gradcam_probe
+            .layer("blocks.2.depthwise.conv", custom41_out1);
+        let clip6_out1 = custom42_out1.clamp(0f64, 6f64);
         let custom43_out1 = __gradcam_probe
-            .layer("/blocks.3/expand/conv/Conv", conv2d10_out1);
-        let custom44_out1 = __gradcam_probe.layer("blocks.3.expand.conv", custom43_out1);
-        let clip7_out1 = custom44_out1.clamp(0f64, 6f64);
-        let custom45_out1 = __gradcam_probe.layer("/blocks.3/expand/Clip", clip7_out1);
-        let custom46_out1 = __gradcam_probe.layer("blocks.3.expand", custom45_out1);
+            .layer("/blocks.2/depthwise/Clip", clip6_out1);
+        let custom44_out1 = __gradcam_probe.layer("blocks.2.depthwise", custom43_out1);
+        let conv2d9_out1 = self.conv2d9.forward(custom44_out1);
+        let custom45_out1 = __gradcam_probe
+            .bias(
+                "/blocks.2/project/conv/Conv",
+                conv2d9_out1,
+                || self.conv2d9.bias.as_ref().map(|b| b.val()),
+            );
+        let custom46_out1 = __gradcam_probe
+            .layer("/blocks.2/project/conv/Conv", custom45_out1);
+        let custom47_out1 = __gradcam_probe
+            .layer("blocks.2.project.conv", custom46_out1);
+        let custom48_out1 = __gradcam_probe.layer("blocks.2.project", custom47_out1);
+        let custom49_out1 = gradcam::Probe::carry(
+            custom33_out1,
+            custom48_out1.clone().dims()[0],
+        );
+        let add1_out1 = custom48_out1.add(custom49_out1);
+        let custom50_out1 = __gradcam_probe.layer("/blocks.2/Add", add1_out1);
+        custom50_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule4 {
+    conv2d10: Conv2d,
+    conv2d11: Conv2d,
+    conv2d12: Conv2d,
+    conv2d13: Conv2d,
+    conv2d14: Conv2d,
+    conv2d15: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule4 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
+        let conv2d10 = Conv2dConfig::new([24, 144], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let conv2d11 = Conv2dConfig::new([144, 144], [5, 5])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(144)
+            .with_bias(true)
+            .init(device);
+        let conv2d12 = Conv2dConfig::new([144, 40], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let conv2d13 = Conv2dConfig::new([40, 240], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let conv2d14 = Conv2dConfig::new([240, 240], [5, 5])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(240)
+            .with_bias(true)
+            .init(device);
+        let conv2d15 = Conv2dConfig::new([240, 40], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        Self {
+            conv2d10,
+            conv2d11,
+            conv2d12,
+            conv2d13,
+            conv2d14,
+            conv2d15,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        custom50_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom51_out1 = __gradcam_probe.layer("blocks.2", custom50_out1);
+        let conv2d10_out1 = self.conv2d10.forward(custom51_out1);
+        let custom52_out1 = __gradcam_probe
+            .bias(
+                "/blocks.3/expand/conv/Conv",
+                conv2d10_out1,
+                || self.conv2d10.bias.as_ref().map(|b| b.val()),
+            );
+        let custom53_out1 = __gradcam_probe
+            .layer("/blocks.3/expand/conv/Conv", custom52_out1);
+        let custom54_out1 = __gradcam_probe.layer("blocks.3.expand.conv", custom53_out1);
+        let clip7_out1 = custom54_out1.clamp(0f64, 6f64);
+        let custom55_out1 = __gradcam_probe.layer("/blocks.3/expand/Clip", clip7_out1);
+        let custom56_out1 = __gradcam_probe.layer("blocks.3.expand", custom55_out1);
         let shape13_out1: [i64; 4] = {
-            let axes = &custom46_out1.clone().dims()[0..4];
+            let axes = &custom56_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -1287,7 +1416,7 @@ impl Submodule3 {
         };
         let transpose5_out1 = slice5_out1.permute([1, 0]);
         let reshape10_out1 = transpose5_out1.reshape([-1]);
-        let pad5_out1 = custom46_out1
+        let pad5_out1 = custom56_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape10_out1
@@ -1369,100 +1498,50 @@ impl Submodule3 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        pad5_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule4 {
-    conv2d11: Conv2d,
-    conv2d12: Conv2d,
-    conv2d13: Conv2d,
-    conv2d14: Conv2d,
-    conv2d15: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule4 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
-        let conv2d11 = Conv2dConfig::new([144, 144], [5, 5])
-            .with_stride([2, 2])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(144)
-            .with_bias(true)
-            .init(device);
-        let conv2d12 = Conv2dConfig::new([144, 40], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let conv2d13 = Conv2dConfig::new([40, 240], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let conv2d14 = Conv2dConfig::new([240, 240], [5, 5])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(240)
-            .with_bias(true)
-            .init(device);
-        let conv2d15 = Conv2dConfig::new([240, 40], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        Self {
-            conv2d11,
-            conv2d12,
-            conv2d13,
-            conv2d14,
-            conv2d15,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        pad5_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom47_out1 = __gradcam_probe.layer("/blocks.3/depthwise/Pad", pad5_out1);
-        let conv2d11_out1 = self.conv2d11.forward(custom47_out1);
-        let custom48_out1 = __gradcam_probe
-            .layer("/blocks.3/depthwise/conv/Conv", conv2d11_out1);
-        let custom49_out1 = __gradcam_probe
-            .layer("blocks.3.depthwise.conv", custom48_out1);
-        let clip8_out1 = custom49_out1.clamp(0f64, 6f64);
-        let custom50_out1 = __gradcam_probe
+        let custom57_out1 = __gradcam_probe.layer("/blocks.3/depthwise/Pad", pad5_out1);
+        let conv2d11_out1 = self.conv2d11.forward(custom57_out1);
+        let custom58_out1 = __gradcam_probe
+            .bias(
+                "/blocks.3/depthwise/conv/Conv",
+                conv2d11_out1,
+                || self.conv2d11.bias.as_ref().map(|b| b.val()),
+            );
+        let custom59_out1 = __gradcam_probe
+            .layer("/blocks.3/depthwise/conv/Conv", custom58_out1);
+        let custom60_out1 = __gradcam_probe
+            .layer("blocks.3.depthwise.conv", custom59_out1);
+        let clip8_out1 = custom60_out1.clamp(0f64, 6f64);
+        let custom61_out1 = __gradcam_probe
             .layer("/blocks.3/depthwise/Clip", clip8_out1);
-        let custom51_out1 = __gradcam_probe.layer("blocks.3.depthwise", custom50_out1);
-        let conv2d12_out1 = self.conv2d12.forward(custom51_out1);
-        let custom52_out1 = __gradcam_probe
-            .layer("/blocks.3/project/conv/Conv", conv2d12_out1);
-        let custom53_out1 = __gradcam_probe
-            .layer("blocks.3.project.conv", custom52_out1);
-        let custom54_out1 = __gradcam_probe.layer("blocks.3.project", custom53_out1);
-        let custom55_out1 = __gradcam_probe.layer("blocks.3", custom54_out1);
-        let conv2d13_out1 = self.conv2d13.forward(custom55_out1.clone());
-        let custom56_out1 = __gradcam_probe
-            .layer("/blocks.4/expand/conv/Conv", conv2d13_out1);
-        let custom57_out1 = __gradcam_probe.layer("blocks.4.expand.conv", custom56_out1);
-        let clip9_out1 = custom57_out1.clamp(0f64, 6f64);
-        let custom58_out1 = __gradcam_probe.layer("/blocks.4/expand/Clip", clip9_out1);
-        let custom59_out1 = __gradcam_probe.layer("blocks.4.expand", custom58_out1);
+        let custom62_out1 = __gradcam_probe.layer("blocks.3.depthwise", custom61_out1);
+        let conv2d12_out1 = self.conv2d12.forward(custom62_out1);
+        let custom63_out1 = __gradcam_probe
+            .bias(
+                "/blocks.3/project/conv/Conv",
+                conv2d12_out1,
+                || self.conv2d12.bias.as_ref().map(|b| b.val()),
+            );
+        let custom64_out1 = __gradcam_probe
+            .layer("/blocks.3/project/conv/Conv", custom63_out1);
+        let custom65_out1 = __gradcam_probe
+            .layer("blocks.3.project.conv", custom64_out1);
+        let custom66_out1 = __gradcam_probe.layer("blocks.3.project", custom65_out1);
+        let custom67_out1 = __gradcam_probe.layer("blocks.3", custom66_out1);
+        let conv2d13_out1 = self.conv2d13.forward(custom67_out1.clone());
+        let custom68_out1 = __gradcam_probe
+            .bias(
+                "/blocks.4/expand/conv/Conv",
+                conv2d13_out1,
+                || self.conv2d13.bias.as_ref().map(|b| b.val()),
+            );
+        let custom69_out1 = __gradcam_probe
+            .layer("/blocks.4/expand/conv/Conv", custom68_out1);
+        let custom70_out1 = __gradcam_probe.layer("blocks.4.expand.conv", custom69_out1);
+        let clip9_out1 = custom70_out1.clamp(0f64, 6f64);
+        let custom71_out1 = __gradcam_probe.layer("/blocks.4/expand/Clip", clip9_out1);
+        let custom72_out1 = __gradcam_probe.layer("blocks.4.expand", custom71_out1);
         let shape16_out1: [i64; 4] = {
-            let axes = &custom59_out1.clone().dims()[0..4];
+            let axes = &custom72_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -1579,7 +1658,7 @@ impl Submodule4 {
         };
         let transpose6_out1 = slice6_out1.permute([1, 0]);
         let reshape12_out1 = transpose6_out1.reshape([-1]);
-        let pad6_out1 = custom59_out1
+        let pad6_out1 = custom72_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape12_out1
@@ -1661,27 +1740,39 @@ impl Submodule4 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom60_out1 = __gradcam_probe.layer("/blocks.4/depthwise/Pad", pad6_out1);
-        let conv2d14_out1 = self.conv2d14.forward(custom60_out1);
-        let custom61_out1 = __gradcam_probe
-            .layer("/blocks.4/depthwise/conv/Conv", conv2d14_out1);
-        let custom62_out1 = __gradcam_probe
-            .layer("blocks.4.depthwise.conv", custom61_out1);
-        let clip10_out1 = custom62_out1.clamp(0f64, 6f64);
-        let custom63_out1 = __gradcam_probe
+        let custom73_out1 = __gradcam_probe.layer("/blocks.4/depthwise/Pad", pad6_out1);
+        let conv2d14_out1 = self.conv2d14.forward(custom73_out1);
+        let custom74_out1 = __gradcam_probe
+            .bias(
+                "/blocks.4/depthwise/conv/Conv",
+                conv2d14_out1,
+                || self.conv2d14.bias.as_ref().map(|b| b.val()),
+            );
+        let custom75_out1 = __gradcam_probe
+            .layer("/blocks.4/depthwise/conv/Conv", custom74_out1);
+        let custom76_out1 = __gradcam_probe
+            .layer("blocks.4.depthwise.conv", custom75_out1);
+        let clip10_out1 = custom76_out1.clamp(0f64, 6f64);
+        let custom77_out1 = __gradcam_probe
             .layer("/blocks.4/depthwise/Clip", clip10_out1);
-        let custom64_out1 = __gradcam_probe.layer("blocks.4.depthwise", custom63_out1);
-        let conv2d15_out1 = self.conv2d15.forward(custom64_out1);
-        let custom65_out1 = __gradcam_probe
-            .layer("/blocks.4/project/conv/Conv", conv2d15_out1);
-        let custom66_out1 = __gradcam_probe
-            .layer("blocks.4.project.conv", custom65_out1);
-        let custom67_out1 = __gradcam_probe.layer("blocks.4.project", custom66_out1);
-        let custom68_out1 = gradcam::Probe::carry(
-            custom55_out1,
-            custom67_out1.clone().dims()[0],
+        let custom78_out1 = __gradcam_probe.layer("blocks.4.depthwise", custom77_out1);
+        let conv2d15_out1 = self.conv2d15.forward(custom78_out1);
+        let custom79_out1 = __gradcam_probe
+            .bias(
+                "/blocks.4/project/conv/Conv",
+                conv2d15_out1,
+                || self.conv2d15.bias.as_ref().map(|b| b.val()),
+            );
+        let custom80_out1 = __gradcam_probe
+            .layer("/blocks.4/project/conv/Conv", custom79_out1);
+        let custom81_out1 = __gradcam_probe
+            .layer("blocks.4.project.conv", custom80_out1);
+        let custom82_out1 = __gradcam_probe.layer("blocks.4.project", custom81_out1);
+        let custom83_out1 = gradcam::Probe::carry(
+            custom67_out1,
+            custom82_out1.clone().dims()[0],
         );
-        let add2_out1 = custom67_out1.add(custom68_out1);
+        let add2_out1 = custom82_out1.add(custom83_out1);
         add2_out1
     }
 }
@@ -1759,17 +1850,23 @@ impl Submodule5 {
         add2_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom69_out1 = __gradcam_probe.layer("/blocks.4/Add", add2_out1);
-        let custom70_out1 = __gradcam_probe.layer("blocks.4", custom69_out1);
-        let conv2d16_out1 = self.conv2d16.forward(custom70_out1);
-        let custom71_out1 = __gradcam_probe
-            .layer("/blocks.5/expand/conv/Conv", conv2d16_out1);
-        let custom72_out1 = __gradcam_probe.layer("blocks.5.expand.conv", custom71_out1);
-        let clip11_out1 = custom72_out1.clamp(0f64, 6f64);
-        let custom73_out1 = __gradcam_probe.layer("/blocks.5/expand/Clip", clip11_out1);
-        let custom74_out1 = __gradcam_probe.layer("blocks.5.expand", custom73_out1);
+        let custom84_out1 = __gradcam_probe.layer("/blocks.4/Add", add2_out1);
+        let custom85_out1 = __gradcam_probe.layer("blocks.4", custom84_out1);
+        let conv2d16_out1 = self.conv2d16.forward(custom85_out1);
+        let custom86_out1 = __gradcam_probe
+            .bias(
+                "/blocks.5/expand/conv/Conv",
+                conv2d16_out1,
+                || self.conv2d16.bias.as_ref().map(|b| b.val()),
+            );
+        let custom87_out1 = __gradcam_probe
+            .layer("/blocks.5/expand/conv/Conv", custom86_out1);
+        let custom88_out1 = __gradcam_probe.layer("blocks.5.expand.conv", custom87_out1);
+        let clip11_out1 = custom88_out1.clamp(0f64, 6f64);
+        let custom89_out1 = __gradcam_probe.layer("/blocks.5/expand/Clip", clip11_out1);
+        let custom90_out1 = __gradcam_probe.layer("blocks.5.expand", custom89_out1);
         let shape19_out1: [i64; 4] = {
-            let axes = &custom74_out1.clone().dims()[0..4];
+            let axes = &custom90_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -1886,7 +1983,7 @@ impl Submodule5 {
         };
         let transpose7_out1 = slice7_out1.permute([1, 0]);
         let reshape14_out1 = transpose7_out1.reshape([-1]);
-        let pad7_out1 = custom74_out1
+        let pad7_out1 = custom90_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape14_out1
@@ -1968,32 +2065,51 @@ impl Submodule5 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom75_out1 = __gradcam_probe.layer("/blocks.5/depthwise/Pad", pad7_out1);
-        let conv2d17_out1 = self.conv2d17.forward(custom75_out1);
-        let custom76_out1 = __gradcam_probe
-            .layer("/blocks.5/depthwise/conv/Conv", conv2d17_out1);
-        let custom77_out1 = __gradcam_probe
-            .layer("blocks.5.depthwise.conv", custom76_out1);
-        let clip12_out1 = custom77_out1.clamp(0f64, 6f64);
-        let custom78_out1 = __gradcam_probe
+        let custom91_out1 = __gradcam_probe.layer("/blocks.5/depthwise/Pad", pad7_out1);
+        let conv2d17_out1 = self.conv2d17.forward(custom91_out1);
+        let custom92_out1 = __gradcam_probe
+            .bias(
+                "/blocks.5/depthwise/conv/Conv",
+                conv2d17_out1,
+                || self.conv2d17.bias.as_ref().map(|b| b.val()),
+            );
+        let custom93_out1 = __gradcam_probe
+            .layer("/blocks.5/depthwise/conv/Conv", custom92_out1);
+        let custom94_out1 = __gradcam_probe
+            .layer("blocks.5.depthwise.conv", custom93_out1);
+        let clip12_out1 = custom94_out1.clamp(0f64, 6f64);
+        let custom95_out1 = __gradcam_probe
             .layer("/blocks.5/depthwise/Clip", clip12_out1);
-        let custom79_out1 = __gradcam_probe.layer("blocks.5.depthwise", custom78_out1);
-        let conv2d18_out1 = self.conv2d18.forward(custom79_out1);
-        let custom80_out1 = __gradcam_probe
-            .layer("/blocks.5/project/conv/Conv", conv2d18_out1);
-        let custom81_out1 = __gradcam_probe
-            .layer("blocks.5.project.conv", custom80_out1);
-        let custom82_out1 = __gradcam_probe.layer("blocks.5.project", custom81_out1);
-        let custom83_out1 = __gradcam_probe.layer("blocks.5", custom82_out1);
-        let conv2d19_out1 = self.conv2d19.forward(custom83_out1.clone());
-        let custom84_out1 = __gradcam_probe
-            .layer("/blocks.6/expand/conv/Conv", conv2d19_out1);
-        let custom85_out1 = __gradcam_probe.layer("blocks.6.expand.conv", custom84_out1);
-        let clip13_out1 = custom85_out1.clamp(0f64, 6f64);
-        let custom86_out1 = __gradcam_probe.layer("/blocks.6/expand/Clip", clip13_out1);
-        let custom87_out1 = __gradcam_probe.layer("blocks.6.expand", custom86_out1);
+        let custom96_out1 = __gradcam_probe.layer("blocks.5.depthwise", custom95_out1);
+        let conv2d18_out1 = self.conv2d18.forward(custom96_out1);
+        let custom97_out1 = __gradcam_probe
+            .bias(
+                "/blocks.5/project/conv/Conv",
+                conv2d18_out1,
+                || self.conv2d18.bias.as_ref().map(|b| b.val()),
+            );
+        let custom98_out1 = __gradcam_probe
+            .layer("/blocks.5/project/conv/Conv", custom97_out1);
+        let custom99_out1 = __gradcam_probe
+            .layer("blocks.5.project.conv", custom98_out1);
+        let custom100_out1 = __gradcam_probe.layer("blocks.5.project", custom99_out1);
+        let custom101_out1 = __gradcam_probe.layer("blocks.5", custom100_out1);
+        let conv2d19_out1 = self.conv2d19.forward(custom101_out1.clone());
+        let custom102_out1 = __gradcam_probe
+            .bias(
+                "/blocks.6/expand/conv/Conv",
+                conv2d19_out1,
+                || self.conv2d19.bias.as_ref().map(|b| b.val()),
+            );
+        let custom103_out1 = __gradcam_probe
+            .layer("/blocks.6/expand/conv/Conv", custom102_out1);
+        let custom104_out1 = __gradcam_probe
+            .layer("blocks.6.expand.conv", custom103_out1);
+        let clip13_out1 = custom104_out1.clamp(0f64, 6f64);
+        let custom105_out1 = __gradcam_probe.layer("/blocks.6/expand/Clip", clip13_out1);
+        let custom106_out1 = __gradcam_probe.layer("blocks.6.expand", custom105_out1);
         let shape22_out1: [i64; 4] = {
-            let axes = &custom87_out1.clone().dims()[0..4];
+            let axes = &custom106_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -2110,7 +2226,7 @@ impl Submodule5 {
         };
         let transpose8_out1 = slice8_out1.permute([1, 0]);
         let reshape16_out1 = transpose8_out1.reshape([-1]);
-        let pad8_out1 = custom87_out1
+        let pad8_out1 = custom106_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape16_out1
@@ -2192,27 +2308,39 @@ impl Submodule5 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom88_out1 = __gradcam_probe.layer("/blocks.6/depthwise/Pad", pad8_out1);
-        let conv2d20_out1 = self.conv2d20.forward(custom88_out1);
-        let custom89_out1 = __gradcam_probe
-            .layer("/blocks.6/depthwise/conv/Conv", conv2d20_out1);
-        let custom90_out1 = __gradcam_probe
-            .layer("blocks.6.depthwise.conv", custom89_out1);
-        let clip14_out1 = custom90_out1.clamp(0f64, 6f64);
-        let custom91_out1 = __gradcam_probe
+        let custom107_out1 = __gradcam_probe.layer("/blocks.6/depthwise/Pad", pad8_out1);
+        let conv2d20_out1 = self.conv2d20.forward(custom107_out1);
+        let custom108_out1 = __gradcam_probe
+            .bias(
+                "/blocks.6/depthwise/conv/Conv",
+                conv2d20_out1,
+                || self.conv2d20.bias.as_ref().map(|b| b.val()),
+            );
+        let custom109_out1 = __gradcam_probe
+            .layer("/blocks.6/depthwise/conv/Conv", custom108_out1);
+        let custom110_out1 = __gradcam_probe
+            .layer("blocks.6.depthwise.conv", custom109_out1);
+        let clip14_out1 = custom110_out1.clamp(0f64, 6f64);
+        let custom111_out1 = __gradcam_probe
             .layer("/blocks.6/depthwise/Clip", clip14_out1);
-        let custom92_out1 = __gradcam_probe.layer("blocks.6.depthwise", custom91_out1);
-        let conv2d21_out1 = self.conv2d21.forward(custom92_out1);
-        let custom93_out1 = __gradcam_probe
-            .layer("/blocks.6/project/conv/Conv", conv2d21_out1);
-        let custom94_out1 = __gradcam_probe
-            .layer("blocks.6.project.conv", custom93_out1);
-        let custom95_out1 = __gradcam_probe.layer("blocks.6.project", custom94_out1);
-        let custom96_out1 = gradcam::Probe::carry(
-            custom83_out1,
-            custom95_out1.clone().dims()[0],
+        let custom112_out1 = __gradcam_probe.layer("blocks.6.depthwise", custom111_out1);
+        let conv2d21_out1 = self.conv2d21.forward(custom112_out1);
+        let custom113_out1 = __gradcam_probe
+            .bias(
+                "/blocks.6/project/conv/Conv",
+                conv2d21_out1,
+                || self.conv2d21.bias.as_ref().map(|b| b.val()),
+            );
+        let custom114_out1 = __gradcam_probe
+            .layer("/blocks.6/project/conv/Conv", custom113_out1);
+        let custom115_out1 = __gradcam_probe
+            .layer("blocks.6.project.conv", custom114_out1);
+        let custom116_out1 = __gradcam_probe.layer("blocks.6.project", custom115_out1);
+        let custom117_out1 = gradcam::Probe::carry(
+            custom101_out1,
+            custom116_out1.clone().dims()[0],
         );
-        let add3_out1 = custom95_out1.add(custom96_out1);
+        let add3_out1 = custom116_out1.add(custom117_out1);
         add3_out1
     }
 }
@@ -2272,18 +2400,24 @@ impl Submodule6 {
         add3_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom97_out1 = __gradcam_probe.layer("/blocks.6/Add", add3_out1);
-        let custom98_out1 = __gradcam_probe.layer("blocks.6", custom97_out1);
-        let conv2d22_out1 = self.conv2d22.forward(custom98_out1.clone());
-        let custom99_out1 = __gradcam_probe
-            .layer("/blocks.7/expand/conv/Conv", conv2d22_out1);
-        let custom100_out1 = __gradcam_probe
-            .layer("blocks.7.expand.conv", custom99_out1);
-        let clip15_out1 = custom100_out1.clamp(0f64, 6f64);
-        let custom101_out1 = __gradcam_probe.layer("/blocks.7/expand/Clip", clip15_out1);
-        let custom102_out1 = __gradcam_probe.layer("blocks.7.expand", custom101_out1);
+        let custom118_out1 = __gradcam_probe.layer("/blocks.6/Add", add3_out1);
+        let custom119_out1 = __gradcam_probe.layer("blocks.6", custom118_out1);
+        let conv2d22_out1 = self.conv2d22.forward(custom119_out1.clone());
+        let custom120_out1 = __gradcam_probe
+            .bias(
+                "/blocks.7/expand/conv/Conv",
+                conv2d22_out1,
+                || self.conv2d22.bias.as_ref().map(|b| b.val()),
+            );
+        let custom121_out1 = __gradcam_probe
+            .layer("/blocks.7/expand/conv/Conv", custom120_out1);
+        let custom122_out1 = __gradcam_probe
+            .layer("blocks.7.expand.conv", custom121_out1);
+        let clip15_out1 = custom122_out1.clamp(0f64, 6f64);
+        let custom123_out1 = __gradcam_probe.layer("/blocks.7/expand/Clip", clip15_out1);
+        let custom124_out1 = __gradcam_probe.layer("blocks.7.expand", custom123_out1);
         let shape25_out1: [i64; 4] = {
-            let axes = &custom102_out1.clone().dims()[0..4];
+            let axes = &custom124_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -2400,7 +2534,7 @@ impl Submodule6 {
         };
         let transpose9_out1 = slice9_out1.permute([1, 0]);
         let reshape18_out1 = transpose9_out1.reshape([-1]);
-        let pad9_out1 = custom102_out1
+        let pad9_out1 = custom124_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape18_out1
@@ -2482,38 +2616,51 @@ impl Submodule6 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom103_out1 = __gradcam_probe.layer("/blocks.7/depthwise/Pad", pad9_out1);
-        let conv2d23_out1 = self.conv2d23.forward(custom103_out1);
-        let custom104_out1 = __gradcam_probe
-            .layer("/blocks.7/depthwise/conv/Conv", conv2d23_out1);
-        let custom105_out1 = __gradcam_probe
-            .layer("blocks.7.depthwise.conv", custom104_out1);
-        let clip16_out1 = custom105_out1.clamp(0f64, 6f64);
-        let custom106_out1 = __gradcam_probe
+        let custom125_out1 = __gradcam_probe.layer("/blocks.7/depthwise/Pad", pad9_out1);
+        let conv2d23_out1 = self.conv2d23.forward(custom125_out1);
+        let custom126_out1 = __gradcam_probe
+            .bias(
+                "/blocks.7/depthwise/conv/Conv",
+                conv2d23_out1,
+                || self.conv2d23.bias.as_ref().map(|b| b.val()),
+            );
+        let custom127_out1 = __gradcam_probe
+            .layer("/blocks.7/depthwise/conv/Conv", custom126_out1);
+        let custom128_out1 = __gradcam_probe
+            .layer("blocks.7.depthwise.conv", custom127_out1);
+        let clip16_out1 = custom128_out1.clamp(0f64, 6f64);
+        let custom129_out1 = __gradcam_probe
             .layer("/blocks.7/depthwise/Clip", clip16_out1);
-        let custom107_out1 = __gradcam_probe.layer("blocks.7.depthwise", custom106_out1);
-        let conv2d24_out1 = self.conv2d24.forward(custom107_out1);
-        let custom108_out1 = __gradcam_probe
-            .layer("/blocks.7/project/conv/Conv", conv2d24_out1);
-        let custom109_out1 = __gradcam_probe
-            .layer("blocks.7.project.conv", custom108_out1);
-        let custom110_out1 = __gradcam_probe.layer("blocks.7.project", custom109_out1);
-        let custom111_out1 = gradcam::Probe::carry(
-            custom98_out1,
-            custom110_out1.clone().dims()[0],
+        let custom130_out1 = __gradcam_probe.layer("blocks.7.depthwise", custom129_out1);
+        let conv2d24_out1 = self.conv2d24.forward(custom130_out1);
+        let custom131_out1 = __gradcam_probe
+            .bias(
+                "/blocks.7/project/conv/Conv",
+                conv2d24_out1,
+                || self.conv2d24.bias.as_ref().map(|b| b.val()),
+            );
+        let custom132_out1 = __gradcam_probe
+            .layer("/blocks.7/project/conv/Conv", custom131_out1);
+        let custom133_out1 = __gradcam_probe
+            .layer("blocks.7.project.conv", custom132_out1);
+        let custom134_out1 = __gradcam_probe.layer("blocks.7.project", custom133_out1);
+        let custom135_out1 = gradcam::Probe::carry(
+            custom119_out1,
+            custom134_out1.clone().dims()[0],
         );
-        let add4_out1 = custom110_out1.add(custom111_out1);
-        let custom112_out1 = __gradcam_probe.layer("/blocks.7/Add", add4_out1);
-        let custom113_out1 = __gradcam_probe.layer("blocks.7", custom112_out1);
-        let conv2d25_out1 = self.conv2d25.forward(custom113_out1);
-        let custom114_out1 = __gradcam_probe
-            .layer("/blocks.8/expand/conv/Conv", conv2d25_out1);
-        let custom115_out1 = __gradcam_probe
-            .layer("blocks.8.expand.conv", custom114_out1);
-        let clip17_out1 = custom115_out1.clamp(0f64, 6f64);
-        let custom116_out1 = __gradcam_probe.layer("/blocks.8/expand/Clip", clip17_out1);
-        let custom117_out1 = __gradcam_probe.layer("blocks.8.expand", custom116_out1);
-        custom117_out1
+        let add4_out1 = custom134_out1.add(custom135_out1);
+        let custom136_out1 = __gradcam_probe.layer("/blocks.7/Add", add4_out1);
+        let custom137_out1 = __gradcam_probe.layer("blocks.7", custom136_out1);
+        let conv2d25_out1 = self.conv2d25.forward(custom137_out1);
+        let custom138_out1 = __gradcam_probe
+            .bias(
+                "/blocks.8/expand/conv/Conv",
+                conv2d25_out1,
+                || self.conv2d25.bias.as_ref().map(|b| b.val()),
+            );
+        let custom139_out1 = __gradcam_probe
+            .layer("/blocks.8/expand/conv/Conv", custom138_out1);
+        custom139_out1
     }
 }
 #[derive(Module, Debug)]
@@ -2578,11 +2725,16 @@ impl Submodule7 {
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        custom117_out1: Tensor<4>,
+        custom139_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
+        let custom140_out1 = __gradcam_probe
+            .layer("blocks.8.expand.conv", custom139_out1);
+        let clip17_out1 = custom140_out1.clamp(0f64, 6f64);
+        let custom141_out1 = __gradcam_probe.layer("/blocks.8/expand/Clip", clip17_out1);
+        let custom142_out1 = __gradcam_probe.layer("blocks.8.expand", custom141_out1);
         let shape28_out1: [i64; 4] = {
-            let axes = &custom117_out1.clone().dims()[0..4];
+            let axes = &custom142_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -2699,7 +2851,7 @@ impl Submodule7 {
         };
         let transpose10_out1 = slice10_out1.permute([1, 0]);
         let reshape20_out1 = transpose10_out1.reshape([-1]);
-        let pad10_out1 = custom117_out1
+        let pad10_out1 = custom142_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape20_out1
@@ -2781,34 +2933,52 @@ impl Submodule7 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom118_out1 = __gradcam_probe
+        let custom143_out1 = __gradcam_probe
             .layer("/blocks.8/depthwise/Pad", pad10_out1);
-        let conv2d26_out1 = self.conv2d26.forward(custom118_out1);
-        let custom119_out1 = __gradcam_probe
-            .layer("/blocks.8/depthwise/conv/Conv", conv2d26_out1);
-        let custom120_out1 = __gradcam_probe
-            .layer("blocks.8.depthwise.conv", custom119_out1);
-        let clip18_out1 = custom120_out1.clamp(0f64, 6f64);
-        let custom121_out1 = __gradcam_probe
+        let conv2d26_out1 = self.conv2d26.forward(custom143_out1);
+        let custom144_out1 = __gradcam_probe
+            .bias(
+                "/blocks.8/depthwise/conv/Conv",
+                conv2d26_out1,
+                || self.conv2d26.bias.as_ref().map(|b| b.val()),
+            );
+        let custom145_out1 = __gradcam_probe
+            .layer("/blocks.8/depthwise/conv/Conv", custom144_out1);
+        let custom146_out1 = __gradcam_probe
+            .layer("blocks.8.depthwise.conv", custom145_out1);
+        let clip18_out1 = custom146_out1.clamp(0f64, 6f64);
+        let custom147_out1 = __gradcam_probe
             .layer("/blocks.8/depthwise/Clip", clip18_out1);
-        let custom122_out1 = __gradcam_probe.layer("blocks.8.depthwise", custom121_out1);
-        let conv2d27_out1 = self.conv2d27.forward(custom122_out1);
-        let custom123_out1 = __gradcam_probe
-            .layer("/blocks.8/project/conv/Conv", conv2d27_out1);
-        let custom124_out1 = __gradcam_probe
-            .layer("blocks.8.project.conv", custom123_out1);
-        let custom125_out1 = __gradcam_probe.layer("blocks.8.project", custom124_out1);
-        let custom126_out1 = __gradcam_probe.layer("blocks.8", custom125_out1);
-        let conv2d28_out1 = self.conv2d28.forward(custom126_out1.clone());
-        let custom127_out1 = __gradcam_probe
-            .layer("/blocks.9/expand/conv/Conv", conv2d28_out1);
-        let custom128_out1 = __gradcam_probe
-            .layer("blocks.9.expand.conv", custom127_out1);
-        let clip19_out1 = custom128_out1.clamp(0f64, 6f64);
-        let custom129_out1 = __gradcam_probe.layer("/blocks.9/expand/Clip", clip19_out1);
-        let custom130_out1 = __gradcam_probe.layer("blocks.9.expand", custom129_out1);
+        let custom148_out1 = __gradcam_probe.layer("blocks.8.depthwise", custom147_out1);
+        let conv2d27_out1 = self.conv2d27.forward(custom148_out1);
+        let custom149_out1 = __gradcam_probe
+            .bias(
+                "/blocks.8/project/conv/Conv",
+                conv2d27_out1,
+                || self.conv2d27.bias.as_ref().map(|b| b.val()),
+            );
+        let custom150_out1 = __gradcam_probe
+            .layer("/blocks.8/project/conv/Conv", custom149_out1);
+        let custom151_out1 = __gradcam_probe
+            .layer("blocks.8.project.conv", custom150_out1);
+        let custom152_out1 = __gradcam_probe.layer("blocks.8.project", custom151_out1);
+        let custom153_out1 = __gradcam_probe.layer("blocks.8", custom152_out1);
+        let conv2d28_out1 = self.conv2d28.forward(custom153_out1.clone());
+        let custom154_out1 = __gradcam_probe
+            .bias(
+                "/blocks.9/expand/conv/Conv",
+                conv2d28_out1,
+                || self.conv2d28.bias.as_ref().map(|b| b.val()),
+            );
+        let custom155_out1 = __gradcam_probe
+            .layer("/blocks.9/expand/conv/Conv", custom154_out1);
+        let custom156_out1 = __gradcam_probe
+            .layer("blocks.9.expand.conv", custom155_out1);
+        let clip19_out1 = custom156_out1.clamp(0f64, 6f64);
+        let custom157_out1 = __gradcam_probe.layer("/blocks.9/expand/Clip", clip19_out1);
+        let custom158_out1 = __gradcam_probe.layer("blocks.9.expand", custom157_out1);
         let shape31_out1: [i64; 4] = {
-            let axes = &custom130_out1.clone().dims()[0..4];
+            let axes = &custom158_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -2925,7 +3095,7 @@ impl Submodule7 {
         };
         let transpose11_out1 = slice11_out1.permute([1, 0]);
         let reshape22_out1 = transpose11_out1.reshape([-1]);
-        let pad11_out1 = custom130_out1
+        let pad11_out1 = custom158_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape22_out1
@@ -3007,28 +3177,40 @@ impl Submodule7 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom131_out1 = __gradcam_probe
+        let custom159_out1 = __gradcam_probe
             .layer("/blocks.9/depthwise/Pad", pad11_out1);
-        let conv2d29_out1 = self.conv2d29.forward(custom131_out1);
-        let custom132_out1 = __gradcam_probe
-            .layer("/blocks.9/depthwise/conv/Conv", conv2d29_out1);
-        let custom133_out1 = __gradcam_probe
-            .layer("blocks.9.depthwise.conv", custom132_out1);
-        let clip20_out1 = custom133_out1.clamp(0f64, 6f64);
-        let custom134_out1 = __gradcam_probe
+        let conv2d29_out1 = self.conv2d29.forward(custom159_out1);
+        let custom160_out1 = __gradcam_probe
+            .bias(
+                "/blocks.9/depthwise/conv/Conv",
+                conv2d29_out1,
+                || self.conv2d29.bias.as_ref().map(|b| b.val()),
+            );
+        let custom161_out1 = __gradcam_probe
+            .layer("/blocks.9/depthwise/conv/Conv", custom160_out1);
+        let custom162_out1 = __gradcam_probe
+            .layer("blocks.9.depthwise.conv", custom161_out1);
+        let clip20_out1 = custom162_out1.clamp(0f64, 6f64);
+        let custom163_out1 = __gradcam_probe
             .layer("/blocks.9/depthwise/Clip", clip20_out1);
-        let custom135_out1 = __gradcam_probe.layer("blocks.9.depthwise", custom134_out1);
-        let conv2d30_out1 = self.conv2d30.forward(custom135_out1);
-        let custom136_out1 = __gradcam_probe
-            .layer("/blocks.9/project/conv/Conv", conv2d30_out1);
-        let custom137_out1 = __gradcam_probe
-            .layer("blocks.9.project.conv", custom136_out1);
-        let custom138_out1 = __gradcam_probe.layer("blocks.9.project", custom137_out1);
-        let custom139_out1 = gradcam::Probe::carry(
-            custom126_out1,
-            custom138_out1.clone().dims()[0],
+        let custom164_out1 = __gradcam_probe.layer("blocks.9.depthwise", custom163_out1);
+        let conv2d30_out1 = self.conv2d30.forward(custom164_out1);
+        let custom165_out1 = __gradcam_probe
+            .bias(
+                "/blocks.9/project/conv/Conv",
+                conv2d30_out1,
+                || self.conv2d30.bias.as_ref().map(|b| b.val()),
+            );
+        let custom166_out1 = __gradcam_probe
+            .layer("/blocks.9/project/conv/Conv", custom165_out1);
+        let custom167_out1 = __gradcam_probe
+            .layer("blocks.9.project.conv", custom166_out1);
+        let custom168_out1 = __gradcam_probe.layer("blocks.9.project", custom167_out1);
+        let custom169_out1 = gradcam::Probe::carry(
+            custom153_out1,
+            custom168_out1.clone().dims()[0],
         );
-        let add5_out1 = custom138_out1.add(custom139_out1);
+        let add5_out1 = custom168_out1.add(custom169_out1);
         add5_out1
     }
 }
@@ -3088,19 +3270,25 @@ impl Submodule8 {
         add5_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom140_out1 = __gradcam_probe.layer("/blocks.9/Add", add5_out1);
-        let custom141_out1 = __gradcam_probe.layer("blocks.9", custom140_out1);
-        let conv2d31_out1 = self.conv2d31.forward(custom141_out1.clone());
-        let custom142_out1 = __gradcam_probe
-            .layer("/blocks.10/expand/conv/Conv", conv2d31_out1);
-        let custom143_out1 = __gradcam_probe
-            .layer("blocks.10.expand.conv", custom142_out1);
-        let clip21_out1 = custom143_out1.clamp(0f64, 6f64);
-        let custom144_out1 = __gradcam_probe
+        let custom170_out1 = __gradcam_probe.layer("/blocks.9/Add", add5_out1);
+        let custom171_out1 = __gradcam_probe.layer("blocks.9", custom170_out1);
+        let conv2d31_out1 = self.conv2d31.forward(custom171_out1.clone());
+        let custom172_out1 = __gradcam_probe
+            .bias(
+                "/blocks.10/expand/conv/Conv",
+                conv2d31_out1,
+                || self.conv2d31.bias.as_ref().map(|b| b.val()),
+            );
+        let custom173_out1 = __gradcam_probe
+            .layer("/blocks.10/expand/conv/Conv", custom172_out1);
+        let custom174_out1 = __gradcam_probe
+            .layer("blocks.10.expand.conv", custom173_out1);
+        let clip21_out1 = custom174_out1.clamp(0f64, 6f64);
+        let custom175_out1 = __gradcam_probe
             .layer("/blocks.10/expand/Clip", clip21_out1);
-        let custom145_out1 = __gradcam_probe.layer("blocks.10.expand", custom144_out1);
+        let custom176_out1 = __gradcam_probe.layer("blocks.10.expand", custom175_out1);
         let shape34_out1: [i64; 4] = {
-            let axes = &custom145_out1.clone().dims()[0..4];
+            let axes = &custom176_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -3217,7 +3405,7 @@ impl Submodule8 {
         };
         let transpose12_out1 = slice12_out1.permute([1, 0]);
         let reshape24_out1 = transpose12_out1.reshape([-1]);
-        let pad12_out1 = custom145_out1
+        let pad12_out1 = custom176_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape24_out1
@@ -3299,41 +3487,53 @@ impl Submodule8 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom146_out1 = __gradcam_probe
+        let custom177_out1 = __gradcam_probe
             .layer("/blocks.10/depthwise/Pad", pad12_out1);
-        let conv2d32_out1 = self.conv2d32.forward(custom146_out1);
-        let custom147_out1 = __gradcam_probe
-            .layer("/blocks.10/depthwise/conv/Conv", conv2d32_out1);
-        let custom148_out1 = __gradcam_probe
-            .layer("blocks.10.depthwise.conv", custom147_out1);
-        let clip22_out1 = custom148_out1.clamp(0f64, 6f64);
-        let custom149_out1 = __gradcam_probe
+        let conv2d32_out1 = self.conv2d32.forward(custom177_out1);
+        let custom178_out1 = __gradcam_probe
+            .bias(
+                "/blocks.10/depthwise/conv/Conv",
+                conv2d32_out1,
+                || self.conv2d32.bias.as_ref().map(|b| b.val()),
+            );
+        let custom179_out1 = __gradcam_probe
+            .layer("/blocks.10/depthwise/conv/Conv", custom178_out1);
+        let custom180_out1 = __gradcam_probe
+            .layer("blocks.10.depthwise.conv", custom179_out1);
+        let clip22_out1 = custom180_out1.clamp(0f64, 6f64);
+        let custom181_out1 = __gradcam_probe
             .layer("/blocks.10/depthwise/Clip", clip22_out1);
-        let custom150_out1 = __gradcam_probe
-            .layer("blocks.10.depthwise", custom149_out1);
-        let conv2d33_out1 = self.conv2d33.forward(custom150_out1);
-        let custom151_out1 = __gradcam_probe
-            .layer("/blocks.10/project/conv/Conv", conv2d33_out1);
-        let custom152_out1 = __gradcam_probe
-            .layer("blocks.10.project.conv", custom151_out1);
-        let custom153_out1 = __gradcam_probe.layer("blocks.10.project", custom152_out1);
-        let custom154_out1 = gradcam::Probe::carry(
-            custom141_out1,
-            custom153_out1.clone().dims()[0],
+        let custom182_out1 = __gradcam_probe
+            .layer("blocks.10.depthwise", custom181_out1);
+        let conv2d33_out1 = self.conv2d33.forward(custom182_out1);
+        let custom183_out1 = __gradcam_probe
+            .bias(
+                "/blocks.10/project/conv/Conv",
+                conv2d33_out1,
+                || self.conv2d33.bias.as_ref().map(|b| b.val()),
+            );
+        let custom184_out1 = __gradcam_probe
+            .layer("/blocks.10/project/conv/Conv", custom183_out1);
+        let custom185_out1 = __gradcam_probe
+            .layer("blocks.10.project.conv", custom184_out1);
+        let custom186_out1 = __gradcam_probe.layer("blocks.10.project", custom185_out1);
+        let custom187_out1 = gradcam::Probe::carry(
+            custom171_out1,
+            custom186_out1.clone().dims()[0],
         );
-        let add6_out1 = custom153_out1.add(custom154_out1);
-        let custom155_out1 = __gradcam_probe.layer("/blocks.10/Add", add6_out1);
-        let custom156_out1 = __gradcam_probe.layer("blocks.10", custom155_out1);
-        let conv2d34_out1 = self.conv2d34.forward(custom156_out1);
-        let custom157_out1 = __gradcam_probe
-            .layer("/blocks.11/expand/conv/Conv", conv2d34_out1);
-        let custom158_out1 = __gradcam_probe
-            .layer("blocks.11.expand.conv", custom157_out1);
-        let clip23_out1 = custom158_out1.clamp(0f64, 6f64);
-        let custom159_out1 = __gradcam_probe
-            .layer("/blocks.11/expand/Clip", clip23_out1);
-        let custom160_out1 = __gradcam_probe.layer("blocks.11.expand", custom159_out1);
-        custom160_out1
+        let add6_out1 = custom186_out1.add(custom187_out1);
+        let custom188_out1 = __gradcam_probe.layer("/blocks.10/Add", add6_out1);
+        let custom189_out1 = __gradcam_probe.layer("blocks.10", custom188_out1);
+        let conv2d34_out1 = self.conv2d34.forward(custom189_out1);
+        let custom190_out1 = __gradcam_probe
+            .bias(
+                "/blocks.11/expand/conv/Conv",
+                conv2d34_out1,
+                || self.conv2d34.bias.as_ref().map(|b| b.val()),
+            );
+        let custom191_out1 = __gradcam_probe
+            .layer("/blocks.11/expand/conv/Conv", custom190_out1);
+        custom191_out1
     }
 }
 #[derive(Module, Debug)]
@@ -3398,11 +3598,17 @@ impl Submodule9 {
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        custom160_out1: Tensor<4>,
+        custom191_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
+        let custom192_out1 = __gradcam_probe
+            .layer("blocks.11.expand.conv", custom191_out1);
+        let clip23_out1 = custom192_out1.clamp(0f64, 6f64);
+        let custom193_out1 = __gradcam_probe
+            .layer("/blocks.11/expand/Clip", clip23_out1);
+        let custom194_out1 = __gradcam_probe.layer("blocks.11.expand", custom193_out1);
         let shape37_out1: [i64; 4] = {
-            let axes = &custom160_out1.clone().dims()[0..4];
+            let axes = &custom194_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -3519,7 +3725,7 @@ impl Submodule9 {
         };
         let transpose13_out1 = slice13_out1.permute([1, 0]);
         let reshape26_out1 = transpose13_out1.reshape([-1]);
-        let pad13_out1 = custom160_out1
+        let pad13_out1 = custom194_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape26_out1
@@ -3601,36 +3807,54 @@ impl Submodule9 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom161_out1 = __gradcam_probe
+        let custom195_out1 = __gradcam_probe
             .layer("/blocks.11/depthwise/Pad", pad13_out1);
-        let conv2d35_out1 = self.conv2d35.forward(custom161_out1);
-        let custom162_out1 = __gradcam_probe
-            .layer("/blocks.11/depthwise/conv/Conv", conv2d35_out1);
-        let custom163_out1 = __gradcam_probe
-            .layer("blocks.11.depthwise.conv", custom162_out1);
-        let clip24_out1 = custom163_out1.clamp(0f64, 6f64);
-        let custom164_out1 = __gradcam_probe
+        let conv2d35_out1 = self.conv2d35.forward(custom195_out1);
+        let custom196_out1 = __gradcam_probe
+            .bias(
+                "/blocks.11/depthwise/conv/Conv",
+                conv2d35_out1,
+                || self.conv2d35.bias.as_ref().map(|b| b.val()),
+            );
+        let custom197_out1 = __gradcam_probe
+            .layer("/blocks.11/depthwise/conv/Conv", custom196_out1);
+        let custom198_out1 = __gradcam_probe
+            .layer("blocks.11.depthwise.conv", custom197_out1);
+        let clip24_out1 = custom198_out1.clamp(0f64, 6f64);
+        let custom199_out1 = __gradcam_probe
             .layer("/blocks.11/depthwise/Clip", clip24_out1);
-        let custom165_out1 = __gradcam_probe
-            .layer("blocks.11.depthwise", custom164_out1);
-        let conv2d36_out1 = self.conv2d36.forward(custom165_out1);
-        let custom166_out1 = __gradcam_probe
-            .layer("/blocks.11/project/conv/Conv", conv2d36_out1);
-        let custom167_out1 = __gradcam_probe
-            .layer("blocks.11.project.conv", custom166_out1);
-        let custom168_out1 = __gradcam_probe.layer("blocks.11.project", custom167_out1);
-        let custom169_out1 = __gradcam_probe.layer("blocks.11", custom168_out1);
-        let conv2d37_out1 = self.conv2d37.forward(custom169_out1.clone());
-        let custom170_out1 = __gradcam_probe
-            .layer("/blocks.12/expand/conv/Conv", conv2d37_out1);
-        let custom171_out1 = __gradcam_probe
-            .layer("blocks.12.expand.conv", custom170_out1);
-        let clip25_out1 = custom171_out1.clamp(0f64, 6f64);
-        let custom172_out1 = __gradcam_probe
+        let custom200_out1 = __gradcam_probe
+            .layer("blocks.11.depthwise", custom199_out1);
+        let conv2d36_out1 = self.conv2d36.forward(custom200_out1);
+        let custom201_out1 = __gradcam_probe
+            .bias(
+                "/blocks.11/project/conv/Conv",
+                conv2d36_out1,
+                || self.conv2d36.bias.as_ref().map(|b| b.val()),
+            );
+        let custom202_out1 = __gradcam_probe
+            .layer("/blocks.11/project/conv/Conv", custom201_out1);
+        let custom203_out1 = __gradcam_probe
+            .layer("blocks.11.project.conv", custom202_out1);
+        let custom204_out1 = __gradcam_probe.layer("blocks.11.project", custom203_out1);
+        let custom205_out1 = __gradcam_probe.layer("blocks.11", custom204_out1);
+        let conv2d37_out1 = self.conv2d37.forward(custom205_out1.clone());
+        let custom206_out1 = __gradcam_probe
+            .bias(
+                "/blocks.12/expand/conv/Conv",
+                conv2d37_out1,
+                || self.conv2d37.bias.as_ref().map(|b| b.val()),
+            );
+        let custom207_out1 = __gradcam_probe
+            .layer("/blocks.12/expand/conv/Conv", custom206_out1);
+        let custom208_out1 = __gradcam_probe
+            .layer("blocks.12.expand.conv", custom207_out1);
+        let clip25_out1 = custom208_out1.clamp(0f64, 6f64);
+        let custom209_out1 = __gradcam_probe
             .layer("/blocks.12/expand/Clip", clip25_out1);
-        let custom173_out1 = __gradcam_probe.layer("blocks.12.expand", custom172_out1);
+        let custom210_out1 = __gradcam_probe.layer("blocks.12.expand", custom209_out1);
         let shape40_out1: [i64; 4] = {
-            let axes = &custom173_out1.clone().dims()[0..4];
+            let axes = &custom210_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -3747,7 +3971,7 @@ impl Submodule9 {
         };
         let transpose14_out1 = slice14_out1.permute([1, 0]);
         let reshape28_out1 = transpose14_out1.reshape([-1]);
-        let pad14_out1 = custom173_out1
+        let pad14_out1 = custom210_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape28_out1
@@ -3829,29 +4053,41 @@ impl Submodule9 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom174_out1 = __gradcam_probe
+        let custom211_out1 = __gradcam_probe
             .layer("/blocks.12/depthwise/Pad", pad14_out1);
-        let conv2d38_out1 = self.conv2d38.forward(custom174_out1);
-        let custom175_out1 = __gradcam_probe
-            .layer("/blocks.12/depthwise/conv/Conv", conv2d38_out1);
-        let custom176_out1 = __gradcam_probe
-            .layer("blocks.12.depthwise.conv", custom175_out1);
-        let clip26_out1 = custom176_out1.clamp(0f64, 6f64);
-        let custom177_out1 = __gradcam_probe
+        let conv2d38_out1 = self.conv2d38.forward(custom211_out1);
+        let custom212_out1 = __gradcam_probe
+            .bias(
+                "/blocks.12/depthwise/conv/Conv",
+                conv2d38_out1,
+                || self.conv2d38.bias.as_ref().map(|b| b.val()),
+            );
+        let custom213_out1 = __gradcam_probe
+            .layer("/blocks.12/depthwise/conv/Conv", custom212_out1);
+        let custom214_out1 = __gradcam_probe
+            .layer("blocks.12.depthwise.conv", custom213_out1);
+        let clip26_out1 = custom214_out1.clamp(0f64, 6f64);
+        let custom215_out1 = __gradcam_probe
             .layer("/blocks.12/depthwise/Clip", clip26_out1);
-        let custom178_out1 = __gradcam_probe
-            .layer("blocks.12.depthwise", custom177_out1);
-        let conv2d39_out1 = self.conv2d39.forward(custom178_out1);
-        let custom179_out1 = __gradcam_probe
-            .layer("/blocks.12/project/conv/Conv", conv2d39_out1);
-        let custom180_out1 = __gradcam_probe
-            .layer("blocks.12.project.conv", custom179_out1);
-        let custom181_out1 = __gradcam_probe.layer("blocks.12.project", custom180_out1);
-        let custom182_out1 = gradcam::Probe::carry(
-            custom169_out1,
-            custom181_out1.clone().dims()[0],
+        let custom216_out1 = __gradcam_probe
+            .layer("blocks.12.depthwise", custom215_out1);
+        let conv2d39_out1 = self.conv2d39.forward(custom216_out1);
+        let custom217_out1 = __gradcam_probe
+            .bias(
+                "/blocks.12/project/conv/Conv",
+                conv2d39_out1,
+                || self.conv2d39.bias.as_ref().map(|b| b.val()),
+            );
+        let custom218_out1 = __gradcam_probe
+            .layer("/blocks.12/project/conv/Conv", custom217_out1);
+        let custom219_out1 = __gradcam_probe
+            .layer("blocks.12.project.conv", custom218_out1);
+        let custom220_out1 = __gradcam_probe.layer("blocks.12.project", custom219_out1);
+        let custom221_out1 = gradcam::Probe::carry(
+            custom205_out1,
+            custom220_out1.clone().dims()[0],
         );
-        let add7_out1 = custom181_out1.add(custom182_out1);
+        let add7_out1 = custom220_out1.add(custom221_out1);
         add7_out1
     }
 }
@@ -3862,6 +4098,8 @@ pub struct Submodule10 {
     conv2d41: Conv2d,
     conv2d42: Conv2d,
     conv2d43: Conv2d,
+    conv2d44: Conv2d,
+    conv2d45: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -3897,11 +4135,27 @@ impl Submodule10 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        let conv2d44 = Conv2dConfig::new([1152, 1152], [5, 5])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1152)
+            .with_bias(true)
+            .init(device);
+        let conv2d45 = Conv2dConfig::new([1152, 192], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
         Self {
             conv2d40,
             conv2d41,
             conv2d42,
             conv2d43,
+            conv2d44,
+            conv2d45,
             device: device.clone(),
         }
     }
@@ -3910,20 +4164,26 @@ impl Submodule10 {
         &self,
         add7_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> (Tensor<4>, Tensor<4>) {
-        let custom183_out1 = __gradcam_probe.layer("/blocks.12/Add", add7_out1);
-        let custom184_out1 = __gradcam_probe.layer("blocks.12", custom183_out1);
-        let conv2d40_out1 = self.conv2d40.forward(custom184_out1.clone());
-        let custom185_out1 = __gradcam_probe
-            .layer("/blocks.13/expand/conv/Conv", conv2d40_out1);
-        let custom186_out1 = __gradcam_probe
-            .layer("blocks.13.expand.conv", custom185_out1);
-        let clip27_out1 = custom186_out1.clamp(0f64, 6f64);
-        let custom187_out1 = __gradcam_probe
+    ) -> Tensor<4> {
+        let custom222_out1 = __gradcam_probe.layer("/blocks.12/Add", add7_out1);
+        let custom223_out1 = __gradcam_probe.layer("blocks.12", custom222_out1);
+        let conv2d40_out1 = self.conv2d40.forward(custom223_out1.clone());
+        let custom224_out1 = __gradcam_probe
+            .bias(
+                "/blocks.13/expand/conv/Conv",
+                conv2d40_out1,
+                || self.conv2d40.bias.as_ref().map(|b| b.val()),
+            );
+        let custom225_out1 = __gradcam_probe
+            .layer("/blocks.13/expand/conv/Conv", custom224_out1);
+        let custom226_out1 = __gradcam_probe
+            .layer("blocks.13.expand.conv", custom225_out1);
+        let clip27_out1 = custom226_out1.clamp(0f64, 6f64);
+        let custom227_out1 = __gradcam_probe
             .layer("/blocks.13/expand/Clip", clip27_out1);
-        let custom188_out1 = __gradcam_probe.layer("blocks.13.expand", custom187_out1);
+        let custom228_out1 = __gradcam_probe.layer("blocks.13.expand", custom227_out1);
         let shape43_out1: [i64; 4] = {
-            let axes = &custom188_out1.clone().dims()[0..4];
+            let axes = &custom228_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -4040,7 +4300,7 @@ impl Submodule10 {
         };
         let transpose15_out1 = slice15_out1.permute([1, 0]);
         let reshape30_out1 = transpose15_out1.reshape([-1]);
-        let pad15_out1 = custom188_out1
+        let pad15_out1 = custom228_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape30_out1
@@ -4122,123 +4382,60 @@ impl Submodule10 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom189_out1 = __gradcam_probe
+        let custom229_out1 = __gradcam_probe
             .layer("/blocks.13/depthwise/Pad", pad15_out1);
-        let conv2d41_out1 = self.conv2d41.forward(custom189_out1);
-        let custom190_out1 = __gradcam_probe
-            .layer("/blocks.13/depthwise/conv/Conv", conv2d41_out1);
-        let custom191_out1 = __gradcam_probe
-            .layer("blocks.13.depthwise.conv", custom190_out1);
-        let clip28_out1 = custom191_out1.clamp(0f64, 6f64);
-        let custom192_out1 = __gradcam_probe
+        let conv2d41_out1 = self.conv2d41.forward(custom229_out1);
+        let custom230_out1 = __gradcam_probe
+            .bias(
+                "/blocks.13/depthwise/conv/Conv",
+                conv2d41_out1,
+                || self.conv2d41.bias.as_ref().map(|b| b.val()),
+            );
+        let custom231_out1 = __gradcam_probe
+            .layer("/blocks.13/depthwise/conv/Conv", custom230_out1);
+        let custom232_out1 = __gradcam_probe
+            .layer("blocks.13.depthwise.conv", custom231_out1);
+        let clip28_out1 = custom232_out1.clamp(0f64, 6f64);
+        let custom233_out1 = __gradcam_probe
             .layer("/blocks.13/depthwise/Clip", clip28_out1);
-        let custom193_out1 = __gradcam_probe
-            .layer("blocks.13.depthwise", custom192_out1);
-        let conv2d42_out1 = self.conv2d42.forward(custom193_out1);
-        let custom194_out1 = __gradcam_probe
-            .layer("/blocks.13/project/conv/Conv", conv2d42_out1);
-        let custom195_out1 = __gradcam_probe
-            .layer("blocks.13.project.conv", custom194_out1);
-        let custom196_out1 = __gradcam_probe.layer("blocks.13.project", custom195_out1);
-        let custom197_out1 = gradcam::Probe::carry(
-            custom184_out1,
-            custom196_out1.clone().dims()[0],
+        let custom234_out1 = __gradcam_probe
+            .layer("blocks.13.depthwise", custom233_out1);
+        let conv2d42_out1 = self.conv2d42.forward(custom234_out1);
+        let custom235_out1 = __gradcam_probe
+            .bias(
+                "/blocks.13/project/conv/Conv",
+                conv2d42_out1,
+                || self.conv2d42.bias.as_ref().map(|b| b.val()),
+            );
+        let custom236_out1 = __gradcam_probe
+            .layer("/blocks.13/project/conv/Conv", custom235_out1);
+        let custom237_out1 = __gradcam_probe
+            .layer("blocks.13.project.conv", custom236_out1);
+        let custom238_out1 = __gradcam_probe.layer("blocks.13.project", custom237_out1);
+        let custom239_out1 = gradcam::Probe::carry(
+            custom223_out1,
+            custom238_out1.clone().dims()[0],
         );
-        let add8_out1 = custom196_out1.add(custom197_out1);
-        let custom198_out1 = __gradcam_probe.layer("/blocks.13/Add", add8_out1);
-        let custom199_out1 = __gradcam_probe.layer("blocks.13", custom198_out1);
-        let conv2d43_out1 = self.conv2d43.forward(custom199_out1.clone());
-        let custom200_out1 = __gradcam_probe
-            .layer("/blocks.14/expand/conv/Conv", conv2d43_out1);
-        let custom201_out1 = __gradcam_probe
-            .layer("blocks.14.expand.conv", custom200_out1);
-        let clip29_out1 = custom201_out1.clamp(0f64, 6f64);
-        let custom202_out1 = __gradcam_probe
+        let add8_out1 = custom238_out1.add(custom239_out1);
+        let custom240_out1 = __gradcam_probe.layer("/blocks.13/Add", add8_out1);
+        let custom241_out1 = __gradcam_probe.layer("blocks.13", custom240_out1);
+        let conv2d43_out1 = self.conv2d43.forward(custom241_out1.clone());
+        let custom242_out1 = __gradcam_probe
+            .bias(
+                "/blocks.14/expand/conv/Conv",
+                conv2d43_out1,
+                || self.conv2d43.bias.as_ref().map(|b| b.val()),
+            );
+        let custom243_out1 = __gradcam_probe
+            .layer("/blocks.14/expand/conv/Conv", custom242_out1);
+        let custom244_out1 = __gradcam_probe
+            .layer("blocks.14.expand.conv", custom243_out1);
+        let clip29_out1 = custom244_out1.clamp(0f64, 6f64);
+        let custom245_out1 = __gradcam_probe
             .layer("/blocks.14/expand/Clip", clip29_out1);
-        let custom203_out1 = __gradcam_probe.layer("blocks.14.expand", custom202_out1);
-        (custom203_out1, custom199_out1)
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule11 {
-    conv2d44: Conv2d,
-    conv2d45: Conv2d,
-    conv2d46: Conv2d,
-    conv2d47: Conv2d,
-    conv2d48: Conv2d,
-    conv2d49: Conv2d,
-    linear1: Linear,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule11 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
-        let conv2d44 = Conv2dConfig::new([1152, 1152], [5, 5])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1152)
-            .with_bias(true)
-            .init(device);
-        let conv2d45 = Conv2dConfig::new([1152, 192], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let conv2d46 = Conv2dConfig::new([192, 1152], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let conv2d47 = Conv2dConfig::new([1152, 1152], [3, 3])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1152)
-            .with_bias(true)
-            .init(device);
-        let conv2d48 = Conv2dConfig::new([1152, 320], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let conv2d49 = Conv2dConfig::new([320, 1280], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
-        let linear1 = LinearConfig::new(1280, 1000).with_bias(true).init(device);
-        Self {
-            conv2d44,
-            conv2d45,
-            conv2d46,
-            conv2d47,
-            conv2d48,
-            conv2d49,
-            linear1,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        custom203_out1: Tensor<4>,
-        custom199_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<2> {
+        let custom246_out1 = __gradcam_probe.layer("blocks.14.expand", custom245_out1);
         let shape46_out1: [i64; 4] = {
-            let axes = &custom203_out1.clone().dims()[0..4];
+            let axes = &custom246_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -4355,7 +4552,7 @@ impl Submodule11 {
         };
         let transpose16_out1 = slice16_out1.permute([1, 0]);
         let reshape32_out1 = transpose16_out1.reshape([-1]);
-        let pad16_out1 = custom203_out1
+        let pad16_out1 = custom246_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape32_out1
@@ -4437,42 +4634,122 @@ impl Submodule11 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom204_out1 = __gradcam_probe
+        let custom247_out1 = __gradcam_probe
             .layer("/blocks.14/depthwise/Pad", pad16_out1);
-        let conv2d44_out1 = self.conv2d44.forward(custom204_out1);
-        let custom205_out1 = __gradcam_probe
-            .layer("/blocks.14/depthwise/conv/Conv", conv2d44_out1);
-        let custom206_out1 = __gradcam_probe
-            .layer("blocks.14.depthwise.conv", custom205_out1);
-        let clip30_out1 = custom206_out1.clamp(0f64, 6f64);
-        let custom207_out1 = __gradcam_probe
+        let conv2d44_out1 = self.conv2d44.forward(custom247_out1);
+        let custom248_out1 = __gradcam_probe
+            .bias(
+                "/blocks.14/depthwise/conv/Conv",
+                conv2d44_out1,
+                || self.conv2d44.bias.as_ref().map(|b| b.val()),
+            );
+        let custom249_out1 = __gradcam_probe
+            .layer("/blocks.14/depthwise/conv/Conv", custom248_out1);
+        let custom250_out1 = __gradcam_probe
+            .layer("blocks.14.depthwise.conv", custom249_out1);
+        let clip30_out1 = custom250_out1.clamp(0f64, 6f64);
+        let custom251_out1 = __gradcam_probe
             .layer("/blocks.14/depthwise/Clip", clip30_out1);
-        let custom208_out1 = __gradcam_probe
-            .layer("blocks.14.depthwise", custom207_out1);
-        let conv2d45_out1 = self.conv2d45.forward(custom208_out1);
-        let custom209_out1 = __gradcam_probe
-            .layer("/blocks.14/project/conv/Conv", conv2d45_out1);
-        let custom210_out1 = __gradcam_probe
-            .layer("blocks.14.project.conv", custom209_out1);
-        let custom211_out1 = __gradcam_probe.layer("blocks.14.project", custom210_out1);
-        let custom212_out1 = gradcam::Probe::carry(
-            custom199_out1,
-            custom211_out1.clone().dims()[0],
+        let custom252_out1 = __gradcam_probe
+            .layer("blocks.14.depthwise", custom251_out1);
+        let conv2d45_out1 = self.conv2d45.forward(custom252_out1);
+        let custom253_out1 = __gradcam_probe
+            .bias(
+                "/blocks.14/project/conv/Conv",
+                conv2d45_out1,
+                || self.conv2d45.bias.as_ref().map(|b| b.val()),
+            );
+        let custom254_out1 = __gradcam_probe
+            .layer("/blocks.14/project/conv/Conv", custom253_out1);
+        let custom255_out1 = __gradcam_probe
+            .layer("blocks.14.project.conv", custom254_out1);
+        let custom256_out1 = __gradcam_probe.layer("blocks.14.project", custom255_out1);
+        let custom257_out1 = gradcam::Probe::carry(
+            custom241_out1,
+            custom256_out1.clone().dims()[0],
         );
-        let add9_out1 = custom211_out1.add(custom212_out1);
-        let custom213_out1 = __gradcam_probe.layer("/blocks.14/Add", add9_out1);
-        let custom214_out1 = __gradcam_probe.layer("blocks.14", custom213_out1);
-        let conv2d46_out1 = self.conv2d46.forward(custom214_out1);
-        let custom215_out1 = __gradcam_probe
-            .layer("/blocks.15/expand/conv/Conv", conv2d46_out1);
-        let custom216_out1 = __gradcam_probe
-            .layer("blocks.15.expand.conv", custom215_out1);
-        let clip31_out1 = custom216_out1.clamp(0f64, 6f64);
-        let custom217_out1 = __gradcam_probe
+        let add9_out1 = custom256_out1.add(custom257_out1);
+        add9_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule11 {
+    conv2d46: Conv2d,
+    conv2d47: Conv2d,
+    conv2d48: Conv2d,
+    conv2d49: Conv2d,
+    linear1: Linear,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule11 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
+        let conv2d46 = Conv2dConfig::new([192, 1152], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let conv2d47 = Conv2dConfig::new([1152, 1152], [3, 3])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1152)
+            .with_bias(true)
+            .init(device);
+        let conv2d48 = Conv2dConfig::new([1152, 320], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let conv2d49 = Conv2dConfig::new([320, 1280], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
+        let linear1 = LinearConfig::new(1280, 1000).with_bias(true).init(device);
+        Self {
+            conv2d46,
+            conv2d47,
+            conv2d48,
+            conv2d49,
+            linear1,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add9_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<2> {
+        let custom258_out1 = __gradcam_probe.layer("/blocks.14/Add", add9_out1);
+        let custom259_out1 = __gradcam_probe.layer("blocks.14", custom258_out1);
+        let conv2d46_out1 = self.conv2d46.forward(custom259_out1);
+        let custom260_out1 = __gradcam_probe
+            .bias(
+                "/blocks.15/expand/conv/Conv",
+                conv2d46_out1,
+                || self.conv2d46.bias.as_ref().map(|b| b.val()),
+            );
+        let custom261_out1 = __gradcam_probe
+            .layer("/blocks.15/expand/conv/Conv", custom260_out1);
+        let custom262_out1 = __gradcam_probe
+            .layer("blocks.15.expand.conv", custom261_out1);
+        let clip31_out1 = custom262_out1.clamp(0f64, 6f64);
+        let custom263_out1 = __gradcam_probe
             .layer("/blocks.15/expand/Clip", clip31_out1);
-        let custom218_out1 = __gradcam_probe.layer("blocks.15.expand", custom217_out1);
+        let custom264_out1 = __gradcam_probe.layer("blocks.15.expand", custom263_out1);
         let shape49_out1: [i64; 4] = {
-            let axes = &custom218_out1.clone().dims()[0..4];
+            let axes = &custom264_out1.clone().dims()[0..4];
             let mut output = [0i64; 4];
             for i in 0..4 {
                 output[i] = axes[i] as i64;
@@ -4589,7 +4866,7 @@ impl Submodule11 {
         };
         let transpose17_out1 = slice17_out1.permute([1, 0]);
         let reshape34_out1 = transpose17_out1.reshape([-1]);
-        let pad17_out1 = custom218_out1
+        let pad17_out1 = custom264_out1
             .pad(
                 {
                     let raw: alloc::vec::Vec<i64> = reshape34_out1
@@ -4671,33 +4948,51 @@ impl Submodule11 {
                 },
                 burn::tensor::ops::PadMode::Constant(0f32),
             );
-        let custom219_out1 = __gradcam_probe
+        let custom265_out1 = __gradcam_probe
             .layer("/blocks.15/depthwise/Pad", pad17_out1);
-        let conv2d47_out1 = self.conv2d47.forward(custom219_out1);
-        let custom220_out1 = __gradcam_probe
-            .layer("/blocks.15/depthwise/conv/Conv", conv2d47_out1);
-        let custom221_out1 = __gradcam_probe
-            .layer("blocks.15.depthwise.conv", custom220_out1);
-        let clip32_out1 = custom221_out1.clamp(0f64, 6f64);
-        let custom222_out1 = __gradcam_probe
+        let conv2d47_out1 = self.conv2d47.forward(custom265_out1);
+        let custom266_out1 = __gradcam_probe
+            .bias(
+                "/blocks.15/depthwise/conv/Conv",
+                conv2d47_out1,
+                || self.conv2d47.bias.as_ref().map(|b| b.val()),
+            );
+        let custom267_out1 = __gradcam_probe
+            .layer("/blocks.15/depthwise/conv/Conv", custom266_out1);
+        let custom268_out1 = __gradcam_probe
+            .layer("blocks.15.depthwise.conv", custom267_out1);
+        let clip32_out1 = custom268_out1.clamp(0f64, 6f64);
+        let custom269_out1 = __gradcam_probe
             .layer("/blocks.15/depthwise/Clip", clip32_out1);
-        let custom223_out1 = __gradcam_probe
-            .layer("blocks.15.depthwise", custom222_out1);
-        let conv2d48_out1 = self.conv2d48.forward(custom223_out1);
-        let custom224_out1 = __gradcam_probe
-            .layer("/blocks.15/project/conv/Conv", conv2d48_out1);
-        let custom225_out1 = __gradcam_probe
-            .layer("blocks.15.project.conv", custom224_out1);
-        let custom226_out1 = __gradcam_probe.layer("blocks.15.project", custom225_out1);
-        let custom227_out1 = __gradcam_probe.layer("blocks.15", custom226_out1);
-        let conv2d49_out1 = self.conv2d49.forward(custom227_out1);
-        let custom228_out1 = __gradcam_probe.layer("/head/conv/Conv", conv2d49_out1);
-        let custom229_out1 = __gradcam_probe.layer("head.conv", custom228_out1);
-        let clip33_out1 = custom229_out1.clamp(0f64, 6f64);
-        let custom230_out1 = __gradcam_probe.layer("/head/Clip", clip33_out1);
-        let custom231_out1 = __gradcam_probe.layer("head", custom230_out1);
+        let custom270_out1 = __gradcam_probe
+            .layer("blocks.15.depthwise", custom269_out1);
+        let conv2d48_out1 = self.conv2d48.forward(custom270_out1);
+        let custom271_out1 = __gradcam_probe
+            .bias(
+                "/blocks.15/project/conv/Conv",
+                conv2d48_out1,
+                || self.conv2d48.bias.as_ref().map(|b| b.val()),
+            );
+        let custom272_out1 = __gradcam_probe
+            .layer("/blocks.15/project/conv/Conv", custom271_out1);
+        let custom273_out1 = __gradcam_probe
+            .layer("blocks.15.project.conv", custom272_out1);
+        let custom274_out1 = __gradcam_probe.layer("blocks.15.project", custom273_out1);
+        let custom275_out1 = __gradcam_probe.layer("blocks.15", custom274_out1);
+        let conv2d49_out1 = self.conv2d49.forward(custom275_out1);
+        let custom276_out1 = __gradcam_probe
+            .bias(
+                "/head/conv/Conv",
+                conv2d49_out1,
+                || self.conv2d49.bias.as_ref().map(|b| b.val()),
+            );
+        let custom277_out1 = __gradcam_probe.layer("/head/conv/Conv", custom276_out1);
+        let custom278_out1 = __gradcam_probe.layer("head.conv", custom277_out1);
+        let clip33_out1 = custom278_out1.clamp(0f64, 6f64);
+        let custom279_out1 = __gradcam_probe.layer("/head/Clip", clip33_out1);
+        let custom280_out1 = __gradcam_probe.layer("head", custom279_out1);
         let reducemean1_out1 = {
-            custom231_out1
+            custom280_out1
                 .mean_dim(2usize)
                 .mean_dim(3usize)
                 .squeeze_dims::<2usize>(&[2, 3])
@@ -4787,20 +5082,16 @@ impl Model {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
         let pad2_out1 = self.submodule1.forward(input, __gradcam_probe);
-        let custom26_out1 = self.submodule2.forward(pad2_out1, __gradcam_probe);
-        let pad5_out1 = self.submodule3.forward(custom26_out1, __gradcam_probe);
-        let add2_out1 = self.submodule4.forward(pad5_out1, __gradcam_probe);
+        let custom28_out1 = self.submodule2.forward(pad2_out1, __gradcam_probe);
+        let custom50_out1 = self.submodule3.forward(custom28_out1, __gradcam_probe);
+        let add2_out1 = self.submodule4.forward(custom50_out1, __gradcam_probe);
         let add3_out1 = self.submodule5.forward(add2_out1, __gradcam_probe);
-        let custom117_out1 = self.submodule6.forward(add3_out1, __gradcam_probe);
-        let add5_out1 = self.submodule7.forward(custom117_out1, __gradcam_probe);
-        let custom160_out1 = self.submodule8.forward(add5_out1, __gradcam_probe);
-        let add7_out1 = self.submodule9.forward(custom160_out1, __gradcam_probe);
-        let (custom203_out1, custom199_out1) = self
-            .submodule10
-            .forward(add7_out1, __gradcam_probe);
-        let linear1_out1 = self
-            .submodule11
-            .forward(custom203_out1, custom199_out1, __gradcam_probe);
+        let custom139_out1 = self.submodule6.forward(add3_out1, __gradcam_probe);
+        let add5_out1 = self.submodule7.forward(custom139_out1, __gradcam_probe);
+        let custom191_out1 = self.submodule8.forward(add5_out1, __gradcam_probe);
+        let add7_out1 = self.submodule9.forward(custom191_out1, __gradcam_probe);
+        let add9_out1 = self.submodule10.forward(add7_out1, __gradcam_probe);
+        let linear1_out1 = self.submodule11.forward(add9_out1, __gradcam_probe);
         linear1_out1
     }
 }

@@ -135,7 +135,6 @@ pub struct Submodule1 {
     conv2d7: Conv2d,
     conv2d8: Conv2d,
     conv2d9: Conv2d,
-    conv2d10: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -206,13 +205,6 @@ impl Submodule1 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        let conv2d10 = Conv2dConfig::new([16, 96], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
         Self {
             conv2d1,
             conv2d2,
@@ -223,7 +215,6 @@ impl Submodule1 {
             conv2d7,
             conv2d8,
             conv2d9,
-            conv2d10,
             device: device.clone(),
         }
     }
@@ -235,93 +226,141 @@ impl Submodule1 {
     ) -> Tensor<4> {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe
-            .layer("/features/features.0/features.0.0/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("features.0.0", custom1_out1);
-        let clip1_out1 = custom2_out1.clamp(0f64, 6f64);
-        let custom3_out1 = __gradcam_probe
+            .bias(
+                "/features/features.0/features.0.0/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe
+            .layer("/features/features.0/features.0.0/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("features.0.0", custom2_out1);
+        let clip1_out1 = custom3_out1.clamp(0f64, 6f64);
+        let custom4_out1 = __gradcam_probe
             .layer("/features/features.0/features.0.2/Clip", clip1_out1);
-        let custom4_out1 = __gradcam_probe.layer("features.0.2", custom3_out1);
-        let custom5_out1 = __gradcam_probe.layer("features.0", custom4_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom5_out1);
-        let custom6_out1 = __gradcam_probe
-            .layer("/features/features.1/conv/conv.0/conv.0.0/Conv", conv2d2_out1);
-        let custom7_out1 = __gradcam_probe.layer("features.1.conv.0.0", custom6_out1);
-        let clip2_out1 = custom7_out1.clamp(0f64, 6f64);
+        let custom5_out1 = __gradcam_probe.layer("features.0.2", custom4_out1);
+        let custom6_out1 = __gradcam_probe.layer("features.0", custom5_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom6_out1);
+        let custom7_out1 = __gradcam_probe
+            .bias(
+                "/features/features.1/conv/conv.0/conv.0.0/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
         let custom8_out1 = __gradcam_probe
+            .layer("/features/features.1/conv/conv.0/conv.0.0/Conv", custom7_out1);
+        let custom9_out1 = __gradcam_probe.layer("features.1.conv.0.0", custom8_out1);
+        let clip2_out1 = custom9_out1.clamp(0f64, 6f64);
+        let custom10_out1 = __gradcam_probe
             .layer("/features/features.1/conv/conv.0/conv.0.2/Clip", clip2_out1);
-        let custom9_out1 = __gradcam_probe.layer("features.1.conv.0.2", custom8_out1);
-        let custom10_out1 = __gradcam_probe.layer("features.1.conv.0", custom9_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom10_out1);
-        let custom11_out1 = __gradcam_probe
-            .layer("/features/features.1/conv/conv.1/Conv", conv2d3_out1);
-        let custom12_out1 = __gradcam_probe.layer("features.1.conv.1", custom11_out1);
-        let custom13_out1 = __gradcam_probe.layer("features.1.conv", custom12_out1);
-        let custom14_out1 = __gradcam_probe.layer("features.1", custom13_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom14_out1);
-        let custom15_out1 = __gradcam_probe
-            .layer("/features/features.2/conv/conv.0/conv.0.0/Conv", conv2d4_out1);
-        let custom16_out1 = __gradcam_probe.layer("features.2.conv.0.0", custom15_out1);
-        let clip3_out1 = custom16_out1.clamp(0f64, 6f64);
-        let custom17_out1 = __gradcam_probe
+        let custom11_out1 = __gradcam_probe.layer("features.1.conv.0.2", custom10_out1);
+        let custom12_out1 = __gradcam_probe.layer("features.1.conv.0", custom11_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom12_out1);
+        let custom13_out1 = __gradcam_probe
+            .bias(
+                "/features/features.1/conv/conv.1/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom14_out1 = __gradcam_probe
+            .layer("/features/features.1/conv/conv.1/Conv", custom13_out1);
+        let custom15_out1 = __gradcam_probe.layer("features.1.conv.1", custom14_out1);
+        let custom16_out1 = __gradcam_probe.layer("features.1.conv", custom15_out1);
+        let custom17_out1 = __gradcam_probe.layer("features.1", custom16_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom17_out1);
+        let custom18_out1 = __gradcam_probe
+            .bias(
+                "/features/features.2/conv/conv.0/conv.0.0/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom19_out1 = __gradcam_probe
+            .layer("/features/features.2/conv/conv.0/conv.0.0/Conv", custom18_out1);
+        let custom20_out1 = __gradcam_probe.layer("features.2.conv.0.0", custom19_out1);
+        let clip3_out1 = custom20_out1.clamp(0f64, 6f64);
+        let custom21_out1 = __gradcam_probe
             .layer("/features/features.2/conv/conv.0/conv.0.2/Clip", clip3_out1);
-        let custom18_out1 = __gradcam_probe.layer("features.2.conv.0.2", custom17_out1);
-        let custom19_out1 = __gradcam_probe.layer("features.2.conv.0", custom18_out1);
-        let conv2d5_out1 = self.conv2d5.forward(custom19_out1);
-        let custom20_out1 = __gradcam_probe
-            .layer("/features/features.2/conv/conv.1/conv.1.0/Conv", conv2d5_out1);
-        let custom21_out1 = __gradcam_probe.layer("features.2.conv.1.0", custom20_out1);
-        let clip4_out1 = custom21_out1.clamp(0f64, 6f64);
-        let custom22_out1 = __gradcam_probe
-            .layer("/features/features.2/conv/conv.1/conv.1.2/Clip", clip4_out1);
-        let custom23_out1 = __gradcam_probe.layer("features.2.conv.1.2", custom22_out1);
-        let custom24_out1 = __gradcam_probe.layer("features.2.conv.1", custom23_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom24_out1);
+        let custom22_out1 = __gradcam_probe.layer("features.2.conv.0.2", custom21_out1);
+        let custom23_out1 = __gradcam_probe.layer("features.2.conv.0", custom22_out1);
+        let conv2d5_out1 = self.conv2d5.forward(custom23_out1);
+        let custom24_out1 = __gradcam_probe
+            .bias(
+                "/features/features.2/conv/conv.1/conv.1.0/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
         let custom25_out1 = __gradcam_probe
-            .layer("/features/features.2/conv/conv.2/Conv", conv2d6_out1);
-        let custom26_out1 = __gradcam_probe.layer("features.2.conv.2", custom25_out1);
-        let custom27_out1 = __gradcam_probe.layer("features.2.conv", custom26_out1);
-        let custom28_out1 = __gradcam_probe.layer("features.2", custom27_out1);
-        let conv2d7_out1 = self.conv2d7.forward(custom28_out1.clone());
-        let custom29_out1 = __gradcam_probe
-            .layer("/features/features.3/conv/conv.0/conv.0.0/Conv", conv2d7_out1);
-        let custom30_out1 = __gradcam_probe.layer("features.3.conv.0.0", custom29_out1);
-        let clip5_out1 = custom30_out1.clamp(0f64, 6f64);
+            .layer("/features/features.2/conv/conv.1/conv.1.0/Conv", custom24_out1);
+        let custom26_out1 = __gradcam_probe.layer("features.2.conv.1.0", custom25_out1);
+        let clip4_out1 = custom26_out1.clamp(0f64, 6f64);
+        let custom27_out1 = __gradcam_probe
+            .layer("/features/features.2/conv/conv.1/conv.1.2/Clip", clip4_out1);
+        let custom28_out1 = __gradcam_probe.layer("features.2.conv.1.2", custom27_out1);
+        let custom29_out1 = __gradcam_probe.layer("features.2.conv.1", custom28_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom29_out1);
+        let custom30_out1 = __gradcam_probe
+            .bias(
+                "/features/features.2/conv/conv.2/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
         let custom31_out1 = __gradcam_probe
-            .layer("/features/features.3/conv/conv.0/conv.0.2/Clip", clip5_out1);
-        let custom32_out1 = __gradcam_probe.layer("features.3.conv.0.2", custom31_out1);
-        let custom33_out1 = __gradcam_probe.layer("features.3.conv.0", custom32_out1);
-        let conv2d8_out1 = self.conv2d8.forward(custom33_out1);
-        let custom34_out1 = __gradcam_probe
-            .layer("/features/features.3/conv/conv.1/conv.1.0/Conv", conv2d8_out1);
-        let custom35_out1 = __gradcam_probe.layer("features.3.conv.1.0", custom34_out1);
-        let clip6_out1 = custom35_out1.clamp(0f64, 6f64);
+            .layer("/features/features.2/conv/conv.2/Conv", custom30_out1);
+        let custom32_out1 = __gradcam_probe.layer("features.2.conv.2", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("features.2.conv", custom32_out1);
+        let custom34_out1 = __gradcam_probe.layer("features.2", custom33_out1);
+        let conv2d7_out1 = self.conv2d7.forward(custom34_out1.clone());
+        let custom35_out1 = __gradcam_probe
+            .bias(
+                "/features/features.3/conv/conv.0/conv.0.0/Conv",
+                conv2d7_out1,
+                || self.conv2d7.bias.as_ref().map(|b| b.val()),
+            );
         let custom36_out1 = __gradcam_probe
+            .layer("/features/features.3/conv/conv.0/conv.0.0/Conv", custom35_out1);
+        let custom37_out1 = __gradcam_probe.layer("features.3.conv.0.0", custom36_out1);
+        let clip5_out1 = custom37_out1.clamp(0f64, 6f64);
+        let custom38_out1 = __gradcam_probe
+            .layer("/features/features.3/conv/conv.0/conv.0.2/Clip", clip5_out1);
+        let custom39_out1 = __gradcam_probe.layer("features.3.conv.0.2", custom38_out1);
+        let custom40_out1 = __gradcam_probe.layer("features.3.conv.0", custom39_out1);
+        let conv2d8_out1 = self.conv2d8.forward(custom40_out1);
+        let custom41_out1 = __gradcam_probe
+            .bias(
+                "/features/features.3/conv/conv.1/conv.1.0/Conv",
+                conv2d8_out1,
+                || self.conv2d8.bias.as_ref().map(|b| b.val()),
+            );
+        let custom42_out1 = __gradcam_probe
+            .layer("/features/features.3/conv/conv.1/conv.1.0/Conv", custom41_out1);
+        let custom43_out1 = __gradcam_probe.layer("features.3.conv.1.0", custom42_out1);
+        let clip6_out1 = custom43_out1.clamp(0f64, 6f64);
+        let custom44_out1 = __gradcam_probe
             .layer("/features/features.3/conv/conv.1/conv.1.2/Clip", clip6_out1);
-        let custom37_out1 = __gradcam_probe.layer("features.3.conv.1.2", custom36_out1);
-        let custom38_out1 = __gradcam_probe.layer("features.3.conv.1", custom37_out1);
-        let conv2d9_out1 = self.conv2d9.forward(custom38_out1);
-        let custom39_out1 = __gradcam_probe
-            .layer("/features/features.3/conv/conv.2/Conv", conv2d9_out1);
-        let custom40_out1 = __gradcam_probe.layer("features.3.conv.2", custom39_out1);
-        let custom41_out1 = __gradcam_probe.layer("features.3.conv", custom40_out1);
-        let custom42_out1 = gradcam::Probe::carry(
-            custom28_out1,
-            custom41_out1.clone().dims()[0],
+        let custom45_out1 = __gradcam_probe.layer("features.3.conv.1.2", custom44_out1);
+        let custom46_out1 = __gradcam_probe.layer("features.3.conv.1", custom45_out1);
+        let conv2d9_out1 = self.conv2d9.forward(custom46_out1);
+        let custom47_out1 = __gradcam_probe
+            .bias(
+                "/features/features.3/conv/conv.2/Conv",
+                conv2d9_out1,
+                || self.conv2d9.bias.as_ref().map(|b| b.val()),
+            );
+        let custom48_out1 = __gradcam_probe
+            .layer("/features/features.3/conv/conv.2/Conv", custom47_out1);
+        let custom49_out1 = __gradcam_probe.layer("features.3.conv.2", custom48_out1);
+        let custom50_out1 = __gradcam_probe.layer("features.3.conv", custom49_out1);
+        let custom51_out1 = gradcam::Probe::carry(
+            custom34_out1,
+            custom50_out1.clone().dims()[0],
         );
-        let add1_out1 = custom42_out1.add(custom41_out1);
-        let custom43_out1 = __gradcam_probe.layer("/features/features.3/Add", add1_out1);
-        let custom44_out1 = __gradcam_probe.layer("features.3", custom43_out1);
-        let conv2d10_out1 = self.conv2d10.forward(custom44_out1);
-        let custom45_out1 = __gradcam_probe
-            .layer("/features/features.4/conv/conv.0/conv.0.0/Conv", conv2d10_out1);
-        let custom46_out1 = __gradcam_probe.layer("features.4.conv.0.0", custom45_out1);
-        let clip7_out1 = custom46_out1.clamp(0f64, 6f64);
-        clip7_out1
+        let add1_out1 = custom51_out1.add(custom50_out1);
+        add1_out1
     }
 }
 #[derive(Module, Debug)]
 #[allow(dead_code)]
 pub struct Submodule2 {
+    conv2d10: Conv2d,
     conv2d11: Conv2d,
     conv2d12: Conv2d,
     conv2d13: Conv2d,
@@ -330,7 +369,6 @@ pub struct Submodule2 {
     conv2d16: Conv2d,
     conv2d17: Conv2d,
     conv2d18: Conv2d,
-    conv2d19: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -338,6 +376,13 @@ pub struct Submodule2 {
 impl Submodule2 {
     #[allow(unused_variables)]
     pub fn new(device: &Device) -> Self {
+        let conv2d10 = Conv2dConfig::new([16, 96], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
         let conv2d11 = Conv2dConfig::new([96, 96], [3, 3])
             .with_stride([2, 2])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -394,14 +439,8 @@ impl Submodule2 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        let conv2d19 = Conv2dConfig::new([16, 96], [1, 1])
-            .with_stride([1, 1])
-            .with_padding(PaddingConfig2d::Valid)
-            .with_dilation([1, 1])
-            .with_groups(1)
-            .with_bias(true)
-            .init(device);
         Self {
+            conv2d10,
             conv2d11,
             conv2d12,
             conv2d13,
@@ -410,108 +449,160 @@ impl Submodule2 {
             conv2d16,
             conv2d17,
             conv2d18,
-            conv2d19,
             device: device.clone(),
         }
     }
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        clip7_out1: Tensor<4>,
+        add1_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<4> {
-        let custom47_out1 = __gradcam_probe
-            .layer("/features/features.4/conv/conv.0/conv.0.2/Clip", clip7_out1);
-        let custom48_out1 = __gradcam_probe.layer("features.4.conv.0.2", custom47_out1);
-        let custom49_out1 = __gradcam_probe.layer("features.4.conv.0", custom48_out1);
-        let conv2d11_out1 = self.conv2d11.forward(custom49_out1);
-        let custom50_out1 = __gradcam_probe
-            .layer("/features/features.4/conv/conv.1/conv.1.0/Conv", conv2d11_out1);
-        let custom51_out1 = __gradcam_probe.layer("features.4.conv.1.0", custom50_out1);
-        let clip8_out1 = custom51_out1.clamp(0f64, 6f64);
-        let custom52_out1 = __gradcam_probe
-            .layer("/features/features.4/conv/conv.1/conv.1.2/Clip", clip8_out1);
-        let custom53_out1 = __gradcam_probe.layer("features.4.conv.1.2", custom52_out1);
-        let custom54_out1 = __gradcam_probe.layer("features.4.conv.1", custom53_out1);
-        let conv2d12_out1 = self.conv2d12.forward(custom54_out1);
+        let custom52_out1 = __gradcam_probe.layer("/features/features.3/Add", add1_out1);
+        let custom53_out1 = __gradcam_probe.layer("features.3", custom52_out1);
+        let conv2d10_out1 = self.conv2d10.forward(custom53_out1);
+        let custom54_out1 = __gradcam_probe
+            .bias(
+                "/features/features.4/conv/conv.0/conv.0.0/Conv",
+                conv2d10_out1,
+                || self.conv2d10.bias.as_ref().map(|b| b.val()),
+            );
         let custom55_out1 = __gradcam_probe
-            .layer("/features/features.4/conv/conv.2/Conv", conv2d12_out1);
-        let custom56_out1 = __gradcam_probe.layer("features.4.conv.2", custom55_out1);
-        let custom57_out1 = __gradcam_probe.layer("features.4.conv", custom56_out1);
-        let custom58_out1 = __gradcam_probe.layer("features.4", custom57_out1);
-        let conv2d13_out1 = self.conv2d13.forward(custom58_out1.clone());
-        let custom59_out1 = __gradcam_probe
-            .layer("/features/features.5/conv/conv.0/conv.0.0/Conv", conv2d13_out1);
-        let custom60_out1 = __gradcam_probe.layer("features.5.conv.0.0", custom59_out1);
-        let clip9_out1 = custom60_out1.clamp(0f64, 6f64);
+            .layer("/features/features.4/conv/conv.0/conv.0.0/Conv", custom54_out1);
+        let custom56_out1 = __gradcam_probe.layer("features.4.conv.0.0", custom55_out1);
+        let clip7_out1 = custom56_out1.clamp(0f64, 6f64);
+        let custom57_out1 = __gradcam_probe
+            .layer("/features/features.4/conv/conv.0/conv.0.2/Clip", clip7_out1);
+        let custom58_out1 = __gradcam_probe.layer("features.4.conv.0.2", custom57_out1);
+        let custom59_out1 = __gradcam_probe.layer("features.4.conv.0", custom58_out1);
+        let conv2d11_out1 = self.conv2d11.forward(custom59_out1);
+        let custom60_out1 = __gradcam_probe
+            .bias(
+                "/features/features.4/conv/conv.1/conv.1.0/Conv",
+                conv2d11_out1,
+                || self.conv2d11.bias.as_ref().map(|b| b.val()),
+            );
         let custom61_out1 = __gradcam_probe
-            .layer("/features/features.5/conv/conv.0/conv.0.2/Clip", clip9_out1);
-        let custom62_out1 = __gradcam_probe.layer("features.5.conv.0.2", custom61_out1);
-        let custom63_out1 = __gradcam_probe.layer("features.5.conv.0", custom62_out1);
-        let conv2d14_out1 = self.conv2d14.forward(custom63_out1);
-        let custom64_out1 = __gradcam_probe
-            .layer("/features/features.5/conv/conv.1/conv.1.0/Conv", conv2d14_out1);
-        let custom65_out1 = __gradcam_probe.layer("features.5.conv.1.0", custom64_out1);
-        let clip10_out1 = custom65_out1.clamp(0f64, 6f64);
+            .layer("/features/features.4/conv/conv.1/conv.1.0/Conv", custom60_out1);
+        let custom62_out1 = __gradcam_probe.layer("features.4.conv.1.0", custom61_out1);
+        let clip8_out1 = custom62_out1.clamp(0f64, 6f64);
+        let custom63_out1 = __gradcam_probe
+            .layer("/features/features.4/conv/conv.1/conv.1.2/Clip", clip8_out1);
+        let custom64_out1 = __gradcam_probe.layer("features.4.conv.1.2", custom63_out1);
+        let custom65_out1 = __gradcam_probe.layer("features.4.conv.1", custom64_out1);
+        let conv2d12_out1 = self.conv2d12.forward(custom65_out1);
         let custom66_out1 = __gradcam_probe
-            .layer("/features/features.5/conv/conv.1/conv.1.2/Clip", clip10_out1);
-        let custom67_out1 = __gradcam_probe.layer("features.5.conv.1.2", custom66_out1);
-        let custom68_out1 = __gradcam_probe.layer("features.5.conv.1", custom67_out1);
-        let conv2d15_out1 = self.conv2d15.forward(custom68_out1);
-        let custom69_out1 = __gradcam_probe
-            .layer("/features/features.5/conv/conv.2/Conv", conv2d15_out1);
-        let custom70_out1 = __gradcam_probe.layer("features.5.conv.2", custom69_out1);
-        let custom71_out1 = __gradcam_probe.layer("features.5.conv", custom70_out1);
-        let custom72_out1 = gradcam::Probe::carry(
-            custom58_out1,
-            custom71_out1.clone().dims()[0],
-        );
-        let add2_out1 = custom72_out1.add(custom71_out1);
-        let custom73_out1 = __gradcam_probe.layer("/features/features.5/Add", add2_out1);
-        let custom74_out1 = __gradcam_probe.layer("features.5", custom73_out1);
-        let conv2d16_out1 = self.conv2d16.forward(custom74_out1.clone());
-        let custom75_out1 = __gradcam_probe
-            .layer("/features/features.6/conv/conv.0/conv.0.0/Conv", conv2d16_out1);
-        let custom76_out1 = __gradcam_probe.layer("features.6.conv.0.0", custom75_out1);
-        let clip11_out1 = custom76_out1.clamp(0f64, 6f64);
+            .bias(
+                "/features/features.4/conv/conv.2/Conv",
+                conv2d12_out1,
+                || self.conv2d12.bias.as_ref().map(|b| b.val()),
+            );
+        let custom67_out1 = __gradcam_probe
+            .layer("/features/features.4/conv/conv.2/Conv", custom66_out1);
+        let custom68_out1 = __gradcam_probe.layer("features.4.conv.2", custom67_out1);
+        let custom69_out1 = __gradcam_probe.layer("features.4.conv", custom68_out1);
+        let custom70_out1 = __gradcam_probe.layer("features.4", custom69_out1);
+        let conv2d13_out1 = self.conv2d13.forward(custom70_out1.clone());
+        let custom71_out1 = __gradcam_probe
+            .bias(
+                "/features/features.5/conv/conv.0/conv.0.0/Conv",
+                conv2d13_out1,
+                || self.conv2d13.bias.as_ref().map(|b| b.val()),
+            );
+        let custom72_out1 = __gradcam_probe
+            .layer("/features/features.5/conv/conv.0/conv.0.0/Conv", custom71_out1);
+        let custom73_out1 = __gradcam_probe.layer("features.5.conv.0.0", custom72_out1);
+        let clip9_out1 = custom73_out1.clamp(0f64, 6f64);
+        let custom74_out1 = __gradcam_probe
+            .layer("/features/features.5/conv/conv.0/conv.0.2/Clip", clip9_out1);
+        let custom75_out1 = __gradcam_probe.layer("features.5.conv.0.2", custom74_out1);
+        let custom76_out1 = __gradcam_probe.layer("features.5.conv.0", custom75_out1);
+        let conv2d14_out1 = self.conv2d14.forward(custom76_out1);
         let custom77_out1 = __gradcam_probe
-            .layer("/features/features.6/conv/conv.0/conv.0.2/Clip", clip11_out1);
-        let custom78_out1 = __gradcam_probe.layer("features.6.conv.0.2", custom77_out1);
-        let custom79_out1 = __gradcam_probe.layer("features.6.conv.0", custom78_out1);
-        let conv2d17_out1 = self.conv2d17.forward(custom79_out1);
+            .bias(
+                "/features/features.5/conv/conv.1/conv.1.0/Conv",
+                conv2d14_out1,
+                || self.conv2d14.bias.as_ref().map(|b| b.val()),
+            );
+        let custom78_out1 = __gradcam_probe
+            .layer("/features/features.5/conv/conv.1/conv.1.0/Conv", custom77_out1);
+        let custom79_out1 = __gradcam_probe.layer("features.5.conv.1.0", custom78_out1);
+        let clip10_out1 = custom79_out1.clamp(0f64, 6f64);
         let custom80_out1 = __gradcam_probe
-            .layer("/features/features.6/conv/conv.1/conv.1.0/Conv", conv2d17_out1);
-        let custom81_out1 = __gradcam_probe.layer("features.6.conv.1.0", custom80_out1);
-        let clip12_out1 = custom81_out1.clamp(0f64, 6f64);
-        let custom82_out1 = __gradcam_probe
-            .layer("/features/features.6/conv/conv.1/conv.1.2/Clip", clip12_out1);
-        let custom83_out1 = __gradcam_probe.layer("features.6.conv.1.2", custom82_out1);
-        let custom84_out1 = __gradcam_probe.layer("features.6.conv.1", custom83_out1);
-        let conv2d18_out1 = self.conv2d18.forward(custom84_out1);
-        let custom85_out1 = __gradcam_probe
-            .layer("/features/features.6/conv/conv.2/Conv", conv2d18_out1);
-        let custom86_out1 = __gradcam_probe.layer("features.6.conv.2", custom85_out1);
-        let custom87_out1 = __gradcam_probe.layer("features.6.conv", custom86_out1);
-        let custom88_out1 = gradcam::Probe::carry(
-            custom74_out1,
-            custom87_out1.clone().dims()[0],
+            .layer("/features/features.5/conv/conv.1/conv.1.2/Clip", clip10_out1);
+        let custom81_out1 = __gradcam_probe.layer("features.5.conv.1.2", custom80_out1);
+        let custom82_out1 = __gradcam_probe.layer("features.5.conv.1", custom81_out1);
+        let conv2d15_out1 = self.conv2d15.forward(custom82_out1);
+        let custom83_out1 = __gradcam_probe
+            .bias(
+                "/features/features.5/conv/conv.2/Conv",
+                conv2d15_out1,
+                || self.conv2d15.bias.as_ref().map(|b| b.val()),
+            );
+        let custom84_out1 = __gradcam_probe
+            .layer("/features/features.5/conv/conv.2/Conv", custom83_out1);
+        let custom85_out1 = __gradcam_probe.layer("features.5.conv.2", custom84_out1);
+        let custom86_out1 = __gradcam_probe.layer("features.5.conv", custom85_out1);
+        let custom87_out1 = gradcam::Probe::carry(
+            custom70_out1,
+            custom86_out1.clone().dims()[0],
         );
-        let add3_out1 = custom88_out1.add(custom87_out1);
-        let custom89_out1 = __gradcam_probe.layer("/features/features.6/Add", add3_out1);
-        let custom90_out1 = __gradcam_probe.layer("features.6", custom89_out1);
-        let conv2d19_out1 = self.conv2d19.forward(custom90_out1);
+        let add2_out1 = custom87_out1.add(custom86_out1);
+        let custom88_out1 = __gradcam_probe.layer("/features/features.5/Add", add2_out1);
+        let custom89_out1 = __gradcam_probe.layer("features.5", custom88_out1);
+        let conv2d16_out1 = self.conv2d16.forward(custom89_out1.clone());
+        let custom90_out1 = __gradcam_probe
+            .bias(
+                "/features/features.6/conv/conv.0/conv.0.0/Conv",
+                conv2d16_out1,
+                || self.conv2d16.bias.as_ref().map(|b| b.val()),
+            );
         let custom91_out1 = __gradcam_probe
-            .layer("/features/features.7/conv/conv.0/conv.0.0/Conv", conv2d19_out1);
-        let custom92_out1 = __gradcam_probe.layer("features.7.conv.0.0", custom91_out1);
-        let clip13_out1 = custom92_out1.clamp(0f64, 6f64);
+            .layer("/features/features.6/conv/conv.0/conv.0.0/Conv", custom90_out1);
+        let custom92_out1 = __gradcam_probe.layer("features.6.conv.0.0", custom91_out1);
+        let clip11_out1 = custom92_out1.clamp(0f64, 6f64);
         let custom93_out1 = __gradcam_probe
-            .layer("/features/features.7/conv/conv.0/conv.0.2/Clip", clip13_out1);
-        custom93_out1
+            .layer("/features/features.6/conv/conv.0/conv.0.2/Clip", clip11_out1);
+        let custom94_out1 = __gradcam_probe.layer("features.6.conv.0.2", custom93_out1);
+        let custom95_out1 = __gradcam_probe.layer("features.6.conv.0", custom94_out1);
+        let conv2d17_out1 = self.conv2d17.forward(custom95_out1);
+        let custom96_out1 = __gradcam_probe
+            .bias(
+                "/features/features.6/conv/conv.1/conv.1.0/Conv",
+                conv2d17_out1,
+                || self.conv2d17.bias.as_ref().map(|b| b.val()),
+            );
+        let custom97_out1 = __gradcam_probe
+            .layer("/features/features.6/conv/conv.1/conv.1.0/Conv", custom96_out1);
+        let custom98_out1 = __gradcam_probe.layer("features.6.conv.1.0", custom97_out1);
+        let clip12_out1 = custom98_out1.clamp(0f64, 6f64);
+        let custom99_out1 = __gradcam_probe
+            .layer("/features/features.6/conv/conv.1/conv.1.2/Clip", clip12_out1);
+        let custom100_out1 = __gradcam_probe.layer("features.6.conv.1.2", custom99_out1);
+        let custom101_out1 = __gradcam_probe.layer("features.6.conv.1", custom100_out1);
+        let conv2d18_out1 = self.conv2d18.forward(custom101_out1);
+        let custom102_out1 = __gradcam_probe
+            .bias(
+                "/features/features.6/conv/conv.2/Conv",
+                conv2d18_out1,
+                || self.conv2d18.bias.as_ref().map(|b| b.val()),
+            );
+        let custom103_out1 = __gradcam_probe
+            .layer("/features/features.6/conv/conv.2/Conv", custom102_out1);
+        let custom104_out1 = __gradcam_probe.layer("features.6.conv.2", custom103_out1);
+        let custom105_out1 = __gradcam_probe.layer("features.6.conv", custom104_out1);
+        let custom106_out1 = gradcam::Probe::carry(
+            custom89_out1,
+            custom105_out1.clone().dims()[0],
+        );
+        let add3_out1 = custom106_out1.add(custom105_out1);
+        add3_out1
     }
 }
 #[derive(Module, Debug)]
 #[allow(dead_code)]
 pub struct Submodule3 {
+    conv2d19: Conv2d,
     conv2d20: Conv2d,
     conv2d21: Conv2d,
     conv2d22: Conv2d,
@@ -520,9 +611,6 @@ pub struct Submodule3 {
     conv2d25: Conv2d,
     conv2d26: Conv2d,
     conv2d27: Conv2d,
-    conv2d28: Conv2d,
-    conv2d29: Conv2d,
-    conv2d30: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -530,6 +618,13 @@ pub struct Submodule3 {
 impl Submodule3 {
     #[allow(unused_variables)]
     pub fn new(device: &Device) -> Self {
+        let conv2d19 = Conv2dConfig::new([16, 96], [1, 1])
+            .with_stride([1, 1])
+            .with_padding(PaddingConfig2d::Valid)
+            .with_dilation([1, 1])
+            .with_groups(1)
+            .with_bias(true)
+            .init(device);
         let conv2d20 = Conv2dConfig::new([96, 96], [3, 3])
             .with_stride([2, 2])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -586,6 +681,199 @@ impl Submodule3 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d19,
+            conv2d20,
+            conv2d21,
+            conv2d22,
+            conv2d23,
+            conv2d24,
+            conv2d25,
+            conv2d26,
+            conv2d27,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add3_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom107_out1 = __gradcam_probe
+            .layer("/features/features.6/Add", add3_out1);
+        let custom108_out1 = __gradcam_probe.layer("features.6", custom107_out1);
+        let conv2d19_out1 = self.conv2d19.forward(custom108_out1);
+        let custom109_out1 = __gradcam_probe
+            .bias(
+                "/features/features.7/conv/conv.0/conv.0.0/Conv",
+                conv2d19_out1,
+                || self.conv2d19.bias.as_ref().map(|b| b.val()),
+            );
+        let custom110_out1 = __gradcam_probe
+            .layer("/features/features.7/conv/conv.0/conv.0.0/Conv", custom109_out1);
+        let custom111_out1 = __gradcam_probe
+            .layer("features.7.conv.0.0", custom110_out1);
+        let clip13_out1 = custom111_out1.clamp(0f64, 6f64);
+        let custom112_out1 = __gradcam_probe
+            .layer("/features/features.7/conv/conv.0/conv.0.2/Clip", clip13_out1);
+        let custom113_out1 = __gradcam_probe
+            .layer("features.7.conv.0.2", custom112_out1);
+        let custom114_out1 = __gradcam_probe.layer("features.7.conv.0", custom113_out1);
+        let conv2d20_out1 = self.conv2d20.forward(custom114_out1);
+        let custom115_out1 = __gradcam_probe
+            .bias(
+                "/features/features.7/conv/conv.1/conv.1.0/Conv",
+                conv2d20_out1,
+                || self.conv2d20.bias.as_ref().map(|b| b.val()),
+            );
+        let custom116_out1 = __gradcam_probe
+            .layer("/features/features.7/conv/conv.1/conv.1.0/Conv", custom115_out1);
+        let custom117_out1 = __gradcam_probe
+            .layer("features.7.conv.1.0", custom116_out1);
+        let clip14_out1 = custom117_out1.clamp(0f64, 6f64);
+        let custom118_out1 = __gradcam_probe
+            .layer("/features/features.7/conv/conv.1/conv.1.2/Clip", clip14_out1);
+        let custom119_out1 = __gradcam_probe
+            .layer("features.7.conv.1.2", custom118_out1);
+        let custom120_out1 = __gradcam_probe.layer("features.7.conv.1", custom119_out1);
+        let conv2d21_out1 = self.conv2d21.forward(custom120_out1);
+        let custom121_out1 = __gradcam_probe
+            .bias(
+                "/features/features.7/conv/conv.2/Conv",
+                conv2d21_out1,
+                || self.conv2d21.bias.as_ref().map(|b| b.val()),
+            );
+        let custom122_out1 = __gradcam_probe
+            .layer("/features/features.7/conv/conv.2/Conv", custom121_out1);
+        let custom123_out1 = __gradcam_probe.layer("features.7.conv.2", custom122_out1);
+        let custom124_out1 = __gradcam_probe.layer("features.7.conv", custom123_out1);
+        let custom125_out1 = __gradcam_probe.layer("features.7", custom124_out1);
+        let conv2d22_out1 = self.conv2d22.forward(custom125_out1.clone());
+        let custom126_out1 = __gradcam_probe
+            .bias(
+                "/features/features.8/conv/conv.0/conv.0.0/Conv",
+                conv2d22_out1,
+                || self.conv2d22.bias.as_ref().map(|b| b.val()),
+            );
+        let custom127_out1 = __gradcam_probe
+            .layer("/features/features.8/conv/conv.0/conv.0.0/Conv", custom126_out1);
+        let custom128_out1 = __gradcam_probe
+            .layer("features.8.conv.0.0", custom127_out1);
+        let clip15_out1 = custom128_out1.clamp(0f64, 6f64);
+        let custom129_out1 = __gradcam_probe
+            .layer("/features/features.8/conv/conv.0/conv.0.2/Clip", clip15_out1);
+        let custom130_out1 = __gradcam_probe
+            .layer("features.8.conv.0.2", custom129_out1);
+        let custom131_out1 = __gradcam_probe.layer("features.8.conv.0", custom130_out1);
+        let conv2d23_out1 = self.conv2d23.forward(custom131_out1);
+        let custom132_out1 = __gradcam_probe
+            .bias(
+                "/features/features.8/conv/conv.1/conv.1.0/Conv",
+                conv2d23_out1,
+                || self.conv2d23.bias.as_ref().map(|b| b.val()),
+            );
+        let custom133_out1 = __gradcam_probe
+            .layer("/features/features.8/conv/conv.1/conv.1.0/Conv", custom132_out1);
+        let custom134_out1 = __gradcam_probe
+            .layer("features.8.conv.1.0", custom133_out1);
+        let clip16_out1 = custom134_out1.clamp(0f64, 6f64);
+        let custom135_out1 = __gradcam_probe
+            .layer("/features/features.8/conv/conv.1/conv.1.2/Clip", clip16_out1);
+        let custom136_out1 = __gradcam_probe
+            .layer("features.8.conv.1.2", custom135_out1);
+        let custom137_out1 = __gradcam_probe.layer("features.8.conv.1", custom136_out1);
+        let conv2d24_out1 = self.conv2d24.forward(custom137_out1);
+        let custom138_out1 = __gradcam_probe
+            .bias(
+                "/features/features.8/conv/conv.2/Conv",
+                conv2d24_out1,
+                || self.conv2d24.bias.as_ref().map(|b| b.val()),
+            );
+        let custom139_out1 = __gradcam_probe
+            .layer("/features/features.8/conv/conv.2/Conv", custom138_out1);
+        let custom140_out1 = __gradcam_probe.layer("features.8.conv.2", custom139_out1);
+        let custom141_out1 = __gradcam_probe.layer("features.8.conv", custom140_out1);
+        let custom142_out1 = gradcam::Probe::carry(
+            custom125_out1,
+            custom141_out1.clone().dims()[0],
+        );
+        let add4_out1 = custom142_out1.add(custom141_out1);
+        let custom143_out1 = __gradcam_probe
+            .layer("/features/features.8/Add", add4_out1);
+        let custom144_out1 = __gradcam_probe.layer("features.8", custom143_out1);
+        let conv2d25_out1 = self.conv2d25.forward(custom144_out1.clone());
+        let custom145_out1 = __gradcam_probe
+            .bias(
+                "/features/features.9/conv/conv.0/conv.0.0/Conv",
+                conv2d25_out1,
+                || self.conv2d25.bias.as_ref().map(|b| b.val()),
+            );
+        let custom146_out1 = __gradcam_probe
+            .layer("/features/features.9/conv/conv.0/conv.0.0/Conv", custom145_out1);
+        let custom147_out1 = __gradcam_probe
+            .layer("features.9.conv.0.0", custom146_out1);
+        let clip17_out1 = custom147_out1.clamp(0f64, 6f64);
+        let custom148_out1 = __gradcam_probe
+            .layer("/features/features.9/conv/conv.0/conv.0.2/Clip", clip17_out1);
+        let custom149_out1 = __gradcam_probe
+            .layer("features.9.conv.0.2", custom148_out1);
+        let custom150_out1 = __gradcam_probe.layer("features.9.conv.0", custom149_out1);
+        let conv2d26_out1 = self.conv2d26.forward(custom150_out1);
+        let custom151_out1 = __gradcam_probe
+            .bias(
+                "/features/features.9/conv/conv.1/conv.1.0/Conv",
+                conv2d26_out1,
+                || self.conv2d26.bias.as_ref().map(|b| b.val()),
+            );
+        let custom152_out1 = __gradcam_probe
+            .layer("/features/features.9/conv/conv.1/conv.1.0/Conv", custom151_out1);
+        let custom153_out1 = __gradcam_probe
+            .layer("features.9.conv.1.0", custom152_out1);
+        let clip18_out1 = custom153_out1.clamp(0f64, 6f64);
+        let custom154_out1 = __gradcam_probe
+            .layer("/features/features.9/conv/conv.1/conv.1.2/Clip", clip18_out1);
+        let custom155_out1 = __gradcam_probe
+            .layer("features.9.conv.1.2", custom154_out1);
+        let custom156_out1 = __gradcam_probe.layer("features.9.conv.1", custom155_out1);
+        let conv2d27_out1 = self.conv2d27.forward(custom156_out1);
+        let custom157_out1 = __gradcam_probe
+            .bias(
+                "/features/features.9/conv/conv.2/Conv",
+                conv2d27_out1,
+                || self.conv2d27.bias.as_ref().map(|b| b.val()),
+            );
+        let custom158_out1 = __gradcam_probe
+            .layer("/features/features.9/conv/conv.2/Conv", custom157_out1);
+        let custom159_out1 = __gradcam_probe.layer("features.9.conv.2", custom158_out1);
+        let custom160_out1 = __gradcam_probe.layer("features.9.conv", custom159_out1);
+        let custom161_out1 = gradcam::Probe::carry(
+            custom144_out1,
+            custom160_out1.clone().dims()[0],
+        );
+        let add5_out1 = custom161_out1.add(custom160_out1);
+        add5_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule4 {
+    conv2d28: Conv2d,
+    conv2d29: Conv2d,
+    conv2d30: Conv2d,
+    conv2d31: Conv2d,
+    conv2d32: Conv2d,
+    conv2d33: Conv2d,
+    conv2d34: Conv2d,
+    conv2d35: Conv2d,
+    conv2d36: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule4 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d28 = Conv2dConfig::new([32, 192], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -607,168 +895,6 @@ impl Submodule3 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d20,
-            conv2d21,
-            conv2d22,
-            conv2d23,
-            conv2d24,
-            conv2d25,
-            conv2d26,
-            conv2d27,
-            conv2d28,
-            conv2d29,
-            conv2d30,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        custom93_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom94_out1 = __gradcam_probe.layer("features.7.conv.0.2", custom93_out1);
-        let custom95_out1 = __gradcam_probe.layer("features.7.conv.0", custom94_out1);
-        let conv2d20_out1 = self.conv2d20.forward(custom95_out1);
-        let custom96_out1 = __gradcam_probe
-            .layer("/features/features.7/conv/conv.1/conv.1.0/Conv", conv2d20_out1);
-        let custom97_out1 = __gradcam_probe.layer("features.7.conv.1.0", custom96_out1);
-        let clip14_out1 = custom97_out1.clamp(0f64, 6f64);
-        let custom98_out1 = __gradcam_probe
-            .layer("/features/features.7/conv/conv.1/conv.1.2/Clip", clip14_out1);
-        let custom99_out1 = __gradcam_probe.layer("features.7.conv.1.2", custom98_out1);
-        let custom100_out1 = __gradcam_probe.layer("features.7.conv.1", custom99_out1);
-        let conv2d21_out1 = self.conv2d21.forward(custom100_out1);
-        let custom101_out1 = __gradcam_probe
-            .layer("/features/features.7/conv/conv.2/Conv", conv2d21_out1);
-        let custom102_out1 = __gradcam_probe.layer("features.7.conv.2", custom101_out1);
-        let custom103_out1 = __gradcam_probe.layer("features.7.conv", custom102_out1);
-        let custom104_out1 = __gradcam_probe.layer("features.7", custom103_out1);
-        let conv2d22_out1 = self.conv2d22.forward(custom104_out1.clone());
-        let custom105_out1 = __gradcam_probe
-            .layer("/features/features.8/conv/conv.0/conv.0.0/Conv", conv2d22_out1);
-        let custom106_out1 = __gradcam_probe
-            .layer("features.8.conv.0.0", custom105_out1);
-        let clip15_out1 = custom106_out1.clamp(0f64, 6f64);
-        let custom107_out1 = __gradcam_probe
-            .layer("/features/features.8/conv/conv.0/conv.0.2/Clip", clip15_out1);
-        let custom108_out1 = __gradcam_probe
-            .layer("features.8.conv.0.2", custom107_out1);
-        let custom109_out1 = __gradcam_probe.layer("features.8.conv.0", custom108_out1);
-        let conv2d23_out1 = self.conv2d23.forward(custom109_out1);
-        let custom110_out1 = __gradcam_probe
-            .layer("/features/features.8/conv/conv.1/conv.1.0/Conv", conv2d23_out1);
-        let custom111_out1 = __gradcam_probe
-            .layer("features.8.conv.1.0", custom110_out1);
-        let clip16_out1 = custom111_out1.clamp(0f64, 6f64);
-        let custom112_out1 = __gradcam_probe
-            .layer("/features/features.8/conv/conv.1/conv.1.2/Clip", clip16_out1);
-        let custom113_out1 = __gradcam_probe
-            .layer("features.8.conv.1.2", custom112_out1);
-        let custom114_out1 = __gradcam_probe.layer("features.8.conv.1", custom113_out1);
-        let conv2d24_out1 = self.conv2d24.forward(custom114_out1);
-        let custom115_out1 = __gradcam_probe
-            .layer("/features/features.8/conv/conv.2/Conv", conv2d24_out1);
-        let custom116_out1 = __gradcam_probe.layer("features.8.conv.2", custom115_out1);
-        let custom117_out1 = __gradcam_probe.layer("features.8.conv", custom116_out1);
-        let custom118_out1 = gradcam::Probe::carry(
-            custom104_out1,
-            custom117_out1.clone().dims()[0],
-        );
-        let add4_out1 = custom118_out1.add(custom117_out1);
-        let custom119_out1 = __gradcam_probe
-            .layer("/features/features.8/Add", add4_out1);
-        let custom120_out1 = __gradcam_probe.layer("features.8", custom119_out1);
-        let conv2d25_out1 = self.conv2d25.forward(custom120_out1.clone());
-        let custom121_out1 = __gradcam_probe
-            .layer("/features/features.9/conv/conv.0/conv.0.0/Conv", conv2d25_out1);
-        let custom122_out1 = __gradcam_probe
-            .layer("features.9.conv.0.0", custom121_out1);
-        let clip17_out1 = custom122_out1.clamp(0f64, 6f64);
-        let custom123_out1 = __gradcam_probe
-            .layer("/features/features.9/conv/conv.0/conv.0.2/Clip", clip17_out1);
-        let custom124_out1 = __gradcam_probe
-            .layer("features.9.conv.0.2", custom123_out1);
-        let custom125_out1 = __gradcam_probe.layer("features.9.conv.0", custom124_out1);
-        let conv2d26_out1 = self.conv2d26.forward(custom125_out1);
-        let custom126_out1 = __gradcam_probe
-            .layer("/features/features.9/conv/conv.1/conv.1.0/Conv", conv2d26_out1);
-        let custom127_out1 = __gradcam_probe
-            .layer("features.9.conv.1.0", custom126_out1);
-        let clip18_out1 = custom127_out1.clamp(0f64, 6f64);
-        let custom128_out1 = __gradcam_probe
-            .layer("/features/features.9/conv/conv.1/conv.1.2/Clip", clip18_out1);
-        let custom129_out1 = __gradcam_probe
-            .layer("features.9.conv.1.2", custom128_out1);
-        let custom130_out1 = __gradcam_probe.layer("features.9.conv.1", custom129_out1);
-        let conv2d27_out1 = self.conv2d27.forward(custom130_out1);
-        let custom131_out1 = __gradcam_probe
-            .layer("/features/features.9/conv/conv.2/Conv", conv2d27_out1);
-        let custom132_out1 = __gradcam_probe.layer("features.9.conv.2", custom131_out1);
-        let custom133_out1 = __gradcam_probe.layer("features.9.conv", custom132_out1);
-        let custom134_out1 = gradcam::Probe::carry(
-            custom120_out1,
-            custom133_out1.clone().dims()[0],
-        );
-        let add5_out1 = custom134_out1.add(custom133_out1);
-        let custom135_out1 = __gradcam_probe
-            .layer("/features/features.9/Add", add5_out1);
-        let custom136_out1 = __gradcam_probe.layer("features.9", custom135_out1);
-        let conv2d28_out1 = self.conv2d28.forward(custom136_out1.clone());
-        let custom137_out1 = __gradcam_probe
-            .layer("/features/features.10/conv/conv.0/conv.0.0/Conv", conv2d28_out1);
-        let custom138_out1 = __gradcam_probe
-            .layer("features.10.conv.0.0", custom137_out1);
-        let clip19_out1 = custom138_out1.clamp(0f64, 6f64);
-        let custom139_out1 = __gradcam_probe
-            .layer("/features/features.10/conv/conv.0/conv.0.2/Clip", clip19_out1);
-        let custom140_out1 = __gradcam_probe
-            .layer("features.10.conv.0.2", custom139_out1);
-        let custom141_out1 = __gradcam_probe.layer("features.10.conv.0", custom140_out1);
-        let conv2d29_out1 = self.conv2d29.forward(custom141_out1);
-        let custom142_out1 = __gradcam_probe
-            .layer("/features/features.10/conv/conv.1/conv.1.0/Conv", conv2d29_out1);
-        let custom143_out1 = __gradcam_probe
-            .layer("features.10.conv.1.0", custom142_out1);
-        let clip20_out1 = custom143_out1.clamp(0f64, 6f64);
-        let custom144_out1 = __gradcam_probe
-            .layer("/features/features.10/conv/conv.1/conv.1.2/Clip", clip20_out1);
-        let custom145_out1 = __gradcam_probe
-            .layer("features.10.conv.1.2", custom144_out1);
-        let custom146_out1 = __gradcam_probe.layer("features.10.conv.1", custom145_out1);
-        let conv2d30_out1 = self.conv2d30.forward(custom146_out1);
-        let custom147_out1 = __gradcam_probe
-            .layer("/features/features.10/conv/conv.2/Conv", conv2d30_out1);
-        let custom148_out1 = __gradcam_probe.layer("features.10.conv.2", custom147_out1);
-        let custom149_out1 = __gradcam_probe.layer("features.10.conv", custom148_out1);
-        let custom150_out1 = gradcam::Probe::carry(
-            custom136_out1,
-            custom149_out1.clone().dims()[0],
-        );
-        let add6_out1 = custom150_out1.add(custom149_out1);
-        add6_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule4 {
-    conv2d31: Conv2d,
-    conv2d32: Conv2d,
-    conv2d33: Conv2d,
-    conv2d34: Conv2d,
-    conv2d35: Conv2d,
-    conv2d36: Conv2d,
-    conv2d37: Conv2d,
-    conv2d38: Conv2d,
-    conv2d39: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule4 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d31 = Conv2dConfig::new([32, 192], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -811,6 +937,198 @@ impl Submodule4 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d28,
+            conv2d29,
+            conv2d30,
+            conv2d31,
+            conv2d32,
+            conv2d33,
+            conv2d34,
+            conv2d35,
+            conv2d36,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add5_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom162_out1 = __gradcam_probe
+            .layer("/features/features.9/Add", add5_out1);
+        let custom163_out1 = __gradcam_probe.layer("features.9", custom162_out1);
+        let conv2d28_out1 = self.conv2d28.forward(custom163_out1.clone());
+        let custom164_out1 = __gradcam_probe
+            .bias(
+                "/features/features.10/conv/conv.0/conv.0.0/Conv",
+                conv2d28_out1,
+                || self.conv2d28.bias.as_ref().map(|b| b.val()),
+            );
+        let custom165_out1 = __gradcam_probe
+            .layer("/features/features.10/conv/conv.0/conv.0.0/Conv", custom164_out1);
+        let custom166_out1 = __gradcam_probe
+            .layer("features.10.conv.0.0", custom165_out1);
+        let clip19_out1 = custom166_out1.clamp(0f64, 6f64);
+        let custom167_out1 = __gradcam_probe
+            .layer("/features/features.10/conv/conv.0/conv.0.2/Clip", clip19_out1);
+        let custom168_out1 = __gradcam_probe
+            .layer("features.10.conv.0.2", custom167_out1);
+        let custom169_out1 = __gradcam_probe.layer("features.10.conv.0", custom168_out1);
+        let conv2d29_out1 = self.conv2d29.forward(custom169_out1);
+        let custom170_out1 = __gradcam_probe
+            .bias(
+                "/features/features.10/conv/conv.1/conv.1.0/Conv",
+                conv2d29_out1,
+                || self.conv2d29.bias.as_ref().map(|b| b.val()),
+            );
+        let custom171_out1 = __gradcam_probe
+            .layer("/features/features.10/conv/conv.1/conv.1.0/Conv", custom170_out1);
+        let custom172_out1 = __gradcam_probe
+            .layer("features.10.conv.1.0", custom171_out1);
+        let clip20_out1 = custom172_out1.clamp(0f64, 6f64);
+        let custom173_out1 = __gradcam_probe
+            .layer("/features/features.10/conv/conv.1/conv.1.2/Clip", clip20_out1);
+        let custom174_out1 = __gradcam_probe
+            .layer("features.10.conv.1.2", custom173_out1);
+        let custom175_out1 = __gradcam_probe.layer("features.10.conv.1", custom174_out1);
+        let conv2d30_out1 = self.conv2d30.forward(custom175_out1);
+        let custom176_out1 = __gradcam_probe
+            .bias(
+                "/features/features.10/conv/conv.2/Conv",
+                conv2d30_out1,
+                || self.conv2d30.bias.as_ref().map(|b| b.val()),
+            );
+        let custom177_out1 = __gradcam_probe
+            .layer("/features/features.10/conv/conv.2/Conv", custom176_out1);
+        let custom178_out1 = __gradcam_probe.layer("features.10.conv.2", custom177_out1);
+        let custom179_out1 = __gradcam_probe.layer("features.10.conv", custom178_out1);
+        let custom180_out1 = gradcam::Probe::carry(
+            custom163_out1,
+            custom179_out1.clone().dims()[0],
+        );
+        let add6_out1 = custom180_out1.add(custom179_out1);
+        let custom181_out1 = __gradcam_probe
+            .layer("/features/features.10/Add", add6_out1);
+        let custom182_out1 = __gradcam_probe.layer("features.10", custom181_out1);
+        let conv2d31_out1 = self.conv2d31.forward(custom182_out1);
+        let custom183_out1 = __gradcam_probe
+            .bias(
+                "/features/features.11/conv/conv.0/conv.0.0/Conv",
+                conv2d31_out1,
+                || self.conv2d31.bias.as_ref().map(|b| b.val()),
+            );
+        let custom184_out1 = __gradcam_probe
+            .layer("/features/features.11/conv/conv.0/conv.0.0/Conv", custom183_out1);
+        let custom185_out1 = __gradcam_probe
+            .layer("features.11.conv.0.0", custom184_out1);
+        let clip21_out1 = custom185_out1.clamp(0f64, 6f64);
+        let custom186_out1 = __gradcam_probe
+            .layer("/features/features.11/conv/conv.0/conv.0.2/Clip", clip21_out1);
+        let custom187_out1 = __gradcam_probe
+            .layer("features.11.conv.0.2", custom186_out1);
+        let custom188_out1 = __gradcam_probe.layer("features.11.conv.0", custom187_out1);
+        let conv2d32_out1 = self.conv2d32.forward(custom188_out1);
+        let custom189_out1 = __gradcam_probe
+            .bias(
+                "/features/features.11/conv/conv.1/conv.1.0/Conv",
+                conv2d32_out1,
+                || self.conv2d32.bias.as_ref().map(|b| b.val()),
+            );
+        let custom190_out1 = __gradcam_probe
+            .layer("/features/features.11/conv/conv.1/conv.1.0/Conv", custom189_out1);
+        let custom191_out1 = __gradcam_probe
+            .layer("features.11.conv.1.0", custom190_out1);
+        let clip22_out1 = custom191_out1.clamp(0f64, 6f64);
+        let custom192_out1 = __gradcam_probe
+            .layer("/features/features.11/conv/conv.1/conv.1.2/Clip", clip22_out1);
+        let custom193_out1 = __gradcam_probe
+            .layer("features.11.conv.1.2", custom192_out1);
+        let custom194_out1 = __gradcam_probe.layer("features.11.conv.1", custom193_out1);
+        let conv2d33_out1 = self.conv2d33.forward(custom194_out1);
+        let custom195_out1 = __gradcam_probe
+            .bias(
+                "/features/features.11/conv/conv.2/Conv",
+                conv2d33_out1,
+                || self.conv2d33.bias.as_ref().map(|b| b.val()),
+            );
+        let custom196_out1 = __gradcam_probe
+            .layer("/features/features.11/conv/conv.2/Conv", custom195_out1);
+        let custom197_out1 = __gradcam_probe.layer("features.11.conv.2", custom196_out1);
+        let custom198_out1 = __gradcam_probe.layer("features.11.conv", custom197_out1);
+        let custom199_out1 = __gradcam_probe.layer("features.11", custom198_out1);
+        let conv2d34_out1 = self.conv2d34.forward(custom199_out1.clone());
+        let custom200_out1 = __gradcam_probe
+            .bias(
+                "/features/features.12/conv/conv.0/conv.0.0/Conv",
+                conv2d34_out1,
+                || self.conv2d34.bias.as_ref().map(|b| b.val()),
+            );
+        let custom201_out1 = __gradcam_probe
+            .layer("/features/features.12/conv/conv.0/conv.0.0/Conv", custom200_out1);
+        let custom202_out1 = __gradcam_probe
+            .layer("features.12.conv.0.0", custom201_out1);
+        let clip23_out1 = custom202_out1.clamp(0f64, 6f64);
+        let custom203_out1 = __gradcam_probe
+            .layer("/features/features.12/conv/conv.0/conv.0.2/Clip", clip23_out1);
+        let custom204_out1 = __gradcam_probe
+            .layer("features.12.conv.0.2", custom203_out1);
+        let custom205_out1 = __gradcam_probe.layer("features.12.conv.0", custom204_out1);
+        let conv2d35_out1 = self.conv2d35.forward(custom205_out1);
+        let custom206_out1 = __gradcam_probe
+            .bias(
+                "/features/features.12/conv/conv.1/conv.1.0/Conv",
+                conv2d35_out1,
+                || self.conv2d35.bias.as_ref().map(|b| b.val()),
+            );
+        let custom207_out1 = __gradcam_probe
+            .layer("/features/features.12/conv/conv.1/conv.1.0/Conv", custom206_out1);
+        let custom208_out1 = __gradcam_probe
+            .layer("features.12.conv.1.0", custom207_out1);
+        let clip24_out1 = custom208_out1.clamp(0f64, 6f64);
+        let custom209_out1 = __gradcam_probe
+            .layer("/features/features.12/conv/conv.1/conv.1.2/Clip", clip24_out1);
+        let custom210_out1 = __gradcam_probe
+            .layer("features.12.conv.1.2", custom209_out1);
+        let custom211_out1 = __gradcam_probe.layer("features.12.conv.1", custom210_out1);
+        let conv2d36_out1 = self.conv2d36.forward(custom211_out1);
+        let custom212_out1 = __gradcam_probe
+            .bias(
+                "/features/features.12/conv/conv.2/Conv",
+                conv2d36_out1,
+                || self.conv2d36.bias.as_ref().map(|b| b.val()),
+            );
+        let custom213_out1 = __gradcam_probe
+            .layer("/features/features.12/conv/conv.2/Conv", custom212_out1);
+        let custom214_out1 = __gradcam_probe.layer("features.12.conv.2", custom213_out1);
+        let custom215_out1 = __gradcam_probe.layer("features.12.conv", custom214_out1);
+        let custom216_out1 = gradcam::Probe::carry(
+            custom199_out1,
+            custom215_out1.clone().dims()[0],
+        );
+        let add7_out1 = custom216_out1.add(custom215_out1);
+        add7_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule5 {
+    conv2d37: Conv2d,
+    conv2d38: Conv2d,
+    conv2d39: Conv2d,
+    conv2d40: Conv2d,
+    conv2d41: Conv2d,
+    conv2d42: Conv2d,
+    conv2d43: Conv2d,
+    conv2d44: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule5 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d37 = Conv2dConfig::new([48, 288], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -832,153 +1150,6 @@ impl Submodule4 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d31,
-            conv2d32,
-            conv2d33,
-            conv2d34,
-            conv2d35,
-            conv2d36,
-            conv2d37,
-            conv2d38,
-            conv2d39,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add6_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom151_out1 = __gradcam_probe
-            .layer("/features/features.10/Add", add6_out1);
-        let custom152_out1 = __gradcam_probe.layer("features.10", custom151_out1);
-        let conv2d31_out1 = self.conv2d31.forward(custom152_out1);
-        let custom153_out1 = __gradcam_probe
-            .layer("/features/features.11/conv/conv.0/conv.0.0/Conv", conv2d31_out1);
-        let custom154_out1 = __gradcam_probe
-            .layer("features.11.conv.0.0", custom153_out1);
-        let clip21_out1 = custom154_out1.clamp(0f64, 6f64);
-        let custom155_out1 = __gradcam_probe
-            .layer("/features/features.11/conv/conv.0/conv.0.2/Clip", clip21_out1);
-        let custom156_out1 = __gradcam_probe
-            .layer("features.11.conv.0.2", custom155_out1);
-        let custom157_out1 = __gradcam_probe.layer("features.11.conv.0", custom156_out1);
-        let conv2d32_out1 = self.conv2d32.forward(custom157_out1);
-        let custom158_out1 = __gradcam_probe
-            .layer("/features/features.11/conv/conv.1/conv.1.0/Conv", conv2d32_out1);
-        let custom159_out1 = __gradcam_probe
-            .layer("features.11.conv.1.0", custom158_out1);
-        let clip22_out1 = custom159_out1.clamp(0f64, 6f64);
-        let custom160_out1 = __gradcam_probe
-            .layer("/features/features.11/conv/conv.1/conv.1.2/Clip", clip22_out1);
-        let custom161_out1 = __gradcam_probe
-            .layer("features.11.conv.1.2", custom160_out1);
-        let custom162_out1 = __gradcam_probe.layer("features.11.conv.1", custom161_out1);
-        let conv2d33_out1 = self.conv2d33.forward(custom162_out1);
-        let custom163_out1 = __gradcam_probe
-            .layer("/features/features.11/conv/conv.2/Conv", conv2d33_out1);
-        let custom164_out1 = __gradcam_probe.layer("features.11.conv.2", custom163_out1);
-        let custom165_out1 = __gradcam_probe.layer("features.11.conv", custom164_out1);
-        let custom166_out1 = __gradcam_probe.layer("features.11", custom165_out1);
-        let conv2d34_out1 = self.conv2d34.forward(custom166_out1.clone());
-        let custom167_out1 = __gradcam_probe
-            .layer("/features/features.12/conv/conv.0/conv.0.0/Conv", conv2d34_out1);
-        let custom168_out1 = __gradcam_probe
-            .layer("features.12.conv.0.0", custom167_out1);
-        let clip23_out1 = custom168_out1.clamp(0f64, 6f64);
-        let custom169_out1 = __gradcam_probe
-            .layer("/features/features.12/conv/conv.0/conv.0.2/Clip", clip23_out1);
-        let custom170_out1 = __gradcam_probe
-            .layer("features.12.conv.0.2", custom169_out1);
-        let custom171_out1 = __gradcam_probe.layer("features.12.conv.0", custom170_out1);
-        let conv2d35_out1 = self.conv2d35.forward(custom171_out1);
-        let custom172_out1 = __gradcam_probe
-            .layer("/features/features.12/conv/conv.1/conv.1.0/Conv", conv2d35_out1);
-        let custom173_out1 = __gradcam_probe
-            .layer("features.12.conv.1.0", custom172_out1);
-        let clip24_out1 = custom173_out1.clamp(0f64, 6f64);
-        let custom174_out1 = __gradcam_probe
-            .layer("/features/features.12/conv/conv.1/conv.1.2/Clip", clip24_out1);
-        let custom175_out1 = __gradcam_probe
-            .layer("features.12.conv.1.2", custom174_out1);
-        let custom176_out1 = __gradcam_probe.layer("features.12.conv.1", custom175_out1);
-        let conv2d36_out1 = self.conv2d36.forward(custom176_out1);
-        let custom177_out1 = __gradcam_probe
-            .layer("/features/features.12/conv/conv.2/Conv", conv2d36_out1);
-        let custom178_out1 = __gradcam_probe.layer("features.12.conv.2", custom177_out1);
-        let custom179_out1 = __gradcam_probe.layer("features.12.conv", custom178_out1);
-        let custom180_out1 = gradcam::Probe::carry(
-            custom166_out1,
-            custom179_out1.clone().dims()[0],
-        );
-        let add7_out1 = custom180_out1.add(custom179_out1);
-        let custom181_out1 = __gradcam_probe
-            .layer("/features/features.12/Add", add7_out1);
-        let custom182_out1 = __gradcam_probe.layer("features.12", custom181_out1);
-        let conv2d37_out1 = self.conv2d37.forward(custom182_out1.clone());
-        let custom183_out1 = __gradcam_probe
-            .layer("/features/features.13/conv/conv.0/conv.0.0/Conv", conv2d37_out1);
-        let custom184_out1 = __gradcam_probe
-            .layer("features.13.conv.0.0", custom183_out1);
-        let clip25_out1 = custom184_out1.clamp(0f64, 6f64);
-        let custom185_out1 = __gradcam_probe
-            .layer("/features/features.13/conv/conv.0/conv.0.2/Clip", clip25_out1);
-        let custom186_out1 = __gradcam_probe
-            .layer("features.13.conv.0.2", custom185_out1);
-        let custom187_out1 = __gradcam_probe.layer("features.13.conv.0", custom186_out1);
-        let conv2d38_out1 = self.conv2d38.forward(custom187_out1);
-        let custom188_out1 = __gradcam_probe
-            .layer("/features/features.13/conv/conv.1/conv.1.0/Conv", conv2d38_out1);
-        let custom189_out1 = __gradcam_probe
-            .layer("features.13.conv.1.0", custom188_out1);
-        let clip26_out1 = custom189_out1.clamp(0f64, 6f64);
-        let custom190_out1 = __gradcam_probe
-            .layer("/features/features.13/conv/conv.1/conv.1.2/Clip", clip26_out1);
-        let custom191_out1 = __gradcam_probe
-            .layer("features.13.conv.1.2", custom190_out1);
-        let custom192_out1 = __gradcam_probe.layer("features.13.conv.1", custom191_out1);
-        let conv2d39_out1 = self.conv2d39.forward(custom192_out1);
-        let custom193_out1 = __gradcam_probe
-            .layer("/features/features.13/conv/conv.2/Conv", conv2d39_out1);
-        let custom194_out1 = __gradcam_probe.layer("features.13.conv.2", custom193_out1);
-        let custom195_out1 = __gradcam_probe.layer("features.13.conv", custom194_out1);
-        let custom196_out1 = gradcam::Probe::carry(
-            custom182_out1,
-            custom195_out1.clone().dims()[0],
-        );
-        let add8_out1 = custom196_out1.add(custom195_out1);
-        let custom197_out1 = __gradcam_probe
-            .layer("/features/features.13/Add", add8_out1);
-        custom197_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule5 {
-    conv2d40: Conv2d,
-    conv2d41: Conv2d,
-    conv2d42: Conv2d,
-    conv2d43: Conv2d,
-    conv2d44: Conv2d,
-    conv2d45: Conv2d,
-    conv2d46: Conv2d,
-    conv2d47: Conv2d,
-    conv2d48: Conv2d,
-    conv2d49: Conv2d,
-    conv2d50: Conv2d,
-    conv2d51: Conv2d,
-    conv2d52: Conv2d,
-    globalaveragepool1: AdaptiveAvgPool2d,
-    linear1: Linear,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule5 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d40 = Conv2dConfig::new([48, 288], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1014,6 +1185,182 @@ impl Submodule5 {
             .with_groups(480)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d37,
+            conv2d38,
+            conv2d39,
+            conv2d40,
+            conv2d41,
+            conv2d42,
+            conv2d43,
+            conv2d44,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add7_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let custom217_out1 = __gradcam_probe
+            .layer("/features/features.12/Add", add7_out1);
+        let custom218_out1 = __gradcam_probe.layer("features.12", custom217_out1);
+        let conv2d37_out1 = self.conv2d37.forward(custom218_out1.clone());
+        let custom219_out1 = __gradcam_probe
+            .bias(
+                "/features/features.13/conv/conv.0/conv.0.0/Conv",
+                conv2d37_out1,
+                || self.conv2d37.bias.as_ref().map(|b| b.val()),
+            );
+        let custom220_out1 = __gradcam_probe
+            .layer("/features/features.13/conv/conv.0/conv.0.0/Conv", custom219_out1);
+        let custom221_out1 = __gradcam_probe
+            .layer("features.13.conv.0.0", custom220_out1);
+        let clip25_out1 = custom221_out1.clamp(0f64, 6f64);
+        let custom222_out1 = __gradcam_probe
+            .layer("/features/features.13/conv/conv.0/conv.0.2/Clip", clip25_out1);
+        let custom223_out1 = __gradcam_probe
+            .layer("features.13.conv.0.2", custom222_out1);
+        let custom224_out1 = __gradcam_probe.layer("features.13.conv.0", custom223_out1);
+        let conv2d38_out1 = self.conv2d38.forward(custom224_out1);
+        let custom225_out1 = __gradcam_probe
+            .bias(
+                "/features/features.13/conv/conv.1/conv.1.0/Conv",
+                conv2d38_out1,
+                || self.conv2d38.bias.as_ref().map(|b| b.val()),
+            );
+        let custom226_out1 = __gradcam_probe
+            .layer("/features/features.13/conv/conv.1/conv.1.0/Conv", custom225_out1);
+        let custom227_out1 = __gradcam_probe
+            .layer("features.13.conv.1.0", custom226_out1);
+        let clip26_out1 = custom227_out1.clamp(0f64, 6f64);
+        let custom228_out1 = __gradcam_probe
+            .layer("/features/features.13/conv/conv.1/conv.1.2/Clip", clip26_out1);
+        let custom229_out1 = __gradcam_probe
+            .layer("features.13.conv.1.2", custom228_out1);
+        let custom230_out1 = __gradcam_probe.layer("features.13.conv.1", custom229_out1);
+        let conv2d39_out1 = self.conv2d39.forward(custom230_out1);
+        let custom231_out1 = __gradcam_probe
+            .bias(
+                "/features/features.13/conv/conv.2/Conv",
+                conv2d39_out1,
+                || self.conv2d39.bias.as_ref().map(|b| b.val()),
+            );
+        let custom232_out1 = __gradcam_probe
+            .layer("/features/features.13/conv/conv.2/Conv", custom231_out1);
+        let custom233_out1 = __gradcam_probe.layer("features.13.conv.2", custom232_out1);
+        let custom234_out1 = __gradcam_probe.layer("features.13.conv", custom233_out1);
+        let custom235_out1 = gradcam::Probe::carry(
+            custom218_out1,
+            custom234_out1.clone().dims()[0],
+        );
+        let add8_out1 = custom235_out1.add(custom234_out1);
+        let custom236_out1 = __gradcam_probe
+            .layer("/features/features.13/Add", add8_out1);
+        let custom237_out1 = __gradcam_probe.layer("features.13", custom236_out1);
+        let conv2d40_out1 = self.conv2d40.forward(custom237_out1);
+        let custom238_out1 = __gradcam_probe
+            .bias(
+                "/features/features.14/conv/conv.0/conv.0.0/Conv",
+                conv2d40_out1,
+                || self.conv2d40.bias.as_ref().map(|b| b.val()),
+            );
+        let custom239_out1 = __gradcam_probe
+            .layer("/features/features.14/conv/conv.0/conv.0.0/Conv", custom238_out1);
+        let custom240_out1 = __gradcam_probe
+            .layer("features.14.conv.0.0", custom239_out1);
+        let clip27_out1 = custom240_out1.clamp(0f64, 6f64);
+        let custom241_out1 = __gradcam_probe
+            .layer("/features/features.14/conv/conv.0/conv.0.2/Clip", clip27_out1);
+        let custom242_out1 = __gradcam_probe
+            .layer("features.14.conv.0.2", custom241_out1);
+        let custom243_out1 = __gradcam_probe.layer("features.14.conv.0", custom242_out1);
+        let conv2d41_out1 = self.conv2d41.forward(custom243_out1);
+        let custom244_out1 = __gradcam_probe
+            .bias(
+                "/features/features.14/conv/conv.1/conv.1.0/Conv",
+                conv2d41_out1,
+                || self.conv2d41.bias.as_ref().map(|b| b.val()),
+            );
+        let custom245_out1 = __gradcam_probe
+            .layer("/features/features.14/conv/conv.1/conv.1.0/Conv", custom244_out1);
+        let custom246_out1 = __gradcam_probe
+            .layer("features.14.conv.1.0", custom245_out1);
+        let clip28_out1 = custom246_out1.clamp(0f64, 6f64);
+        let custom247_out1 = __gradcam_probe
+            .layer("/features/features.14/conv/conv.1/conv.1.2/Clip", clip28_out1);
+        let custom248_out1 = __gradcam_probe
+            .layer("features.14.conv.1.2", custom247_out1);
+        let custom249_out1 = __gradcam_probe.layer("features.14.conv.1", custom248_out1);
+        let conv2d42_out1 = self.conv2d42.forward(custom249_out1);
+        let custom250_out1 = __gradcam_probe
+            .bias(
+                "/features/features.14/conv/conv.2/Conv",
+                conv2d42_out1,
+                || self.conv2d42.bias.as_ref().map(|b| b.val()),
+            );
+        let custom251_out1 = __gradcam_probe
+            .layer("/features/features.14/conv/conv.2/Conv", custom250_out1);
+        let custom252_out1 = __gradcam_probe.layer("features.14.conv.2", custom251_out1);
+        let custom253_out1 = __gradcam_probe.layer("features.14.conv", custom252_out1);
+        let custom254_out1 = __gradcam_probe.layer("features.14", custom253_out1);
+        let conv2d43_out1 = self.conv2d43.forward(custom254_out1.clone());
+        let custom255_out1 = __gradcam_probe
+            .bias(
+                "/features/features.15/conv/conv.0/conv.0.0/Conv",
+                conv2d43_out1,
+                || self.conv2d43.bias.as_ref().map(|b| b.val()),
+            );
+        let custom256_out1 = __gradcam_probe
+            .layer("/features/features.15/conv/conv.0/conv.0.0/Conv", custom255_out1);
+        let custom257_out1 = __gradcam_probe
+            .layer("features.15.conv.0.0", custom256_out1);
+        let clip29_out1 = custom257_out1.clamp(0f64, 6f64);
+        let custom258_out1 = __gradcam_probe
+            .layer("/features/features.15/conv/conv.0/conv.0.2/Clip", clip29_out1);
+        let custom259_out1 = __gradcam_probe
+            .layer("features.15.conv.0.2", custom258_out1);
+        let custom260_out1 = __gradcam_probe.layer("features.15.conv.0", custom259_out1);
+        let conv2d44_out1 = self.conv2d44.forward(custom260_out1);
+        let custom261_out1 = __gradcam_probe
+            .bias(
+                "/features/features.15/conv/conv.1/conv.1.0/Conv",
+                conv2d44_out1,
+                || self.conv2d44.bias.as_ref().map(|b| b.val()),
+            );
+        let custom262_out1 = __gradcam_probe
+            .layer("/features/features.15/conv/conv.1/conv.1.0/Conv", custom261_out1);
+        let custom263_out1 = __gradcam_probe
+            .layer("features.15.conv.1.0", custom262_out1);
+        let clip30_out1 = custom263_out1.clamp(0f64, 6f64);
+        let custom264_out1 = __gradcam_probe
+            .layer("/features/features.15/conv/conv.1/conv.1.2/Clip", clip30_out1);
+        let custom265_out1 = __gradcam_probe
+            .layer("features.15.conv.1.2", custom264_out1);
+        (custom265_out1, custom254_out1)
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule6 {
+    conv2d45: Conv2d,
+    conv2d46: Conv2d,
+    conv2d47: Conv2d,
+    conv2d48: Conv2d,
+    conv2d49: Conv2d,
+    conv2d50: Conv2d,
+    conv2d51: Conv2d,
+    conv2d52: Conv2d,
+    globalaveragepool1: AdaptiveAvgPool2d,
+    linear1: Linear,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule6 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d45 = Conv2dConfig::new([480, 80], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1073,11 +1420,6 @@ impl Submodule5 {
         let globalaveragepool1 = AdaptiveAvgPool2dConfig::new([1, 1]).init();
         let linear1 = LinearConfig::new(1280, 10).with_bias(true).init(device);
         Self {
-            conv2d40,
-            conv2d41,
-            conv2d42,
-            conv2d43,
-            conv2d44,
             conv2d45,
             conv2d46,
             conv2d47,
@@ -1094,153 +1436,152 @@ impl Submodule5 {
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        custom197_out1: Tensor<4>,
+        custom265_out1: Tensor<4>,
+        custom254_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
-        let custom198_out1 = __gradcam_probe.layer("features.13", custom197_out1);
-        let conv2d40_out1 = self.conv2d40.forward(custom198_out1);
-        let custom199_out1 = __gradcam_probe
-            .layer("/features/features.14/conv/conv.0/conv.0.0/Conv", conv2d40_out1);
-        let custom200_out1 = __gradcam_probe
-            .layer("features.14.conv.0.0", custom199_out1);
-        let clip27_out1 = custom200_out1.clamp(0f64, 6f64);
-        let custom201_out1 = __gradcam_probe
-            .layer("/features/features.14/conv/conv.0/conv.0.2/Clip", clip27_out1);
-        let custom202_out1 = __gradcam_probe
-            .layer("features.14.conv.0.2", custom201_out1);
-        let custom203_out1 = __gradcam_probe.layer("features.14.conv.0", custom202_out1);
-        let conv2d41_out1 = self.conv2d41.forward(custom203_out1);
-        let custom204_out1 = __gradcam_probe
-            .layer("/features/features.14/conv/conv.1/conv.1.0/Conv", conv2d41_out1);
-        let custom205_out1 = __gradcam_probe
-            .layer("features.14.conv.1.0", custom204_out1);
-        let clip28_out1 = custom205_out1.clamp(0f64, 6f64);
-        let custom206_out1 = __gradcam_probe
-            .layer("/features/features.14/conv/conv.1/conv.1.2/Clip", clip28_out1);
-        let custom207_out1 = __gradcam_probe
-            .layer("features.14.conv.1.2", custom206_out1);
-        let custom208_out1 = __gradcam_probe.layer("features.14.conv.1", custom207_out1);
-        let conv2d42_out1 = self.conv2d42.forward(custom208_out1);
-        let custom209_out1 = __gradcam_probe
-            .layer("/features/features.14/conv/conv.2/Conv", conv2d42_out1);
-        let custom210_out1 = __gradcam_probe.layer("features.14.conv.2", custom209_out1);
-        let custom211_out1 = __gradcam_probe.layer("features.14.conv", custom210_out1);
-        let custom212_out1 = __gradcam_probe.layer("features.14", custom211_out1);
-        let conv2d43_out1 = self.conv2d43.forward(custom212_out1.clone());
-        let custom213_out1 = __gradcam_probe
-            .layer("/features/features.15/conv/conv.0/conv.0.0/Conv", conv2d43_out1);
-        let custom214_out1 = __gradcam_probe
-            .layer("features.15.conv.0.0", custom213_out1);
-        let clip29_out1 = custom214_out1.clamp(0f64, 6f64);
-        let custom215_out1 = __gradcam_probe
-            .layer("/features/features.15/conv/conv.0/conv.0.2/Clip", clip29_out1);
-        let custom216_out1 = __gradcam_probe
-            .layer("features.15.conv.0.2", custom215_out1);
-        let custom217_out1 = __gradcam_probe.layer("features.15.conv.0", custom216_out1);
-        let conv2d44_out1 = self.conv2d44.forward(custom217_out1);
-        let custom218_out1 = __gradcam_probe
-            .layer("/features/features.15/conv/conv.1/conv.1.0/Conv", conv2d44_out1);
-        let custom219_out1 = __gradcam_probe
-            .layer("features.15.conv.1.0", custom218_out1);
-        let clip30_out1 = custom219_out1.clamp(0f64, 6f64);
-        let custom220_out1 = __gradcam_probe
-            .layer("/features/features.15/conv/conv.1/conv.1.2/Clip", clip30_out1);
-        let custom221_out1 = __gradcam_probe
-            .layer("features.15.conv.1.2", custom220_out1);
-        let custom222_out1 = __gradcam_probe.layer("features.15.conv.1", custom221_out1);
-        let conv2d45_out1 = self.conv2d45.forward(custom222_out1);
-        let custom223_out1 = __gradcam_probe
-            .layer("/features/features.15/conv/conv.2/Conv", conv2d45_out1);
-        let custom224_out1 = __gradcam_probe.layer("features.15.conv.2", custom223_out1);
-        let custom225_out1 = __gradcam_probe.layer("features.15.conv", custom224_out1);
-        let custom226_out1 = gradcam::Probe::carry(
-            custom212_out1,
-            custom225_out1.clone().dims()[0],
+        let custom266_out1 = __gradcam_probe.layer("features.15.conv.1", custom265_out1);
+        let conv2d45_out1 = self.conv2d45.forward(custom266_out1);
+        let custom267_out1 = __gradcam_probe
+            .bias(
+                "/features/features.15/conv/conv.2/Conv",
+                conv2d45_out1,
+                || self.conv2d45.bias.as_ref().map(|b| b.val()),
+            );
+        let custom268_out1 = __gradcam_probe
+            .layer("/features/features.15/conv/conv.2/Conv", custom267_out1);
+        let custom269_out1 = __gradcam_probe.layer("features.15.conv.2", custom268_out1);
+        let custom270_out1 = __gradcam_probe.layer("features.15.conv", custom269_out1);
+        let custom271_out1 = gradcam::Probe::carry(
+            custom254_out1,
+            custom270_out1.clone().dims()[0],
         );
-        let add9_out1 = custom226_out1.add(custom225_out1);
-        let custom227_out1 = __gradcam_probe
+        let add9_out1 = custom271_out1.add(custom270_out1);
+        let custom272_out1 = __gradcam_probe
             .layer("/features/features.15/Add", add9_out1);
-        let custom228_out1 = __gradcam_probe.layer("features.15", custom227_out1);
-        let conv2d46_out1 = self.conv2d46.forward(custom228_out1.clone());
-        let custom229_out1 = __gradcam_probe
-            .layer("/features/features.16/conv/conv.0/conv.0.0/Conv", conv2d46_out1);
-        let custom230_out1 = __gradcam_probe
-            .layer("features.16.conv.0.0", custom229_out1);
-        let clip31_out1 = custom230_out1.clamp(0f64, 6f64);
-        let custom231_out1 = __gradcam_probe
+        let custom273_out1 = __gradcam_probe.layer("features.15", custom272_out1);
+        let conv2d46_out1 = self.conv2d46.forward(custom273_out1.clone());
+        let custom274_out1 = __gradcam_probe
+            .bias(
+                "/features/features.16/conv/conv.0/conv.0.0/Conv",
+                conv2d46_out1,
+                || self.conv2d46.bias.as_ref().map(|b| b.val()),
+            );
+        let custom275_out1 = __gradcam_probe
+            .layer("/features/features.16/conv/conv.0/conv.0.0/Conv", custom274_out1);
+        let custom276_out1 = __gradcam_probe
+            .layer("features.16.conv.0.0", custom275_out1);
+        let clip31_out1 = custom276_out1.clamp(0f64, 6f64);
+        let custom277_out1 = __gradcam_probe
             .layer("/features/features.16/conv/conv.0/conv.0.2/Clip", clip31_out1);
-        let custom232_out1 = __gradcam_probe
-            .layer("features.16.conv.0.2", custom231_out1);
-        let custom233_out1 = __gradcam_probe.layer("features.16.conv.0", custom232_out1);
-        let conv2d47_out1 = self.conv2d47.forward(custom233_out1);
-        let custom234_out1 = __gradcam_probe
-            .layer("/features/features.16/conv/conv.1/conv.1.0/Conv", conv2d47_out1);
-        let custom235_out1 = __gradcam_probe
-            .layer("features.16.conv.1.0", custom234_out1);
-        let clip32_out1 = custom235_out1.clamp(0f64, 6f64);
-        let custom236_out1 = __gradcam_probe
+        let custom278_out1 = __gradcam_probe
+            .layer("features.16.conv.0.2", custom277_out1);
+        let custom279_out1 = __gradcam_probe.layer("features.16.conv.0", custom278_out1);
+        let conv2d47_out1 = self.conv2d47.forward(custom279_out1);
+        let custom280_out1 = __gradcam_probe
+            .bias(
+                "/features/features.16/conv/conv.1/conv.1.0/Conv",
+                conv2d47_out1,
+                || self.conv2d47.bias.as_ref().map(|b| b.val()),
+            );
+        let custom281_out1 = __gradcam_probe
+            .layer("/features/features.16/conv/conv.1/conv.1.0/Conv", custom280_out1);
+        let custom282_out1 = __gradcam_probe
+            .layer("features.16.conv.1.0", custom281_out1);
+        let clip32_out1 = custom282_out1.clamp(0f64, 6f64);
+        let custom283_out1 = __gradcam_probe
             .layer("/features/features.16/conv/conv.1/conv.1.2/Clip", clip32_out1);
-        let custom237_out1 = __gradcam_probe
-            .layer("features.16.conv.1.2", custom236_out1);
-        let custom238_out1 = __gradcam_probe.layer("features.16.conv.1", custom237_out1);
-        let conv2d48_out1 = self.conv2d48.forward(custom238_out1);
-        let custom239_out1 = __gradcam_probe
-            .layer("/features/features.16/conv/conv.2/Conv", conv2d48_out1);
-        let custom240_out1 = __gradcam_probe.layer("features.16.conv.2", custom239_out1);
-        let custom241_out1 = __gradcam_probe.layer("features.16.conv", custom240_out1);
-        let custom242_out1 = gradcam::Probe::carry(
-            custom228_out1,
-            custom241_out1.clone().dims()[0],
+        let custom284_out1 = __gradcam_probe
+            .layer("features.16.conv.1.2", custom283_out1);
+        let custom285_out1 = __gradcam_probe.layer("features.16.conv.1", custom284_out1);
+        let conv2d48_out1 = self.conv2d48.forward(custom285_out1);
+        let custom286_out1 = __gradcam_probe
+            .bias(
+                "/features/features.16/conv/conv.2/Conv",
+                conv2d48_out1,
+                || self.conv2d48.bias.as_ref().map(|b| b.val()),
+            );
+        let custom287_out1 = __gradcam_probe
+            .layer("/features/features.16/conv/conv.2/Conv", custom286_out1);
+        let custom288_out1 = __gradcam_probe.layer("features.16.conv.2", custom287_out1);
+        let custom289_out1 = __gradcam_probe.layer("features.16.conv", custom288_out1);
+        let custom290_out1 = gradcam::Probe::carry(
+            custom273_out1,
+            custom289_out1.clone().dims()[0],
         );
-        let add10_out1 = custom242_out1.add(custom241_out1);
-        let custom243_out1 = __gradcam_probe
+        let add10_out1 = custom290_out1.add(custom289_out1);
+        let custom291_out1 = __gradcam_probe
             .layer("/features/features.16/Add", add10_out1);
-        let custom244_out1 = __gradcam_probe.layer("features.16", custom243_out1);
-        let conv2d49_out1 = self.conv2d49.forward(custom244_out1);
-        let custom245_out1 = __gradcam_probe
-            .layer("/features/features.17/conv/conv.0/conv.0.0/Conv", conv2d49_out1);
-        let custom246_out1 = __gradcam_probe
-            .layer("features.17.conv.0.0", custom245_out1);
-        let clip33_out1 = custom246_out1.clamp(0f64, 6f64);
-        let custom247_out1 = __gradcam_probe
+        let custom292_out1 = __gradcam_probe.layer("features.16", custom291_out1);
+        let conv2d49_out1 = self.conv2d49.forward(custom292_out1);
+        let custom293_out1 = __gradcam_probe
+            .bias(
+                "/features/features.17/conv/conv.0/conv.0.0/Conv",
+                conv2d49_out1,
+                || self.conv2d49.bias.as_ref().map(|b| b.val()),
+            );
+        let custom294_out1 = __gradcam_probe
+            .layer("/features/features.17/conv/conv.0/conv.0.0/Conv", custom293_out1);
+        let custom295_out1 = __gradcam_probe
+            .layer("features.17.conv.0.0", custom294_out1);
+        let clip33_out1 = custom295_out1.clamp(0f64, 6f64);
+        let custom296_out1 = __gradcam_probe
             .layer("/features/features.17/conv/conv.0/conv.0.2/Clip", clip33_out1);
-        let custom248_out1 = __gradcam_probe
-            .layer("features.17.conv.0.2", custom247_out1);
-        let custom249_out1 = __gradcam_probe.layer("features.17.conv.0", custom248_out1);
-        let conv2d50_out1 = self.conv2d50.forward(custom249_out1);
-        let custom250_out1 = __gradcam_probe
-            .layer("/features/features.17/conv/conv.1/conv.1.0/Conv", conv2d50_out1);
-        let custom251_out1 = __gradcam_probe
-            .layer("features.17.conv.1.0", custom250_out1);
-        let clip34_out1 = custom251_out1.clamp(0f64, 6f64);
-        let custom252_out1 = __gradcam_probe
+        let custom297_out1 = __gradcam_probe
+            .layer("features.17.conv.0.2", custom296_out1);
+        let custom298_out1 = __gradcam_probe.layer("features.17.conv.0", custom297_out1);
+        let conv2d50_out1 = self.conv2d50.forward(custom298_out1);
+        let custom299_out1 = __gradcam_probe
+            .bias(
+                "/features/features.17/conv/conv.1/conv.1.0/Conv",
+                conv2d50_out1,
+                || self.conv2d50.bias.as_ref().map(|b| b.val()),
+            );
+        let custom300_out1 = __gradcam_probe
+            .layer("/features/features.17/conv/conv.1/conv.1.0/Conv", custom299_out1);
+        let custom301_out1 = __gradcam_probe
+            .layer("features.17.conv.1.0", custom300_out1);
+        let clip34_out1 = custom301_out1.clamp(0f64, 6f64);
+        let custom302_out1 = __gradcam_probe
             .layer("/features/features.17/conv/conv.1/conv.1.2/Clip", clip34_out1);
-        let custom253_out1 = __gradcam_probe
-            .layer("features.17.conv.1.2", custom252_out1);
-        let custom254_out1 = __gradcam_probe.layer("features.17.conv.1", custom253_out1);
-        let conv2d51_out1 = self.conv2d51.forward(custom254_out1);
-        let custom255_out1 = __gradcam_probe
-            .layer("/features/features.17/conv/conv.2/Conv", conv2d51_out1);
-        let custom256_out1 = __gradcam_probe.layer("features.17.conv.2", custom255_out1);
-        let custom257_out1 = __gradcam_probe.layer("features.17.conv", custom256_out1);
-        let custom258_out1 = __gradcam_probe.layer("features.17", custom257_out1);
-        let conv2d52_out1 = self.conv2d52.forward(custom258_out1);
-        let custom259_out1 = __gradcam_probe
-            .layer("/features/features.18/features.18.0/Conv", conv2d52_out1);
-        let custom260_out1 = __gradcam_probe.layer("features.18.0", custom259_out1);
-        let clip35_out1 = custom260_out1.clamp(0f64, 6f64);
-        let custom261_out1 = __gradcam_probe
+        let custom303_out1 = __gradcam_probe
+            .layer("features.17.conv.1.2", custom302_out1);
+        let custom304_out1 = __gradcam_probe.layer("features.17.conv.1", custom303_out1);
+        let conv2d51_out1 = self.conv2d51.forward(custom304_out1);
+        let custom305_out1 = __gradcam_probe
+            .bias(
+                "/features/features.17/conv/conv.2/Conv",
+                conv2d51_out1,
+                || self.conv2d51.bias.as_ref().map(|b| b.val()),
+            );
+        let custom306_out1 = __gradcam_probe
+            .layer("/features/features.17/conv/conv.2/Conv", custom305_out1);
+        let custom307_out1 = __gradcam_probe.layer("features.17.conv.2", custom306_out1);
+        let custom308_out1 = __gradcam_probe.layer("features.17.conv", custom307_out1);
+        let custom309_out1 = __gradcam_probe.layer("features.17", custom308_out1);
+        let conv2d52_out1 = self.conv2d52.forward(custom309_out1);
+        let custom310_out1 = __gradcam_probe
+            .bias(
+                "/features/features.18/features.18.0/Conv",
+                conv2d52_out1,
+                || self.conv2d52.bias.as_ref().map(|b| b.val()),
+            );
+        let custom311_out1 = __gradcam_probe
+            .layer("/features/features.18/features.18.0/Conv", custom310_out1);
+        let custom312_out1 = __gradcam_probe.layer("features.18.0", custom311_out1);
+        let clip35_out1 = custom312_out1.clamp(0f64, 6f64);
+        let custom313_out1 = __gradcam_probe
             .layer("/features/features.18/features.18.2/Clip", clip35_out1);
-        let custom262_out1 = __gradcam_probe.layer("features.18.2", custom261_out1);
-        let custom263_out1 = __gradcam_probe.layer("features.18", custom262_out1);
-        let custom264_out1 = __gradcam_probe.layer("features", custom263_out1);
-        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom264_out1);
-        let custom265_out1 = __gradcam_probe
+        let custom314_out1 = __gradcam_probe.layer("features.18.2", custom313_out1);
+        let custom315_out1 = __gradcam_probe.layer("features.18", custom314_out1);
+        let custom316_out1 = __gradcam_probe.layer("features", custom315_out1);
+        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom316_out1);
+        let custom317_out1 = __gradcam_probe
             .layer("/GlobalAveragePool", globalaveragepool1_out1);
         let flatten1_out1 = {
-            let leading_dim = custom265_out1.shape()[..1].iter().product::<usize>()
+            let leading_dim = custom317_out1.shape()[..1].iter().product::<usize>()
                 as i32;
-            custom265_out1.reshape::<2, _>([leading_dim, -1])
+            custom317_out1.reshape::<2, _>([leading_dim, -1])
         };
         let linear1_out1 = self.linear1.forward(flatten1_out1);
         linear1_out1
@@ -1254,6 +1595,7 @@ pub struct Model {
     submodule3: Submodule3,
     submodule4: Submodule4,
     submodule5: Submodule5,
+    submodule6: Submodule6,
     #[module(skip)]
     device: Device,
 }
@@ -1292,12 +1634,14 @@ impl Model {
         let submodule3 = Submodule3::new(device);
         let submodule4 = Submodule4::new(device);
         let submodule5 = Submodule5::new(device);
+        let submodule6 = Submodule6::new(device);
         Self {
             submodule1,
             submodule2,
             submodule3,
             submodule4,
             submodule5,
+            submodule6,
             device: device.clone(),
         }
     }
@@ -1308,11 +1652,16 @@ impl Model {
         input: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
-        let clip7_out1 = self.submodule1.forward(input, __gradcam_probe);
-        let custom93_out1 = self.submodule2.forward(clip7_out1, __gradcam_probe);
-        let add6_out1 = self.submodule3.forward(custom93_out1, __gradcam_probe);
-        let custom197_out1 = self.submodule4.forward(add6_out1, __gradcam_probe);
-        let linear1_out1 = self.submodule5.forward(custom197_out1, __gradcam_probe);
+        let add1_out1 = self.submodule1.forward(input, __gradcam_probe);
+        let add3_out1 = self.submodule2.forward(add1_out1, __gradcam_probe);
+        let add5_out1 = self.submodule3.forward(add3_out1, __gradcam_probe);
+        let add7_out1 = self.submodule4.forward(add5_out1, __gradcam_probe);
+        let (custom265_out1, custom254_out1) = self
+            .submodule5
+            .forward(add7_out1, __gradcam_probe);
+        let linear1_out1 = self
+            .submodule6
+            .forward(custom265_out1, custom254_out1, __gradcam_probe);
         linear1_out1
     }
 }

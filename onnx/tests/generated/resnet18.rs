@@ -318,213 +318,361 @@ impl Model {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
         let conv2d1_out1 = self.conv2d1.forward(input);
-        let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
-        let custom3_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
-        let custom4_out1 = __gradcam_probe.layer("relu", custom3_out1);
-        let maxpool2d1_out1 = self.maxpool2d1.forward(custom4_out1);
-        let custom5_out1 = __gradcam_probe.layer("/maxpool/MaxPool", maxpool2d1_out1);
-        let custom6_out1 = __gradcam_probe.layer("maxpool", custom5_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom6_out1.clone());
-        let custom7_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/conv1/Conv", conv2d2_out1);
-        let custom8_out1 = __gradcam_probe.layer("layer1.0.conv1", custom7_out1);
-        let relu2_out1 = __gradcam_probe.relu(custom8_out1);
+        let custom1_out1 = __gradcam_probe
+            .bias(
+                "/conv1/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe.layer("/conv1/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("conv1", custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom3_out1);
+        let custom4_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
+        let custom5_out1 = __gradcam_probe.layer("relu", custom4_out1);
+        let maxpool2d1_out1 = self.maxpool2d1.forward(custom5_out1);
+        let custom6_out1 = __gradcam_probe.layer("/maxpool/MaxPool", maxpool2d1_out1);
+        let custom7_out1 = __gradcam_probe.layer("maxpool", custom6_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom7_out1.clone());
+        let custom8_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/conv1/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
         let custom9_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
-        let custom10_out1 = __gradcam_probe.layer("layer1.0.relu", custom9_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom10_out1);
+            .layer("/layer1/layer1.0/conv1/Conv", custom8_out1);
+        let custom10_out1 = __gradcam_probe.layer("layer1.0.conv1", custom9_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom10_out1);
         let custom11_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/conv2/Conv", conv2d3_out1);
-        let custom12_out1 = __gradcam_probe.layer("layer1.0.conv2", custom11_out1);
-        let custom13_out1 = gradcam::Probe::carry(
-            custom6_out1,
-            custom12_out1.clone().dims()[0],
+            .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
+        let custom12_out1 = __gradcam_probe.layer("layer1.0.relu", custom11_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom12_out1);
+        let custom13_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/conv2/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom14_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/conv2/Conv", custom13_out1);
+        let custom15_out1 = __gradcam_probe.layer("layer1.0.conv2", custom14_out1);
+        let custom16_out1 = gradcam::Probe::carry(
+            custom7_out1,
+            custom15_out1.clone().dims()[0],
         );
-        let add1_out1 = custom12_out1.add(custom13_out1);
-        let custom14_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
-        let relu3_out1 = __gradcam_probe.relu(custom14_out1);
-        let custom15_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
-        let custom16_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom15_out1);
-        let custom17_out1 = __gradcam_probe.layer("layer1.0", custom16_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom17_out1.clone());
+        let add1_out1 = custom15_out1.add(custom16_out1);
+        let custom17_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom17_out1);
         let custom18_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/conv1/Conv", conv2d4_out1);
-        let custom19_out1 = __gradcam_probe.layer("layer1.1.conv1", custom18_out1);
-        let relu4_out1 = __gradcam_probe.relu(custom19_out1);
-        let custom20_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/relu/Relu", relu4_out1);
-        let custom21_out1 = __gradcam_probe.layer("layer1.1.relu", custom20_out1);
-        let conv2d5_out1 = self.conv2d5.forward(custom21_out1);
+            .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
+        let custom19_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom18_out1);
+        let custom20_out1 = __gradcam_probe.layer("layer1.0", custom19_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom20_out1.clone());
+        let custom21_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.1/conv1/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
         let custom22_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/conv2/Conv", conv2d5_out1);
-        let custom23_out1 = __gradcam_probe.layer("layer1.1.conv2", custom22_out1);
-        let custom24_out1 = gradcam::Probe::carry(
-            custom17_out1,
-            custom23_out1.clone().dims()[0],
-        );
-        let add2_out1 = custom23_out1.add(custom24_out1);
-        let custom25_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
-        let relu5_out1 = __gradcam_probe.relu(custom25_out1);
+            .layer("/layer1/layer1.1/conv1/Conv", custom21_out1);
+        let custom23_out1 = __gradcam_probe.layer("layer1.1.conv1", custom22_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom23_out1);
+        let custom24_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/relu/Relu", relu4_out1);
+        let custom25_out1 = __gradcam_probe.layer("layer1.1.relu", custom24_out1);
+        let conv2d5_out1 = self.conv2d5.forward(custom25_out1);
         let custom26_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.1/conv2/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
+        let custom27_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/conv2/Conv", custom26_out1);
+        let custom28_out1 = __gradcam_probe.layer("layer1.1.conv2", custom27_out1);
+        let custom29_out1 = gradcam::Probe::carry(
+            custom20_out1,
+            custom28_out1.clone().dims()[0],
+        );
+        let add2_out1 = custom28_out1.add(custom29_out1);
+        let custom30_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom30_out1);
+        let custom31_out1 = __gradcam_probe
             .layer("/layer1/layer1.1/relu_1/Relu", relu5_out1);
-        let custom27_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom26_out1);
-        let custom28_out1 = __gradcam_probe.layer("layer1.1", custom27_out1);
-        let custom29_out1 = __gradcam_probe.layer("layer1", custom28_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom29_out1.clone());
-        let custom30_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/conv1/Conv", conv2d6_out1);
-        let custom31_out1 = __gradcam_probe.layer("layer2.0.conv1", custom30_out1);
-        let relu6_out1 = __gradcam_probe.relu(custom31_out1);
-        let custom32_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/relu/Relu", relu6_out1);
-        let custom33_out1 = __gradcam_probe.layer("layer2.0.relu", custom32_out1);
-        let conv2d7_out1 = self.conv2d7.forward(custom33_out1);
-        let custom34_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/conv2/Conv", conv2d7_out1);
-        let custom35_out1 = __gradcam_probe.layer("layer2.0.conv2", custom34_out1);
-        let custom36_out1 = gradcam::Probe::carry(
-            custom29_out1,
-            custom35_out1.clone().dims()[0],
-        );
-        let conv2d8_out1 = self.conv2d8.forward(custom36_out1);
-        let add3_out1 = custom35_out1.add(conv2d8_out1);
-        let custom37_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add3_out1);
-        let relu7_out1 = __gradcam_probe.relu(custom37_out1);
+        let custom32_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("layer1.1", custom32_out1);
+        let custom34_out1 = __gradcam_probe.layer("layer1", custom33_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom34_out1.clone());
+        let custom35_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/conv1/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
+        let custom36_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/conv1/Conv", custom35_out1);
+        let custom37_out1 = __gradcam_probe.layer("layer2.0.conv1", custom36_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom37_out1);
         let custom38_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/relu_1/Relu", relu7_out1);
-        let custom39_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom38_out1);
-        let custom40_out1 = __gradcam_probe.layer("layer2.0", custom39_out1);
-        let conv2d9_out1 = self.conv2d9.forward(custom40_out1.clone());
+            .layer("/layer2/layer2.0/relu/Relu", relu6_out1);
+        let custom39_out1 = __gradcam_probe.layer("layer2.0.relu", custom38_out1);
+        let conv2d7_out1 = self.conv2d7.forward(custom39_out1);
+        let custom40_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/conv2/Conv",
+                conv2d7_out1,
+                || self.conv2d7.bias.as_ref().map(|b| b.val()),
+            );
         let custom41_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/conv1/Conv", conv2d9_out1);
-        let custom42_out1 = __gradcam_probe.layer("layer2.1.conv1", custom41_out1);
-        let relu8_out1 = __gradcam_probe.relu(custom42_out1);
-        let custom43_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/relu/Relu", relu8_out1);
-        let custom44_out1 = __gradcam_probe.layer("layer2.1.relu", custom43_out1);
-        let conv2d10_out1 = self.conv2d10.forward(custom44_out1);
+            .layer("/layer2/layer2.0/conv2/Conv", custom40_out1);
+        let custom42_out1 = __gradcam_probe.layer("layer2.0.conv2", custom41_out1);
+        let custom43_out1 = gradcam::Probe::carry(
+            custom34_out1,
+            custom42_out1.clone().dims()[0],
+        );
+        let conv2d8_out1 = self.conv2d8.forward(custom43_out1);
+        let custom44_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/downsample/downsample.0/Conv",
+                conv2d8_out1,
+                || self.conv2d8.bias.as_ref().map(|b| b.val()),
+            );
         let custom45_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/conv2/Conv", conv2d10_out1);
-        let custom46_out1 = __gradcam_probe.layer("layer2.1.conv2", custom45_out1);
-        let custom47_out1 = gradcam::Probe::carry(
-            custom40_out1,
-            custom46_out1.clone().dims()[0],
+            .layer("/layer2/layer2.0/downsample/downsample.0/Conv", custom44_out1);
+        let custom46_out1 = __gradcam_probe
+            .layer("layer2.0.downsample.0", custom45_out1);
+        let custom47_out1 = __gradcam_probe.layer("layer2.0.downsample", custom46_out1);
+        let custom48_out1 = gradcam::Probe::carry(
+            custom42_out1,
+            custom47_out1.clone().dims()[0],
         );
-        let add4_out1 = custom46_out1.add(custom47_out1);
-        let custom48_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add4_out1);
-        let relu9_out1 = __gradcam_probe.relu(custom48_out1);
-        let custom49_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/relu_1/Relu", relu9_out1);
-        let custom50_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom49_out1);
-        let custom51_out1 = __gradcam_probe.layer("layer2.1", custom50_out1);
-        let custom52_out1 = __gradcam_probe.layer("layer2", custom51_out1);
-        let conv2d11_out1 = self.conv2d11.forward(custom52_out1.clone());
+        let add3_out1 = custom48_out1.add(custom47_out1);
+        let custom49_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add3_out1);
+        let relu7_out1 = __gradcam_probe.relu(custom49_out1);
+        let custom50_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/relu_1/Relu", relu7_out1);
+        let custom51_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom50_out1);
+        let custom52_out1 = __gradcam_probe.layer("layer2.0", custom51_out1);
+        let conv2d9_out1 = self.conv2d9.forward(custom52_out1.clone());
         let custom53_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/conv1/Conv", conv2d11_out1);
-        let custom54_out1 = __gradcam_probe.layer("layer3.0.conv1", custom53_out1);
-        let relu10_out1 = __gradcam_probe.relu(custom54_out1);
-        let custom55_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/relu/Relu", relu10_out1);
-        let custom56_out1 = __gradcam_probe.layer("layer3.0.relu", custom55_out1);
-        let conv2d12_out1 = self.conv2d12.forward(custom56_out1);
-        let custom57_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/conv2/Conv", conv2d12_out1);
-        let custom58_out1 = __gradcam_probe.layer("layer3.0.conv2", custom57_out1);
-        let custom59_out1 = gradcam::Probe::carry(
+            .bias(
+                "/layer2/layer2.1/conv1/Conv",
+                conv2d9_out1,
+                || self.conv2d9.bias.as_ref().map(|b| b.val()),
+            );
+        let custom54_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/conv1/Conv", custom53_out1);
+        let custom55_out1 = __gradcam_probe.layer("layer2.1.conv1", custom54_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom55_out1);
+        let custom56_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/relu/Relu", relu8_out1);
+        let custom57_out1 = __gradcam_probe.layer("layer2.1.relu", custom56_out1);
+        let conv2d10_out1 = self.conv2d10.forward(custom57_out1);
+        let custom58_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.1/conv2/Conv",
+                conv2d10_out1,
+                || self.conv2d10.bias.as_ref().map(|b| b.val()),
+            );
+        let custom59_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/conv2/Conv", custom58_out1);
+        let custom60_out1 = __gradcam_probe.layer("layer2.1.conv2", custom59_out1);
+        let custom61_out1 = gradcam::Probe::carry(
             custom52_out1,
-            custom58_out1.clone().dims()[0],
+            custom60_out1.clone().dims()[0],
         );
-        let conv2d13_out1 = self.conv2d13.forward(custom59_out1);
-        let add5_out1 = custom58_out1.add(conv2d13_out1);
-        let custom60_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add5_out1);
-        let relu11_out1 = __gradcam_probe.relu(custom60_out1);
-        let custom61_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/relu_1/Relu", relu11_out1);
-        let custom62_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom61_out1);
-        let custom63_out1 = __gradcam_probe.layer("layer3.0", custom62_out1);
-        let conv2d14_out1 = self.conv2d14.forward(custom63_out1.clone());
-        let custom64_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/conv1/Conv", conv2d14_out1);
-        let custom65_out1 = __gradcam_probe.layer("layer3.1.conv1", custom64_out1);
-        let relu12_out1 = __gradcam_probe.relu(custom65_out1);
-        let custom66_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/relu/Relu", relu12_out1);
-        let custom67_out1 = __gradcam_probe.layer("layer3.1.relu", custom66_out1);
-        let conv2d15_out1 = self.conv2d15.forward(custom67_out1);
+        let add4_out1 = custom60_out1.add(custom61_out1);
+        let custom62_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add4_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom62_out1);
+        let custom63_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/relu_1/Relu", relu9_out1);
+        let custom64_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom63_out1);
+        let custom65_out1 = __gradcam_probe.layer("layer2.1", custom64_out1);
+        let custom66_out1 = __gradcam_probe.layer("layer2", custom65_out1);
+        let conv2d11_out1 = self.conv2d11.forward(custom66_out1.clone());
+        let custom67_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/conv1/Conv",
+                conv2d11_out1,
+                || self.conv2d11.bias.as_ref().map(|b| b.val()),
+            );
         let custom68_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/conv2/Conv", conv2d15_out1);
-        let custom69_out1 = __gradcam_probe.layer("layer3.1.conv2", custom68_out1);
-        let custom70_out1 = gradcam::Probe::carry(
-            custom63_out1,
-            custom69_out1.clone().dims()[0],
-        );
-        let add6_out1 = custom69_out1.add(custom70_out1);
-        let custom71_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add6_out1);
-        let relu13_out1 = __gradcam_probe.relu(custom71_out1);
+            .layer("/layer3/layer3.0/conv1/Conv", custom67_out1);
+        let custom69_out1 = __gradcam_probe.layer("layer3.0.conv1", custom68_out1);
+        let relu10_out1 = __gradcam_probe.relu(custom69_out1);
+        let custom70_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/relu/Relu", relu10_out1);
+        let custom71_out1 = __gradcam_probe.layer("layer3.0.relu", custom70_out1);
+        let conv2d12_out1 = self.conv2d12.forward(custom71_out1);
         let custom72_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/relu_1/Relu", relu13_out1);
-        let custom73_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom72_out1);
-        let custom74_out1 = __gradcam_probe.layer("layer3.1", custom73_out1);
-        let custom75_out1 = __gradcam_probe.layer("layer3", custom74_out1);
-        let conv2d16_out1 = self.conv2d16.forward(custom75_out1.clone());
-        let custom76_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/conv1/Conv", conv2d16_out1);
-        let custom77_out1 = __gradcam_probe.layer("layer4.0.conv1", custom76_out1);
-        let relu14_out1 = __gradcam_probe.relu(custom77_out1);
-        let custom78_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/relu/Relu", relu14_out1);
-        let custom79_out1 = __gradcam_probe.layer("layer4.0.relu", custom78_out1);
-        let conv2d17_out1 = self.conv2d17.forward(custom79_out1);
-        let custom80_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/conv2/Conv", conv2d17_out1);
-        let custom81_out1 = __gradcam_probe.layer("layer4.0.conv2", custom80_out1);
-        let custom82_out1 = gradcam::Probe::carry(
-            custom75_out1,
-            custom81_out1.clone().dims()[0],
+            .bias(
+                "/layer3/layer3.0/conv2/Conv",
+                conv2d12_out1,
+                || self.conv2d12.bias.as_ref().map(|b| b.val()),
+            );
+        let custom73_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/conv2/Conv", custom72_out1);
+        let custom74_out1 = __gradcam_probe.layer("layer3.0.conv2", custom73_out1);
+        let custom75_out1 = gradcam::Probe::carry(
+            custom66_out1,
+            custom74_out1.clone().dims()[0],
         );
-        let conv2d18_out1 = self.conv2d18.forward(custom82_out1);
-        let add7_out1 = custom81_out1.add(conv2d18_out1);
-        let custom83_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add7_out1);
-        let relu15_out1 = __gradcam_probe.relu(custom83_out1);
-        let custom84_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/relu_1/Relu", relu15_out1);
-        let custom85_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom84_out1);
-        let custom86_out1 = __gradcam_probe.layer("layer4.0", custom85_out1);
-        let conv2d19_out1 = self.conv2d19.forward(custom86_out1.clone());
-        let custom87_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/conv1/Conv", conv2d19_out1);
-        let custom88_out1 = __gradcam_probe.layer("layer4.1.conv1", custom87_out1);
-        let relu16_out1 = __gradcam_probe.relu(custom88_out1);
-        let custom89_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/relu/Relu", relu16_out1);
-        let custom90_out1 = __gradcam_probe.layer("layer4.1.relu", custom89_out1);
-        let conv2d20_out1 = self.conv2d20.forward(custom90_out1);
+        let conv2d13_out1 = self.conv2d13.forward(custom75_out1);
+        let custom76_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/downsample/downsample.0/Conv",
+                conv2d13_out1,
+                || self.conv2d13.bias.as_ref().map(|b| b.val()),
+            );
+        let custom77_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/downsample/downsample.0/Conv", custom76_out1);
+        let custom78_out1 = __gradcam_probe
+            .layer("layer3.0.downsample.0", custom77_out1);
+        let custom79_out1 = __gradcam_probe.layer("layer3.0.downsample", custom78_out1);
+        let custom80_out1 = gradcam::Probe::carry(
+            custom74_out1,
+            custom79_out1.clone().dims()[0],
+        );
+        let add5_out1 = custom80_out1.add(custom79_out1);
+        let custom81_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add5_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom81_out1);
+        let custom82_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/relu_1/Relu", relu11_out1);
+        let custom83_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom82_out1);
+        let custom84_out1 = __gradcam_probe.layer("layer3.0", custom83_out1);
+        let conv2d14_out1 = self.conv2d14.forward(custom84_out1.clone());
+        let custom85_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.1/conv1/Conv",
+                conv2d14_out1,
+                || self.conv2d14.bias.as_ref().map(|b| b.val()),
+            );
+        let custom86_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/conv1/Conv", custom85_out1);
+        let custom87_out1 = __gradcam_probe.layer("layer3.1.conv1", custom86_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom87_out1);
+        let custom88_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/relu/Relu", relu12_out1);
+        let custom89_out1 = __gradcam_probe.layer("layer3.1.relu", custom88_out1);
+        let conv2d15_out1 = self.conv2d15.forward(custom89_out1);
+        let custom90_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.1/conv2/Conv",
+                conv2d15_out1,
+                || self.conv2d15.bias.as_ref().map(|b| b.val()),
+            );
         let custom91_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/conv2/Conv", conv2d20_out1);
-        let custom92_out1 = __gradcam_probe.layer("layer4.1.conv2", custom91_out1);
+            .layer("/layer3/layer3.1/conv2/Conv", custom90_out1);
+        let custom92_out1 = __gradcam_probe.layer("layer3.1.conv2", custom91_out1);
         let custom93_out1 = gradcam::Probe::carry(
-            custom86_out1,
+            custom84_out1,
             custom92_out1.clone().dims()[0],
         );
-        let add8_out1 = custom92_out1.add(custom93_out1);
-        let custom94_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add8_out1);
-        let relu17_out1 = __gradcam_probe.relu(custom94_out1);
+        let add6_out1 = custom92_out1.add(custom93_out1);
+        let custom94_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add6_out1);
+        let relu13_out1 = __gradcam_probe.relu(custom94_out1);
         let custom95_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/relu_1/Relu", relu17_out1);
-        let custom96_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom95_out1);
-        let custom97_out1 = __gradcam_probe.layer("layer4.1", custom96_out1);
-        let custom98_out1 = __gradcam_probe.layer("layer4", custom97_out1);
-        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom98_out1);
+            .layer("/layer3/layer3.1/relu_1/Relu", relu13_out1);
+        let custom96_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom95_out1);
+        let custom97_out1 = __gradcam_probe.layer("layer3.1", custom96_out1);
+        let custom98_out1 = __gradcam_probe.layer("layer3", custom97_out1);
+        let conv2d16_out1 = self.conv2d16.forward(custom98_out1.clone());
         let custom99_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/conv1/Conv",
+                conv2d16_out1,
+                || self.conv2d16.bias.as_ref().map(|b| b.val()),
+            );
+        let custom100_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/conv1/Conv", custom99_out1);
+        let custom101_out1 = __gradcam_probe.layer("layer4.0.conv1", custom100_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom101_out1);
+        let custom102_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/relu/Relu", relu14_out1);
+        let custom103_out1 = __gradcam_probe.layer("layer4.0.relu", custom102_out1);
+        let conv2d17_out1 = self.conv2d17.forward(custom103_out1);
+        let custom104_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/conv2/Conv",
+                conv2d17_out1,
+                || self.conv2d17.bias.as_ref().map(|b| b.val()),
+            );
+        let custom105_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/conv2/Conv", custom104_out1);
+        let custom106_out1 = __gradcam_probe.layer("layer4.0.conv2", custom105_out1);
+        let custom107_out1 = gradcam::Probe::carry(
+            custom98_out1,
+            custom106_out1.clone().dims()[0],
+        );
+        let conv2d18_out1 = self.conv2d18.forward(custom107_out1);
+        let custom108_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/downsample/downsample.0/Conv",
+                conv2d18_out1,
+                || self.conv2d18.bias.as_ref().map(|b| b.val()),
+            );
+        let custom109_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/downsample/downsample.0/Conv", custom108_out1);
+        let custom110_out1 = __gradcam_probe
+            .layer("layer4.0.downsample.0", custom109_out1);
+        let custom111_out1 = __gradcam_probe
+            .layer("layer4.0.downsample", custom110_out1);
+        let custom112_out1 = gradcam::Probe::carry(
+            custom106_out1,
+            custom111_out1.clone().dims()[0],
+        );
+        let add7_out1 = custom112_out1.add(custom111_out1);
+        let custom113_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add7_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom113_out1);
+        let custom114_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/relu_1/Relu", relu15_out1);
+        let custom115_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom114_out1);
+        let custom116_out1 = __gradcam_probe.layer("layer4.0", custom115_out1);
+        let conv2d19_out1 = self.conv2d19.forward(custom116_out1.clone());
+        let custom117_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.1/conv1/Conv",
+                conv2d19_out1,
+                || self.conv2d19.bias.as_ref().map(|b| b.val()),
+            );
+        let custom118_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/conv1/Conv", custom117_out1);
+        let custom119_out1 = __gradcam_probe.layer("layer4.1.conv1", custom118_out1);
+        let relu16_out1 = __gradcam_probe.relu(custom119_out1);
+        let custom120_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/relu/Relu", relu16_out1);
+        let custom121_out1 = __gradcam_probe.layer("layer4.1.relu", custom120_out1);
+        let conv2d20_out1 = self.conv2d20.forward(custom121_out1);
+        let custom122_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.1/conv2/Conv",
+                conv2d20_out1,
+                || self.conv2d20.bias.as_ref().map(|b| b.val()),
+            );
+        let custom123_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/conv2/Conv", custom122_out1);
+        let custom124_out1 = __gradcam_probe.layer("layer4.1.conv2", custom123_out1);
+        let custom125_out1 = gradcam::Probe::carry(
+            custom116_out1,
+            custom124_out1.clone().dims()[0],
+        );
+        let add8_out1 = custom124_out1.add(custom125_out1);
+        let custom126_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add8_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom126_out1);
+        let custom127_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/relu_1/Relu", relu17_out1);
+        let custom128_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom127_out1);
+        let custom129_out1 = __gradcam_probe.layer("layer4.1", custom128_out1);
+        let custom130_out1 = __gradcam_probe.layer("layer4", custom129_out1);
+        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom130_out1);
+        let custom131_out1 = __gradcam_probe
             .layer("/avgpool/GlobalAveragePool", globalaveragepool1_out1);
-        let custom100_out1 = __gradcam_probe.layer("avgpool", custom99_out1);
+        let custom132_out1 = __gradcam_probe.layer("avgpool", custom131_out1);
         let flatten1_out1 = {
-            let leading_dim = custom100_out1.shape()[..1].iter().product::<usize>()
+            let leading_dim = custom132_out1.shape()[..1].iter().product::<usize>()
                 as i32;
-            custom100_out1.reshape::<2, _>([leading_dim, -1])
+            custom132_out1.reshape::<2, _>([leading_dim, -1])
         };
         let linear1_out1 = self.linear1.forward(flatten1_out1);
         linear1_out1

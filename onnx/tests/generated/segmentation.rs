@@ -110,43 +110,68 @@ impl Model {
     ) -> Tensor<2> {
         let conv2d1_out1 = self.conv2d1.forward(input);
         let custom1_out1 = __gradcam_probe
-            .layer("/model/stem/stem.0/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("model.stem.0", custom1_out1);
-        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
-        let custom3_out1 = __gradcam_probe.layer("/model/stem/stem.2/Relu", relu1_out1);
-        let custom4_out1 = __gradcam_probe.layer("model.stem.2", custom3_out1);
-        let custom5_out1 = __gradcam_probe.layer("model.stem", custom4_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom5_out1.clone());
-        let custom6_out1 = __gradcam_probe
-            .layer("/model/block/conv1/Conv", conv2d2_out1);
-        let custom7_out1 = __gradcam_probe.layer("model.block.conv1", custom6_out1);
-        let relu2_out1 = __gradcam_probe.relu(custom7_out1);
-        let custom8_out1 = __gradcam_probe.layer("/model/block/relu_a/Relu", relu2_out1);
-        let custom9_out1 = __gradcam_probe.layer("model.block.relu_a", custom8_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom9_out1);
+            .bias(
+                "/model/stem/stem.0/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe
+            .layer("/model/stem/stem.0/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("model.stem.0", custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom3_out1);
+        let custom4_out1 = __gradcam_probe.layer("/model/stem/stem.2/Relu", relu1_out1);
+        let custom5_out1 = __gradcam_probe.layer("model.stem.2", custom4_out1);
+        let custom6_out1 = __gradcam_probe.layer("model.stem", custom5_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom6_out1.clone());
+        let custom7_out1 = __gradcam_probe
+            .bias(
+                "/model/block/conv1/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
+        let custom8_out1 = __gradcam_probe
+            .layer("/model/block/conv1/Conv", custom7_out1);
+        let custom9_out1 = __gradcam_probe.layer("model.block.conv1", custom8_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom9_out1);
         let custom10_out1 = __gradcam_probe
-            .layer("/model/block/conv2/Conv", conv2d3_out1);
-        let custom11_out1 = __gradcam_probe.layer("model.block.conv2", custom10_out1);
-        let custom12_out1 = gradcam::Probe::carry(
-            custom5_out1,
-            custom11_out1.clone().dims()[0],
+            .layer("/model/block/relu_a/Relu", relu2_out1);
+        let custom11_out1 = __gradcam_probe.layer("model.block.relu_a", custom10_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom11_out1);
+        let custom12_out1 = __gradcam_probe
+            .bias(
+                "/model/block/conv2/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom13_out1 = __gradcam_probe
+            .layer("/model/block/conv2/Conv", custom12_out1);
+        let custom14_out1 = __gradcam_probe.layer("model.block.conv2", custom13_out1);
+        let custom15_out1 = gradcam::Probe::carry(
+            custom6_out1,
+            custom14_out1.clone().dims()[0],
         );
-        let add1_out1 = custom11_out1.add(custom12_out1);
-        let custom13_out1 = __gradcam_probe.layer("/model/block/Add", add1_out1);
-        let relu3_out1 = __gradcam_probe.relu(custom13_out1);
-        let custom14_out1 = __gradcam_probe
-            .layer("/model/block/relu_b/Relu", relu3_out1);
-        let custom15_out1 = __gradcam_probe.layer("model.block.relu_b", custom14_out1);
-        let custom16_out1 = __gradcam_probe.layer("model.block", custom15_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom16_out1);
+        let add1_out1 = custom14_out1.add(custom15_out1);
+        let custom16_out1 = __gradcam_probe.layer("/model/block/Add", add1_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom16_out1);
         let custom17_out1 = __gradcam_probe
-            .layer("/model/classifier/Conv", conv2d4_out1);
-        let custom18_out1 = __gradcam_probe.layer("model.classifier", custom17_out1);
-        let custom19_out1 = __gradcam_probe.layer("model", custom18_out1);
+            .layer("/model/block/relu_b/Relu", relu3_out1);
+        let custom18_out1 = __gradcam_probe.layer("model.block.relu_b", custom17_out1);
+        let custom19_out1 = __gradcam_probe.layer("model.block", custom18_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom19_out1);
+        let custom20_out1 = __gradcam_probe
+            .bias(
+                "/model/classifier/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom21_out1 = __gradcam_probe
+            .layer("/model/classifier/Conv", custom20_out1);
+        let custom22_out1 = __gradcam_probe.layer("model.classifier", custom21_out1);
+        let custom23_out1 = __gradcam_probe.layer("model", custom22_out1);
         let flatten1_out1 = {
-            let leading_dim = custom19_out1.shape()[..1].iter().product::<usize>()
+            let leading_dim = custom23_out1.shape()[..1].iter().product::<usize>()
                 as i32;
-            custom19_out1.reshape::<2, _>([leading_dim, -1])
+            custom23_out1.reshape::<2, _>([leading_dim, -1])
         };
         flatten1_out1
     }

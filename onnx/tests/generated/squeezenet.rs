@@ -86,7 +86,7 @@ use burn_store::BurnpackStore;
 use burn_store::ModuleSnapshot;
 #[derive(Module, Debug)]
 #[allow(dead_code)]
-pub struct Model {
+pub struct Submodule1 {
     conv2d1: Conv2d,
     maxpool2d1: MaxPool2d,
     conv2d2: Conv2d,
@@ -99,54 +99,11 @@ pub struct Model {
     conv2d8: Conv2d,
     conv2d9: Conv2d,
     conv2d10: Conv2d,
-    conv2d11: Conv2d,
-    conv2d12: Conv2d,
-    conv2d13: Conv2d,
-    maxpool2d3: MaxPool2d,
-    conv2d14: Conv2d,
-    conv2d15: Conv2d,
-    conv2d16: Conv2d,
-    conv2d17: Conv2d,
-    conv2d18: Conv2d,
-    conv2d19: Conv2d,
-    conv2d20: Conv2d,
-    conv2d21: Conv2d,
-    conv2d22: Conv2d,
-    conv2d23: Conv2d,
-    conv2d24: Conv2d,
-    conv2d25: Conv2d,
-    conv2d26: Conv2d,
     #[module(skip)]
     device: Device,
 }
-extern crate std;
 #[allow(unused, clippy::all)]
-impl Model {
-    /// Load model weights from a burnpack file.
-    pub fn from_file<P: AsRef<std::path::Path>>(file: P, device: &Device) -> Self {
-        let mut model = Self::new(device);
-        let mut store = BurnpackStore::from_file(&file);
-        model
-            .load_from(&mut store)
-            .unwrap_or_else(|e| {
-                panic!("Failed to load burnpack file {}: {e}", file.as_ref().display())
-            });
-        model
-    }
-    /// Load model weights from in-memory bytes.
-    ///
-    /// The bytes must be the contents of a `.bpk` file.
-    pub fn from_bytes(bytes: Bytes, device: &Device) -> Self {
-        let mut model = Self::new(device);
-        let mut store = BurnpackStore::from_bytes(Some(bytes));
-        model
-            .load_from(&mut store)
-            .unwrap_or_else(|e| panic!("Failed to load burnpack bytes: {e}"));
-        model
-    }
-}
-#[allow(unused, clippy::all)]
-impl Model {
+impl Submodule1 {
     #[allow(unused_variables)]
     pub fn new(device: &Device) -> Self {
         let conv2d1 = Conv2dConfig::new([3, 64], [3, 3])
@@ -231,6 +188,218 @@ impl Model {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d1,
+            maxpool2d1,
+            conv2d2,
+            conv2d3,
+            conv2d4,
+            conv2d5,
+            conv2d6,
+            conv2d7,
+            maxpool2d2,
+            conv2d8,
+            conv2d9,
+            conv2d10,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        input: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let conv2d1_out1 = self.conv2d1.forward(input);
+        let custom1_out1 = __gradcam_probe
+            .bias(
+                "/conv1/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe.layer("/conv1/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("conv1", custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom3_out1);
+        let custom4_out1 = __gradcam_probe.layer("/Relu", relu1_out1);
+        let maxpool2d1_out1 = self.maxpool2d1.forward(custom4_out1);
+        let custom5_out1 = __gradcam_probe.layer("/MaxPool", maxpool2d1_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom5_out1);
+        let custom6_out1 = __gradcam_probe
+            .bias(
+                "/fire2/squeeze/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
+        let custom7_out1 = __gradcam_probe.layer("/fire2/squeeze/Conv", custom6_out1);
+        let custom8_out1 = __gradcam_probe.layer("fire2.squeeze", custom7_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom8_out1);
+        let custom9_out1 = __gradcam_probe.layer("/fire2/Relu", relu2_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom9_out1.clone());
+        let custom10_out1 = __gradcam_probe
+            .bias(
+                "/fire2/expand1x1/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom11_out1 = __gradcam_probe
+            .layer("/fire2/expand1x1/Conv", custom10_out1);
+        let custom12_out1 = __gradcam_probe.layer("fire2.expand1x1", custom11_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom12_out1);
+        let custom13_out1 = __gradcam_probe.layer("/fire2/Relu_1", relu3_out1);
+        let custom14_out1 = gradcam::Probe::carry(
+            custom9_out1,
+            custom13_out1.clone().dims()[0],
+        );
+        let conv2d4_out1 = self.conv2d4.forward(custom14_out1);
+        let custom15_out1 = __gradcam_probe
+            .bias(
+                "/fire2/expand3x3/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom16_out1 = __gradcam_probe
+            .layer("/fire2/expand3x3/Conv", custom15_out1);
+        let custom17_out1 = __gradcam_probe.layer("fire2.expand3x3", custom16_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom17_out1);
+        let custom18_out1 = __gradcam_probe.layer("/fire2/Relu_2", relu4_out1);
+        let custom19_out1 = gradcam::Probe::carry(
+            custom13_out1,
+            custom18_out1.clone().dims()[0],
+        );
+        let concat1_out1 = burn::tensor::Tensor::cat(
+            [custom19_out1, custom18_out1].into(),
+            1,
+        );
+        let custom20_out1 = __gradcam_probe.layer("/fire2/Concat", concat1_out1);
+        let custom21_out1 = __gradcam_probe.layer("fire2", custom20_out1);
+        let conv2d5_out1 = self.conv2d5.forward(custom21_out1);
+        let custom22_out1 = __gradcam_probe
+            .bias(
+                "/fire3/squeeze/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
+        let custom23_out1 = __gradcam_probe.layer("/fire3/squeeze/Conv", custom22_out1);
+        let custom24_out1 = __gradcam_probe.layer("fire3.squeeze", custom23_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom24_out1);
+        let custom25_out1 = __gradcam_probe.layer("/fire3/Relu", relu5_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom25_out1.clone());
+        let custom26_out1 = __gradcam_probe
+            .bias(
+                "/fire3/expand1x1/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
+        let custom27_out1 = __gradcam_probe
+            .layer("/fire3/expand1x1/Conv", custom26_out1);
+        let custom28_out1 = __gradcam_probe.layer("fire3.expand1x1", custom27_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom28_out1);
+        let custom29_out1 = __gradcam_probe.layer("/fire3/Relu_1", relu6_out1);
+        let custom30_out1 = gradcam::Probe::carry(
+            custom25_out1,
+            custom29_out1.clone().dims()[0],
+        );
+        let conv2d7_out1 = self.conv2d7.forward(custom30_out1);
+        let custom31_out1 = __gradcam_probe
+            .bias(
+                "/fire3/expand3x3/Conv",
+                conv2d7_out1,
+                || self.conv2d7.bias.as_ref().map(|b| b.val()),
+            );
+        let custom32_out1 = __gradcam_probe
+            .layer("/fire3/expand3x3/Conv", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("fire3.expand3x3", custom32_out1);
+        let relu7_out1 = __gradcam_probe.relu(custom33_out1);
+        let custom34_out1 = __gradcam_probe.layer("/fire3/Relu_2", relu7_out1);
+        let custom35_out1 = gradcam::Probe::carry(
+            custom29_out1,
+            custom34_out1.clone().dims()[0],
+        );
+        let concat2_out1 = burn::tensor::Tensor::cat(
+            [custom35_out1, custom34_out1].into(),
+            1,
+        );
+        let custom36_out1 = __gradcam_probe.layer("/fire3/Concat", concat2_out1);
+        let custom37_out1 = __gradcam_probe.layer("fire3", custom36_out1);
+        let maxpool2d2_out1 = self.maxpool2d2.forward(custom37_out1);
+        let custom38_out1 = __gradcam_probe.layer("/MaxPool_1", maxpool2d2_out1);
+        let conv2d8_out1 = self.conv2d8.forward(custom38_out1);
+        let custom39_out1 = __gradcam_probe
+            .bias(
+                "/fire4/squeeze/Conv",
+                conv2d8_out1,
+                || self.conv2d8.bias.as_ref().map(|b| b.val()),
+            );
+        let custom40_out1 = __gradcam_probe.layer("/fire4/squeeze/Conv", custom39_out1);
+        let custom41_out1 = __gradcam_probe.layer("fire4.squeeze", custom40_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom41_out1);
+        let custom42_out1 = __gradcam_probe.layer("/fire4/Relu", relu8_out1);
+        let conv2d9_out1 = self.conv2d9.forward(custom42_out1.clone());
+        let custom43_out1 = __gradcam_probe
+            .bias(
+                "/fire4/expand1x1/Conv",
+                conv2d9_out1,
+                || self.conv2d9.bias.as_ref().map(|b| b.val()),
+            );
+        let custom44_out1 = __gradcam_probe
+            .layer("/fire4/expand1x1/Conv", custom43_out1);
+        let custom45_out1 = __gradcam_probe.layer("fire4.expand1x1", custom44_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom45_out1);
+        let custom46_out1 = __gradcam_probe.layer("/fire4/Relu_1", relu9_out1);
+        let custom47_out1 = gradcam::Probe::carry(
+            custom42_out1,
+            custom46_out1.clone().dims()[0],
+        );
+        let conv2d10_out1 = self.conv2d10.forward(custom47_out1);
+        let custom48_out1 = __gradcam_probe
+            .bias(
+                "/fire4/expand3x3/Conv",
+                conv2d10_out1,
+                || self.conv2d10.bias.as_ref().map(|b| b.val()),
+            );
+        let custom49_out1 = __gradcam_probe
+            .layer("/fire4/expand3x3/Conv", custom48_out1);
+        let custom50_out1 = __gradcam_probe.layer("fire4.expand3x3", custom49_out1);
+        let relu10_out1 = __gradcam_probe.relu(custom50_out1);
+        let custom51_out1 = __gradcam_probe.layer("/fire4/Relu_2", relu10_out1);
+        let custom52_out1 = gradcam::Probe::carry(
+            custom46_out1,
+            custom51_out1.clone().dims()[0],
+        );
+        let concat3_out1 = burn::tensor::Tensor::cat(
+            [custom52_out1, custom51_out1].into(),
+            1,
+        );
+        concat3_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule2 {
+    conv2d11: Conv2d,
+    conv2d12: Conv2d,
+    conv2d13: Conv2d,
+    maxpool2d3: MaxPool2d,
+    conv2d14: Conv2d,
+    conv2d15: Conv2d,
+    conv2d16: Conv2d,
+    conv2d17: Conv2d,
+    conv2d18: Conv2d,
+    conv2d19: Conv2d,
+    conv2d20: Conv2d,
+    conv2d21: Conv2d,
+    conv2d22: Conv2d,
+    conv2d23: Conv2d,
+    conv2d24: Conv2d,
+    conv2d25: Conv2d,
+    conv2d26: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule2 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d11 = Conv2dConfig::new([256, 32], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -350,18 +519,6 @@ impl Model {
             .with_bias(true)
             .init(device);
         Self {
-            conv2d1,
-            maxpool2d1,
-            conv2d2,
-            conv2d3,
-            conv2d4,
-            conv2d5,
-            conv2d6,
-            conv2d7,
-            maxpool2d2,
-            conv2d8,
-            conv2d9,
-            conv2d10,
             conv2d11,
             conv2d12,
             conv2d13,
@@ -383,215 +540,337 @@ impl Model {
         }
     }
     #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        concat3_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<2> {
+        let custom53_out1 = __gradcam_probe.layer("/fire4/Concat", concat3_out1);
+        let custom54_out1 = __gradcam_probe.layer("fire4", custom53_out1);
+        let conv2d11_out1 = self.conv2d11.forward(custom54_out1);
+        let custom55_out1 = __gradcam_probe
+            .bias(
+                "/fire5/squeeze/Conv",
+                conv2d11_out1,
+                || self.conv2d11.bias.as_ref().map(|b| b.val()),
+            );
+        let custom56_out1 = __gradcam_probe.layer("/fire5/squeeze/Conv", custom55_out1);
+        let custom57_out1 = __gradcam_probe.layer("fire5.squeeze", custom56_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom57_out1);
+        let custom58_out1 = __gradcam_probe.layer("/fire5/Relu", relu11_out1);
+        let conv2d12_out1 = self.conv2d12.forward(custom58_out1.clone());
+        let custom59_out1 = __gradcam_probe
+            .bias(
+                "/fire5/expand1x1/Conv",
+                conv2d12_out1,
+                || self.conv2d12.bias.as_ref().map(|b| b.val()),
+            );
+        let custom60_out1 = __gradcam_probe
+            .layer("/fire5/expand1x1/Conv", custom59_out1);
+        let custom61_out1 = __gradcam_probe.layer("fire5.expand1x1", custom60_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom61_out1);
+        let custom62_out1 = __gradcam_probe.layer("/fire5/Relu_1", relu12_out1);
+        let custom63_out1 = gradcam::Probe::carry(
+            custom58_out1,
+            custom62_out1.clone().dims()[0],
+        );
+        let conv2d13_out1 = self.conv2d13.forward(custom63_out1);
+        let custom64_out1 = __gradcam_probe
+            .bias(
+                "/fire5/expand3x3/Conv",
+                conv2d13_out1,
+                || self.conv2d13.bias.as_ref().map(|b| b.val()),
+            );
+        let custom65_out1 = __gradcam_probe
+            .layer("/fire5/expand3x3/Conv", custom64_out1);
+        let custom66_out1 = __gradcam_probe.layer("fire5.expand3x3", custom65_out1);
+        let relu13_out1 = __gradcam_probe.relu(custom66_out1);
+        let custom67_out1 = __gradcam_probe.layer("/fire5/Relu_2", relu13_out1);
+        let custom68_out1 = gradcam::Probe::carry(
+            custom62_out1,
+            custom67_out1.clone().dims()[0],
+        );
+        let concat4_out1 = burn::tensor::Tensor::cat(
+            [custom68_out1, custom67_out1].into(),
+            1,
+        );
+        let custom69_out1 = __gradcam_probe.layer("/fire5/Concat", concat4_out1);
+        let custom70_out1 = __gradcam_probe.layer("fire5", custom69_out1);
+        let maxpool2d3_out1 = self.maxpool2d3.forward(custom70_out1);
+        let custom71_out1 = __gradcam_probe.layer("/MaxPool_2", maxpool2d3_out1);
+        let conv2d14_out1 = self.conv2d14.forward(custom71_out1);
+        let custom72_out1 = __gradcam_probe
+            .bias(
+                "/fire6/squeeze/Conv",
+                conv2d14_out1,
+                || self.conv2d14.bias.as_ref().map(|b| b.val()),
+            );
+        let custom73_out1 = __gradcam_probe.layer("/fire6/squeeze/Conv", custom72_out1);
+        let custom74_out1 = __gradcam_probe.layer("fire6.squeeze", custom73_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom74_out1);
+        let custom75_out1 = __gradcam_probe.layer("/fire6/Relu", relu14_out1);
+        let conv2d15_out1 = self.conv2d15.forward(custom75_out1.clone());
+        let custom76_out1 = __gradcam_probe
+            .bias(
+                "/fire6/expand1x1/Conv",
+                conv2d15_out1,
+                || self.conv2d15.bias.as_ref().map(|b| b.val()),
+            );
+        let custom77_out1 = __gradcam_probe
+            .layer("/fire6/expand1x1/Conv", custom76_out1);
+        let custom78_out1 = __gradcam_probe.layer("fire6.expand1x1", custom77_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom78_out1);
+        let custom79_out1 = __gradcam_probe.layer("/fire6/Relu_1", relu15_out1);
+        let custom80_out1 = gradcam::Probe::carry(
+            custom75_out1,
+            custom79_out1.clone().dims()[0],
+        );
+        let conv2d16_out1 = self.conv2d16.forward(custom80_out1);
+        let custom81_out1 = __gradcam_probe
+            .bias(
+                "/fire6/expand3x3/Conv",
+                conv2d16_out1,
+                || self.conv2d16.bias.as_ref().map(|b| b.val()),
+            );
+        let custom82_out1 = __gradcam_probe
+            .layer("/fire6/expand3x3/Conv", custom81_out1);
+        let custom83_out1 = __gradcam_probe.layer("fire6.expand3x3", custom82_out1);
+        let relu16_out1 = __gradcam_probe.relu(custom83_out1);
+        let custom84_out1 = __gradcam_probe.layer("/fire6/Relu_2", relu16_out1);
+        let custom85_out1 = gradcam::Probe::carry(
+            custom79_out1,
+            custom84_out1.clone().dims()[0],
+        );
+        let concat5_out1 = burn::tensor::Tensor::cat(
+            [custom85_out1, custom84_out1].into(),
+            1,
+        );
+        let custom86_out1 = __gradcam_probe.layer("/fire6/Concat", concat5_out1);
+        let custom87_out1 = __gradcam_probe.layer("fire6", custom86_out1);
+        let conv2d17_out1 = self.conv2d17.forward(custom87_out1);
+        let custom88_out1 = __gradcam_probe
+            .bias(
+                "/fire7/squeeze/Conv",
+                conv2d17_out1,
+                || self.conv2d17.bias.as_ref().map(|b| b.val()),
+            );
+        let custom89_out1 = __gradcam_probe.layer("/fire7/squeeze/Conv", custom88_out1);
+        let custom90_out1 = __gradcam_probe.layer("fire7.squeeze", custom89_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom90_out1);
+        let custom91_out1 = __gradcam_probe.layer("/fire7/Relu", relu17_out1);
+        let conv2d18_out1 = self.conv2d18.forward(custom91_out1.clone());
+        let custom92_out1 = __gradcam_probe
+            .bias(
+                "/fire7/expand1x1/Conv",
+                conv2d18_out1,
+                || self.conv2d18.bias.as_ref().map(|b| b.val()),
+            );
+        let custom93_out1 = __gradcam_probe
+            .layer("/fire7/expand1x1/Conv", custom92_out1);
+        let custom94_out1 = __gradcam_probe.layer("fire7.expand1x1", custom93_out1);
+        let relu18_out1 = __gradcam_probe.relu(custom94_out1);
+        let custom95_out1 = __gradcam_probe.layer("/fire7/Relu_1", relu18_out1);
+        let custom96_out1 = gradcam::Probe::carry(
+            custom91_out1,
+            custom95_out1.clone().dims()[0],
+        );
+        let conv2d19_out1 = self.conv2d19.forward(custom96_out1);
+        let custom97_out1 = __gradcam_probe
+            .bias(
+                "/fire7/expand3x3/Conv",
+                conv2d19_out1,
+                || self.conv2d19.bias.as_ref().map(|b| b.val()),
+            );
+        let custom98_out1 = __gradcam_probe
+            .layer("/fire7/expand3x3/Conv", custom97_out1);
+        let custom99_out1 = __gradcam_probe.layer("fire7.expand3x3", custom98_out1);
+        let relu19_out1 = __gradcam_probe.relu(custom99_out1);
+        let custom100_out1 = __gradcam_probe.layer("/fire7/Relu_2", relu19_out1);
+        let custom101_out1 = gradcam::Probe::carry(
+            custom95_out1,
+            custom100_out1.clone().dims()[0],
+        );
+        let concat6_out1 = burn::tensor::Tensor::cat(
+            [custom101_out1, custom100_out1].into(),
+            1,
+        );
+        let custom102_out1 = __gradcam_probe.layer("/fire7/Concat", concat6_out1);
+        let custom103_out1 = __gradcam_probe.layer("fire7", custom102_out1);
+        let conv2d20_out1 = self.conv2d20.forward(custom103_out1);
+        let custom104_out1 = __gradcam_probe
+            .bias(
+                "/fire8/squeeze/Conv",
+                conv2d20_out1,
+                || self.conv2d20.bias.as_ref().map(|b| b.val()),
+            );
+        let custom105_out1 = __gradcam_probe
+            .layer("/fire8/squeeze/Conv", custom104_out1);
+        let custom106_out1 = __gradcam_probe.layer("fire8.squeeze", custom105_out1);
+        let relu20_out1 = __gradcam_probe.relu(custom106_out1);
+        let custom107_out1 = __gradcam_probe.layer("/fire8/Relu", relu20_out1);
+        let conv2d21_out1 = self.conv2d21.forward(custom107_out1.clone());
+        let custom108_out1 = __gradcam_probe
+            .bias(
+                "/fire8/expand1x1/Conv",
+                conv2d21_out1,
+                || self.conv2d21.bias.as_ref().map(|b| b.val()),
+            );
+        let custom109_out1 = __gradcam_probe
+            .layer("/fire8/expand1x1/Conv", custom108_out1);
+        let custom110_out1 = __gradcam_probe.layer("fire8.expand1x1", custom109_out1);
+        let relu21_out1 = __gradcam_probe.relu(custom110_out1);
+        let custom111_out1 = __gradcam_probe.layer("/fire8/Relu_1", relu21_out1);
+        let custom112_out1 = gradcam::Probe::carry(
+            custom107_out1,
+            custom111_out1.clone().dims()[0],
+        );
+        let conv2d22_out1 = self.conv2d22.forward(custom112_out1);
+        let custom113_out1 = __gradcam_probe
+            .bias(
+                "/fire8/expand3x3/Conv",
+                conv2d22_out1,
+                || self.conv2d22.bias.as_ref().map(|b| b.val()),
+            );
+        let custom114_out1 = __gradcam_probe
+            .layer("/fire8/expand3x3/Conv", custom113_out1);
+        let custom115_out1 = __gradcam_probe.layer("fire8.expand3x3", custom114_out1);
+        let relu22_out1 = __gradcam_probe.relu(custom115_out1);
+        let custom116_out1 = __gradcam_probe.layer("/fire8/Relu_2", relu22_out1);
+        let custom117_out1 = gradcam::Probe::carry(
+            custom111_out1,
+            custom116_out1.clone().dims()[0],
+        );
+        let concat7_out1 = burn::tensor::Tensor::cat(
+            [custom117_out1, custom116_out1].into(),
+            1,
+        );
+        let custom118_out1 = __gradcam_probe.layer("/fire8/Concat", concat7_out1);
+        let custom119_out1 = __gradcam_probe.layer("fire8", custom118_out1);
+        let conv2d23_out1 = self.conv2d23.forward(custom119_out1);
+        let custom120_out1 = __gradcam_probe
+            .bias(
+                "/fire9/squeeze/Conv",
+                conv2d23_out1,
+                || self.conv2d23.bias.as_ref().map(|b| b.val()),
+            );
+        let custom121_out1 = __gradcam_probe
+            .layer("/fire9/squeeze/Conv", custom120_out1);
+        let custom122_out1 = __gradcam_probe.layer("fire9.squeeze", custom121_out1);
+        let relu23_out1 = __gradcam_probe.relu(custom122_out1);
+        let custom123_out1 = __gradcam_probe.layer("/fire9/Relu", relu23_out1);
+        let conv2d24_out1 = self.conv2d24.forward(custom123_out1.clone());
+        let custom124_out1 = __gradcam_probe
+            .bias(
+                "/fire9/expand1x1/Conv",
+                conv2d24_out1,
+                || self.conv2d24.bias.as_ref().map(|b| b.val()),
+            );
+        let custom125_out1 = __gradcam_probe
+            .layer("/fire9/expand1x1/Conv", custom124_out1);
+        let custom126_out1 = __gradcam_probe.layer("fire9.expand1x1", custom125_out1);
+        let relu24_out1 = __gradcam_probe.relu(custom126_out1);
+        let custom127_out1 = __gradcam_probe.layer("/fire9/Relu_1", relu24_out1);
+        let custom128_out1 = gradcam::Probe::carry(
+            custom123_out1,
+            custom127_out1.clone().dims()[0],
+        );
+        let conv2d25_out1 = self.conv2d25.forward(custom128_out1);
+        let custom129_out1 = __gradcam_probe
+            .bias(
+                "/fire9/expand3x3/Conv",
+                conv2d25_out1,
+                || self.conv2d25.bias.as_ref().map(|b| b.val()),
+            );
+        let custom130_out1 = __gradcam_probe
+            .layer("/fire9/expand3x3/Conv", custom129_out1);
+        let custom131_out1 = __gradcam_probe.layer("fire9.expand3x3", custom130_out1);
+        let relu25_out1 = __gradcam_probe.relu(custom131_out1);
+        let custom132_out1 = __gradcam_probe.layer("/fire9/Relu_2", relu25_out1);
+        let custom133_out1 = gradcam::Probe::carry(
+            custom127_out1,
+            custom132_out1.clone().dims()[0],
+        );
+        let concat8_out1 = burn::tensor::Tensor::cat(
+            [custom133_out1, custom132_out1].into(),
+            1,
+        );
+        let custom134_out1 = __gradcam_probe.layer("/fire9/Concat", concat8_out1);
+        let custom135_out1 = __gradcam_probe.layer("fire9", custom134_out1);
+        let conv2d26_out1 = self.conv2d26.forward(custom135_out1);
+        let custom136_out1 = __gradcam_probe
+            .bias(
+                "/conv10/Conv",
+                conv2d26_out1,
+                || self.conv2d26.bias.as_ref().map(|b| b.val()),
+            );
+        let custom137_out1 = __gradcam_probe.layer("/conv10/Conv", custom136_out1);
+        let custom138_out1 = __gradcam_probe.layer("conv10", custom137_out1);
+        let relu26_out1 = __gradcam_probe.relu(custom138_out1);
+        let custom139_out1 = __gradcam_probe.layer("/Relu_1", relu26_out1);
+        let reducemean1_out1 = {
+            custom139_out1
+                .mean_dim(2usize)
+                .mean_dim(3usize)
+                .squeeze_dims::<2usize>(&[2, 3])
+        };
+        reducemean1_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Model {
+    submodule1: Submodule1,
+    submodule2: Submodule2,
+    #[module(skip)]
+    device: Device,
+}
+extern crate std;
+#[allow(unused, clippy::all)]
+impl Model {
+    /// Load model weights from a burnpack file.
+    pub fn from_file<P: AsRef<std::path::Path>>(file: P, device: &Device) -> Self {
+        let mut model = Self::new(device);
+        let mut store = BurnpackStore::from_file(&file);
+        model
+            .load_from(&mut store)
+            .unwrap_or_else(|e| {
+                panic!("Failed to load burnpack file {}: {e}", file.as_ref().display())
+            });
+        model
+    }
+    /// Load model weights from in-memory bytes.
+    ///
+    /// The bytes must be the contents of a `.bpk` file.
+    pub fn from_bytes(bytes: Bytes, device: &Device) -> Self {
+        let mut model = Self::new(device);
+        let mut store = BurnpackStore::from_bytes(Some(bytes));
+        model
+            .load_from(&mut store)
+            .unwrap_or_else(|e| panic!("Failed to load burnpack bytes: {e}"));
+        model
+    }
+}
+#[allow(unused, clippy::all)]
+impl Model {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
+        let submodule1 = Submodule1::new(device);
+        let submodule2 = Submodule2::new(device);
+        Self {
+            submodule1,
+            submodule2,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
     /// The forward, its activations passed through `probe` (see `gradcam::GradCam`).
     pub fn forward_with_probe(
         &self,
         input: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
-        let conv2d1_out1 = self.conv2d1.forward(input);
-        let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
-        let custom3_out1 = __gradcam_probe.layer("/Relu", relu1_out1);
-        let maxpool2d1_out1 = self.maxpool2d1.forward(custom3_out1);
-        let custom4_out1 = __gradcam_probe.layer("/MaxPool", maxpool2d1_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom4_out1);
-        let custom5_out1 = __gradcam_probe.layer("/fire2/squeeze/Conv", conv2d2_out1);
-        let custom6_out1 = __gradcam_probe.layer("fire2.squeeze", custom5_out1);
-        let relu2_out1 = __gradcam_probe.relu(custom6_out1);
-        let custom7_out1 = __gradcam_probe.layer("/fire2/Relu", relu2_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom7_out1.clone());
-        let custom8_out1 = __gradcam_probe.layer("/fire2/expand1x1/Conv", conv2d3_out1);
-        let custom9_out1 = __gradcam_probe.layer("fire2.expand1x1", custom8_out1);
-        let relu3_out1 = __gradcam_probe.relu(custom9_out1);
-        let custom10_out1 = __gradcam_probe.layer("/fire2/Relu_1", relu3_out1);
-        let custom11_out1 = gradcam::Probe::carry(
-            custom7_out1,
-            custom10_out1.clone().dims()[0],
-        );
-        let conv2d4_out1 = self.conv2d4.forward(custom11_out1);
-        let relu4_out1 = __gradcam_probe.relu(conv2d4_out1);
-        let concat1_out1 = burn::tensor::Tensor::cat(
-            [custom10_out1, relu4_out1].into(),
-            1,
-        );
-        let custom12_out1 = __gradcam_probe.layer("/fire2/Concat", concat1_out1);
-        let custom13_out1 = __gradcam_probe.layer("fire2", custom12_out1);
-        let conv2d5_out1 = self.conv2d5.forward(custom13_out1);
-        let custom14_out1 = __gradcam_probe.layer("/fire3/squeeze/Conv", conv2d5_out1);
-        let custom15_out1 = __gradcam_probe.layer("fire3.squeeze", custom14_out1);
-        let relu5_out1 = __gradcam_probe.relu(custom15_out1);
-        let custom16_out1 = __gradcam_probe.layer("/fire3/Relu", relu5_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom16_out1.clone());
-        let custom17_out1 = __gradcam_probe.layer("/fire3/expand1x1/Conv", conv2d6_out1);
-        let custom18_out1 = __gradcam_probe.layer("fire3.expand1x1", custom17_out1);
-        let relu6_out1 = __gradcam_probe.relu(custom18_out1);
-        let custom19_out1 = __gradcam_probe.layer("/fire3/Relu_1", relu6_out1);
-        let custom20_out1 = gradcam::Probe::carry(
-            custom16_out1,
-            custom19_out1.clone().dims()[0],
-        );
-        let conv2d7_out1 = self.conv2d7.forward(custom20_out1);
-        let relu7_out1 = __gradcam_probe.relu(conv2d7_out1);
-        let concat2_out1 = burn::tensor::Tensor::cat(
-            [custom19_out1, relu7_out1].into(),
-            1,
-        );
-        let custom21_out1 = __gradcam_probe.layer("/fire3/Concat", concat2_out1);
-        let custom22_out1 = __gradcam_probe.layer("fire3", custom21_out1);
-        let maxpool2d2_out1 = self.maxpool2d2.forward(custom22_out1);
-        let custom23_out1 = __gradcam_probe.layer("/MaxPool_1", maxpool2d2_out1);
-        let conv2d8_out1 = self.conv2d8.forward(custom23_out1);
-        let custom24_out1 = __gradcam_probe.layer("/fire4/squeeze/Conv", conv2d8_out1);
-        let custom25_out1 = __gradcam_probe.layer("fire4.squeeze", custom24_out1);
-        let relu8_out1 = __gradcam_probe.relu(custom25_out1);
-        let custom26_out1 = __gradcam_probe.layer("/fire4/Relu", relu8_out1);
-        let conv2d9_out1 = self.conv2d9.forward(custom26_out1.clone());
-        let custom27_out1 = __gradcam_probe.layer("/fire4/expand1x1/Conv", conv2d9_out1);
-        let custom28_out1 = __gradcam_probe.layer("fire4.expand1x1", custom27_out1);
-        let relu9_out1 = __gradcam_probe.relu(custom28_out1);
-        let custom29_out1 = __gradcam_probe.layer("/fire4/Relu_1", relu9_out1);
-        let custom30_out1 = gradcam::Probe::carry(
-            custom26_out1,
-            custom29_out1.clone().dims()[0],
-        );
-        let conv2d10_out1 = self.conv2d10.forward(custom30_out1);
-        let relu10_out1 = __gradcam_probe.relu(conv2d10_out1);
-        let concat3_out1 = burn::tensor::Tensor::cat(
-            [custom29_out1, relu10_out1].into(),
-            1,
-        );
-        let custom31_out1 = __gradcam_probe.layer("/fire4/Concat", concat3_out1);
-        let custom32_out1 = __gradcam_probe.layer("fire4", custom31_out1);
-        let conv2d11_out1 = self.conv2d11.forward(custom32_out1);
-        let custom33_out1 = __gradcam_probe.layer("/fire5/squeeze/Conv", conv2d11_out1);
-        let custom34_out1 = __gradcam_probe.layer("fire5.squeeze", custom33_out1);
-        let relu11_out1 = __gradcam_probe.relu(custom34_out1);
-        let custom35_out1 = __gradcam_probe.layer("/fire5/Relu", relu11_out1);
-        let conv2d12_out1 = self.conv2d12.forward(custom35_out1.clone());
-        let custom36_out1 = __gradcam_probe
-            .layer("/fire5/expand1x1/Conv", conv2d12_out1);
-        let custom37_out1 = __gradcam_probe.layer("fire5.expand1x1", custom36_out1);
-        let relu12_out1 = __gradcam_probe.relu(custom37_out1);
-        let custom38_out1 = __gradcam_probe.layer("/fire5/Relu_1", relu12_out1);
-        let custom39_out1 = gradcam::Probe::carry(
-            custom35_out1,
-            custom38_out1.clone().dims()[0],
-        );
-        let conv2d13_out1 = self.conv2d13.forward(custom39_out1);
-        let relu13_out1 = __gradcam_probe.relu(conv2d13_out1);
-        let concat4_out1 = burn::tensor::Tensor::cat(
-            [custom38_out1, relu13_out1].into(),
-            1,
-        );
-        let custom40_out1 = __gradcam_probe.layer("/fire5/Concat", concat4_out1);
-        let custom41_out1 = __gradcam_probe.layer("fire5", custom40_out1);
-        let maxpool2d3_out1 = self.maxpool2d3.forward(custom41_out1);
-        let custom42_out1 = __gradcam_probe.layer("/MaxPool_2", maxpool2d3_out1);
-        let conv2d14_out1 = self.conv2d14.forward(custom42_out1);
-        let custom43_out1 = __gradcam_probe.layer("/fire6/squeeze/Conv", conv2d14_out1);
-        let custom44_out1 = __gradcam_probe.layer("fire6.squeeze", custom43_out1);
-        let relu14_out1 = __gradcam_probe.relu(custom44_out1);
-        let custom45_out1 = __gradcam_probe.layer("/fire6/Relu", relu14_out1);
-        let conv2d15_out1 = self.conv2d15.forward(custom45_out1.clone());
-        let custom46_out1 = __gradcam_probe
-            .layer("/fire6/expand1x1/Conv", conv2d15_out1);
-        let custom47_out1 = __gradcam_probe.layer("fire6.expand1x1", custom46_out1);
-        let relu15_out1 = __gradcam_probe.relu(custom47_out1);
-        let custom48_out1 = __gradcam_probe.layer("/fire6/Relu_1", relu15_out1);
-        let custom49_out1 = gradcam::Probe::carry(
-            custom45_out1,
-            custom48_out1.clone().dims()[0],
-        );
-        let conv2d16_out1 = self.conv2d16.forward(custom49_out1);
-        let relu16_out1 = __gradcam_probe.relu(conv2d16_out1);
-        let concat5_out1 = burn::tensor::Tensor::cat(
-            [custom48_out1, relu16_out1].into(),
-            1,
-        );
-        let custom50_out1 = __gradcam_probe.layer("/fire6/Concat", concat5_out1);
-        let custom51_out1 = __gradcam_probe.layer("fire6", custom50_out1);
-        let conv2d17_out1 = self.conv2d17.forward(custom51_out1);
-        let custom52_out1 = __gradcam_probe.layer("/fire7/squeeze/Conv", conv2d17_out1);
-        let custom53_out1 = __gradcam_probe.layer("fire7.squeeze", custom52_out1);
-        let relu17_out1 = __gradcam_probe.relu(custom53_out1);
-        let custom54_out1 = __gradcam_probe.layer("/fire7/Relu", relu17_out1);
-        let conv2d18_out1 = self.conv2d18.forward(custom54_out1.clone());
-        let custom55_out1 = __gradcam_probe
-            .layer("/fire7/expand1x1/Conv", conv2d18_out1);
-        let custom56_out1 = __gradcam_probe.layer("fire7.expand1x1", custom55_out1);
-        let relu18_out1 = __gradcam_probe.relu(custom56_out1);
-        let custom57_out1 = __gradcam_probe.layer("/fire7/Relu_1", relu18_out1);
-        let custom58_out1 = gradcam::Probe::carry(
-            custom54_out1,
-            custom57_out1.clone().dims()[0],
-        );
-        let conv2d19_out1 = self.conv2d19.forward(custom58_out1);
-        let relu19_out1 = __gradcam_probe.relu(conv2d19_out1);
-        let concat6_out1 = burn::tensor::Tensor::cat(
-            [custom57_out1, relu19_out1].into(),
-            1,
-        );
-        let custom59_out1 = __gradcam_probe.layer("/fire7/Concat", concat6_out1);
-        let custom60_out1 = __gradcam_probe.layer("fire7", custom59_out1);
-        let conv2d20_out1 = self.conv2d20.forward(custom60_out1);
-        let custom61_out1 = __gradcam_probe.layer("/fire8/squeeze/Conv", conv2d20_out1);
-        let custom62_out1 = __gradcam_probe.layer("fire8.squeeze", custom61_out1);
-        let relu20_out1 = __gradcam_probe.relu(custom62_out1);
-        let custom63_out1 = __gradcam_probe.layer("/fire8/Relu", relu20_out1);
-        let conv2d21_out1 = self.conv2d21.forward(custom63_out1.clone());
-        let custom64_out1 = __gradcam_probe
-            .layer("/fire8/expand1x1/Conv", conv2d21_out1);
-        let custom65_out1 = __gradcam_probe.layer("fire8.expand1x1", custom64_out1);
-        let relu21_out1 = __gradcam_probe.relu(custom65_out1);
-        let custom66_out1 = __gradcam_probe.layer("/fire8/Relu_1", relu21_out1);
-        let custom67_out1 = gradcam::Probe::carry(
-            custom63_out1,
-            custom66_out1.clone().dims()[0],
-        );
-        let conv2d22_out1 = self.conv2d22.forward(custom67_out1);
-        let relu22_out1 = __gradcam_probe.relu(conv2d22_out1);
-        let concat7_out1 = burn::tensor::Tensor::cat(
-            [custom66_out1, relu22_out1].into(),
-            1,
-        );
-        let custom68_out1 = __gradcam_probe.layer("/fire8/Concat", concat7_out1);
-        let custom69_out1 = __gradcam_probe.layer("fire8", custom68_out1);
-        let conv2d23_out1 = self.conv2d23.forward(custom69_out1);
-        let custom70_out1 = __gradcam_probe.layer("/fire9/squeeze/Conv", conv2d23_out1);
-        let custom71_out1 = __gradcam_probe.layer("fire9.squeeze", custom70_out1);
-        let relu23_out1 = __gradcam_probe.relu(custom71_out1);
-        let custom72_out1 = __gradcam_probe.layer("/fire9/Relu", relu23_out1);
-        let conv2d24_out1 = self.conv2d24.forward(custom72_out1.clone());
-        let custom73_out1 = __gradcam_probe
-            .layer("/fire9/expand1x1/Conv", conv2d24_out1);
-        let custom74_out1 = __gradcam_probe.layer("fire9.expand1x1", custom73_out1);
-        let relu24_out1 = __gradcam_probe.relu(custom74_out1);
-        let custom75_out1 = __gradcam_probe.layer("/fire9/Relu_1", relu24_out1);
-        let custom76_out1 = gradcam::Probe::carry(
-            custom72_out1,
-            custom75_out1.clone().dims()[0],
-        );
-        let conv2d25_out1 = self.conv2d25.forward(custom76_out1);
-        let relu25_out1 = __gradcam_probe.relu(conv2d25_out1);
-        let concat8_out1 = burn::tensor::Tensor::cat(
-            [custom75_out1, relu25_out1].into(),
-            1,
-        );
-        let custom77_out1 = __gradcam_probe.layer("/fire9/Concat", concat8_out1);
-        let custom78_out1 = __gradcam_probe.layer("fire9", custom77_out1);
-        let conv2d26_out1 = self.conv2d26.forward(custom78_out1);
-        let custom79_out1 = __gradcam_probe.layer("/conv10/Conv", conv2d26_out1);
-        let custom80_out1 = __gradcam_probe.layer("conv10", custom79_out1);
-        let relu26_out1 = __gradcam_probe.relu(custom80_out1);
-        let custom81_out1 = __gradcam_probe.layer("/Relu_1", relu26_out1);
-        let reducemean1_out1 = {
-            custom81_out1
-                .mean_dim(2usize)
-                .mean_dim(3usize)
-                .squeeze_dims::<2usize>(&[2, 3])
-        };
+        let concat3_out1 = self.submodule1.forward(input, __gradcam_probe);
+        let reducemean1_out1 = self.submodule2.forward(concat3_out1, __gradcam_probe);
         reducemean1_out1
     }
 }

@@ -280,9 +280,6 @@ pub struct Submodule1 {
     conv2d6: Conv2d,
     conv2d7: Conv2d,
     conv2d8: Conv2d,
-    conv2d9: Conv2d,
-    conv2d10: Conv2d,
-    conv2d11: Conv2d,
     #[module(skip)]
     device: Device,
 }
@@ -352,6 +349,175 @@ impl Submodule1 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d1,
+            maxpool2d1,
+            conv2d2,
+            conv2d3,
+            conv2d4,
+            conv2d5,
+            conv2d6,
+            conv2d7,
+            conv2d8,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        input: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let conv2d1_out1 = self.conv2d1.forward(input);
+        let custom1_out1 = __gradcam_probe
+            .bias(
+                "/conv1/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe.layer("/conv1/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("conv1", custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom3_out1);
+        let custom4_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
+        let custom5_out1 = __gradcam_probe.layer("relu", custom4_out1);
+        let maxpool2d1_out1 = self.maxpool2d1.forward(custom5_out1);
+        let custom6_out1 = __gradcam_probe.layer("/maxpool/MaxPool", maxpool2d1_out1);
+        let custom7_out1 = __gradcam_probe.layer("maxpool", custom6_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom7_out1.clone());
+        let custom8_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/conv1/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
+        let custom9_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/conv1/Conv", custom8_out1);
+        let custom10_out1 = __gradcam_probe.layer("layer1.0.conv1", custom9_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom10_out1);
+        let custom11_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
+        let custom12_out1 = __gradcam_probe.layer("layer1.0.relu", custom11_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom12_out1);
+        let custom13_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/conv2/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom14_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/conv2/Conv", custom13_out1);
+        let custom15_out1 = __gradcam_probe.layer("layer1.0.conv2", custom14_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom15_out1);
+        let custom16_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
+        let custom17_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom16_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom17_out1);
+        let custom18_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/conv3/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom19_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/conv3/Conv", custom18_out1);
+        let custom20_out1 = __gradcam_probe.layer("layer1.0.conv3", custom19_out1);
+        let custom21_out1 = gradcam::Probe::carry(
+            custom7_out1,
+            custom20_out1.clone().dims()[0],
+        );
+        let conv2d5_out1 = self.conv2d5.forward(custom21_out1);
+        let custom22_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.0/downsample/downsample.0/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
+        let custom23_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/downsample/downsample.0/Conv", custom22_out1);
+        let custom24_out1 = __gradcam_probe
+            .layer("layer1.0.downsample.0", custom23_out1);
+        let custom25_out1 = __gradcam_probe.layer("layer1.0.downsample", custom24_out1);
+        let custom26_out1 = gradcam::Probe::carry(
+            custom20_out1,
+            custom25_out1.clone().dims()[0],
+        );
+        let add1_out1 = custom26_out1.add(custom25_out1);
+        let custom27_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom27_out1);
+        let custom28_out1 = __gradcam_probe
+            .layer("/layer1/layer1.0/relu_2/Relu", relu4_out1);
+        let custom29_out1 = __gradcam_probe.layer("layer1.0.relu_2", custom28_out1);
+        let custom30_out1 = __gradcam_probe.layer("layer1.0", custom29_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom30_out1.clone());
+        let custom31_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.1/conv1/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
+        let custom32_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/conv1/Conv", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("layer1.1.conv1", custom32_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom33_out1);
+        let custom34_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/relu/Relu", relu5_out1);
+        let custom35_out1 = __gradcam_probe.layer("layer1.1.relu", custom34_out1);
+        let conv2d7_out1 = self.conv2d7.forward(custom35_out1);
+        let custom36_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.1/conv2/Conv",
+                conv2d7_out1,
+                || self.conv2d7.bias.as_ref().map(|b| b.val()),
+            );
+        let custom37_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/conv2/Conv", custom36_out1);
+        let custom38_out1 = __gradcam_probe.layer("layer1.1.conv2", custom37_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom38_out1);
+        let custom39_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/relu_1/Relu", relu6_out1);
+        let custom40_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom39_out1);
+        let conv2d8_out1 = self.conv2d8.forward(custom40_out1);
+        let custom41_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.1/conv3/Conv",
+                conv2d8_out1,
+                || self.conv2d8.bias.as_ref().map(|b| b.val()),
+            );
+        let custom42_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/conv3/Conv", custom41_out1);
+        let custom43_out1 = __gradcam_probe.layer("layer1.1.conv3", custom42_out1);
+        let custom44_out1 = gradcam::Probe::carry(
+            custom30_out1,
+            custom43_out1.clone().dims()[0],
+        );
+        let add2_out1 = custom43_out1.add(custom44_out1);
+        let custom45_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
+        let relu7_out1 = __gradcam_probe.relu(custom45_out1);
+        let custom46_out1 = __gradcam_probe
+            .layer("/layer1/layer1.1/relu_2/Relu", relu7_out1);
+        custom46_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule2 {
+    conv2d9: Conv2d,
+    conv2d10: Conv2d,
+    conv2d11: Conv2d,
+    conv2d12: Conv2d,
+    conv2d13: Conv2d,
+    conv2d14: Conv2d,
+    conv2d15: Conv2d,
+    conv2d16: Conv2d,
+    conv2d17: Conv2d,
+    conv2d18: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule2 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d9 = Conv2dConfig::new([16, 4], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -373,148 +539,6 @@ impl Submodule1 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d1,
-            maxpool2d1,
-            conv2d2,
-            conv2d3,
-            conv2d4,
-            conv2d5,
-            conv2d6,
-            conv2d7,
-            conv2d8,
-            conv2d9,
-            conv2d10,
-            conv2d11,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        input: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let conv2d1_out1 = self.conv2d1.forward(input);
-        let custom1_out1 = __gradcam_probe.layer("/conv1/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("conv1", custom1_out1);
-        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
-        let custom3_out1 = __gradcam_probe.layer("/relu/Relu", relu1_out1);
-        let custom4_out1 = __gradcam_probe.layer("relu", custom3_out1);
-        let maxpool2d1_out1 = self.maxpool2d1.forward(custom4_out1);
-        let custom5_out1 = __gradcam_probe.layer("/maxpool/MaxPool", maxpool2d1_out1);
-        let custom6_out1 = __gradcam_probe.layer("maxpool", custom5_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom6_out1.clone());
-        let custom7_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/conv1/Conv", conv2d2_out1);
-        let custom8_out1 = __gradcam_probe.layer("layer1.0.conv1", custom7_out1);
-        let relu2_out1 = __gradcam_probe.relu(custom8_out1);
-        let custom9_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/relu/Relu", relu2_out1);
-        let custom10_out1 = __gradcam_probe.layer("layer1.0.relu", custom9_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom10_out1);
-        let custom11_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/conv2/Conv", conv2d3_out1);
-        let custom12_out1 = __gradcam_probe.layer("layer1.0.conv2", custom11_out1);
-        let relu3_out1 = __gradcam_probe.relu(custom12_out1);
-        let custom13_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/relu_1/Relu", relu3_out1);
-        let custom14_out1 = __gradcam_probe.layer("layer1.0.relu_1", custom13_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom14_out1);
-        let custom15_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/conv3/Conv", conv2d4_out1);
-        let custom16_out1 = __gradcam_probe.layer("layer1.0.conv3", custom15_out1);
-        let custom17_out1 = gradcam::Probe::carry(
-            custom6_out1,
-            custom16_out1.clone().dims()[0],
-        );
-        let conv2d5_out1 = self.conv2d5.forward(custom17_out1);
-        let add1_out1 = custom16_out1.add(conv2d5_out1);
-        let custom18_out1 = __gradcam_probe.layer("/layer1/layer1.0/Add", add1_out1);
-        let relu4_out1 = __gradcam_probe.relu(custom18_out1);
-        let custom19_out1 = __gradcam_probe
-            .layer("/layer1/layer1.0/relu_2/Relu", relu4_out1);
-        let custom20_out1 = __gradcam_probe.layer("layer1.0.relu_2", custom19_out1);
-        let custom21_out1 = __gradcam_probe.layer("layer1.0", custom20_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom21_out1.clone());
-        let custom22_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/conv1/Conv", conv2d6_out1);
-        let custom23_out1 = __gradcam_probe.layer("layer1.1.conv1", custom22_out1);
-        let relu5_out1 = __gradcam_probe.relu(custom23_out1);
-        let custom24_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/relu/Relu", relu5_out1);
-        let custom25_out1 = __gradcam_probe.layer("layer1.1.relu", custom24_out1);
-        let conv2d7_out1 = self.conv2d7.forward(custom25_out1);
-        let custom26_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/conv2/Conv", conv2d7_out1);
-        let custom27_out1 = __gradcam_probe.layer("layer1.1.conv2", custom26_out1);
-        let relu6_out1 = __gradcam_probe.relu(custom27_out1);
-        let custom28_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/relu_1/Relu", relu6_out1);
-        let custom29_out1 = __gradcam_probe.layer("layer1.1.relu_1", custom28_out1);
-        let conv2d8_out1 = self.conv2d8.forward(custom29_out1);
-        let custom30_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/conv3/Conv", conv2d8_out1);
-        let custom31_out1 = __gradcam_probe.layer("layer1.1.conv3", custom30_out1);
-        let custom32_out1 = gradcam::Probe::carry(
-            custom21_out1,
-            custom31_out1.clone().dims()[0],
-        );
-        let add2_out1 = custom31_out1.add(custom32_out1);
-        let custom33_out1 = __gradcam_probe.layer("/layer1/layer1.1/Add", add2_out1);
-        let relu7_out1 = __gradcam_probe.relu(custom33_out1);
-        let custom34_out1 = __gradcam_probe
-            .layer("/layer1/layer1.1/relu_2/Relu", relu7_out1);
-        let custom35_out1 = __gradcam_probe.layer("layer1.1.relu_2", custom34_out1);
-        let custom36_out1 = __gradcam_probe.layer("layer1.1", custom35_out1);
-        let conv2d9_out1 = self.conv2d9.forward(custom36_out1.clone());
-        let custom37_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/conv1/Conv", conv2d9_out1);
-        let custom38_out1 = __gradcam_probe.layer("layer1.2.conv1", custom37_out1);
-        let relu8_out1 = __gradcam_probe.relu(custom38_out1);
-        let custom39_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/relu/Relu", relu8_out1);
-        let custom40_out1 = __gradcam_probe.layer("layer1.2.relu", custom39_out1);
-        let conv2d10_out1 = self.conv2d10.forward(custom40_out1);
-        let custom41_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/conv2/Conv", conv2d10_out1);
-        let custom42_out1 = __gradcam_probe.layer("layer1.2.conv2", custom41_out1);
-        let relu9_out1 = __gradcam_probe.relu(custom42_out1);
-        let custom43_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/relu_1/Relu", relu9_out1);
-        let custom44_out1 = __gradcam_probe.layer("layer1.2.relu_1", custom43_out1);
-        let conv2d11_out1 = self.conv2d11.forward(custom44_out1);
-        let custom45_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/conv3/Conv", conv2d11_out1);
-        let custom46_out1 = __gradcam_probe.layer("layer1.2.conv3", custom45_out1);
-        let custom47_out1 = gradcam::Probe::carry(
-            custom36_out1,
-            custom46_out1.clone().dims()[0],
-        );
-        let add3_out1 = custom46_out1.add(custom47_out1);
-        add3_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule2 {
-    conv2d12: Conv2d,
-    conv2d13: Conv2d,
-    conv2d14: Conv2d,
-    conv2d15: Conv2d,
-    conv2d16: Conv2d,
-    conv2d17: Conv2d,
-    conv2d18: Conv2d,
-    conv2d19: Conv2d,
-    conv2d20: Conv2d,
-    conv2d21: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule2 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d12 = Conv2dConfig::new([16, 8], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -564,6 +588,209 @@ impl Submodule2 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d9,
+            conv2d10,
+            conv2d11,
+            conv2d12,
+            conv2d13,
+            conv2d14,
+            conv2d15,
+            conv2d16,
+            conv2d17,
+            conv2d18,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        custom46_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom47_out1 = __gradcam_probe.layer("layer1.1.relu_2", custom46_out1);
+        let custom48_out1 = __gradcam_probe.layer("layer1.1", custom47_out1);
+        let conv2d9_out1 = self.conv2d9.forward(custom48_out1.clone());
+        let custom49_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.2/conv1/Conv",
+                conv2d9_out1,
+                || self.conv2d9.bias.as_ref().map(|b| b.val()),
+            );
+        let custom50_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/conv1/Conv", custom49_out1);
+        let custom51_out1 = __gradcam_probe.layer("layer1.2.conv1", custom50_out1);
+        let relu8_out1 = __gradcam_probe.relu(custom51_out1);
+        let custom52_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/relu/Relu", relu8_out1);
+        let custom53_out1 = __gradcam_probe.layer("layer1.2.relu", custom52_out1);
+        let conv2d10_out1 = self.conv2d10.forward(custom53_out1);
+        let custom54_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.2/conv2/Conv",
+                conv2d10_out1,
+                || self.conv2d10.bias.as_ref().map(|b| b.val()),
+            );
+        let custom55_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/conv2/Conv", custom54_out1);
+        let custom56_out1 = __gradcam_probe.layer("layer1.2.conv2", custom55_out1);
+        let relu9_out1 = __gradcam_probe.relu(custom56_out1);
+        let custom57_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/relu_1/Relu", relu9_out1);
+        let custom58_out1 = __gradcam_probe.layer("layer1.2.relu_1", custom57_out1);
+        let conv2d11_out1 = self.conv2d11.forward(custom58_out1);
+        let custom59_out1 = __gradcam_probe
+            .bias(
+                "/layer1/layer1.2/conv3/Conv",
+                conv2d11_out1,
+                || self.conv2d11.bias.as_ref().map(|b| b.val()),
+            );
+        let custom60_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/conv3/Conv", custom59_out1);
+        let custom61_out1 = __gradcam_probe.layer("layer1.2.conv3", custom60_out1);
+        let custom62_out1 = gradcam::Probe::carry(
+            custom48_out1,
+            custom61_out1.clone().dims()[0],
+        );
+        let add3_out1 = custom61_out1.add(custom62_out1);
+        let custom63_out1 = __gradcam_probe.layer("/layer1/layer1.2/Add", add3_out1);
+        let relu10_out1 = __gradcam_probe.relu(custom63_out1);
+        let custom64_out1 = __gradcam_probe
+            .layer("/layer1/layer1.2/relu_2/Relu", relu10_out1);
+        let custom65_out1 = __gradcam_probe.layer("layer1.2.relu_2", custom64_out1);
+        let custom66_out1 = __gradcam_probe.layer("layer1.2", custom65_out1);
+        let custom67_out1 = __gradcam_probe.layer("layer1", custom66_out1);
+        let conv2d12_out1 = self.conv2d12.forward(custom67_out1.clone());
+        let custom68_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/conv1/Conv",
+                conv2d12_out1,
+                || self.conv2d12.bias.as_ref().map(|b| b.val()),
+            );
+        let custom69_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/conv1/Conv", custom68_out1);
+        let custom70_out1 = __gradcam_probe.layer("layer2.0.conv1", custom69_out1);
+        let relu11_out1 = __gradcam_probe.relu(custom70_out1);
+        let custom71_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/relu/Relu", relu11_out1);
+        let custom72_out1 = __gradcam_probe.layer("layer2.0.relu", custom71_out1);
+        let conv2d13_out1 = self.conv2d13.forward(custom72_out1);
+        let custom73_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/conv2/Conv",
+                conv2d13_out1,
+                || self.conv2d13.bias.as_ref().map(|b| b.val()),
+            );
+        let custom74_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/conv2/Conv", custom73_out1);
+        let custom75_out1 = __gradcam_probe.layer("layer2.0.conv2", custom74_out1);
+        let relu12_out1 = __gradcam_probe.relu(custom75_out1);
+        let custom76_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/relu_1/Relu", relu12_out1);
+        let custom77_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom76_out1);
+        let conv2d14_out1 = self.conv2d14.forward(custom77_out1);
+        let custom78_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/conv3/Conv",
+                conv2d14_out1,
+                || self.conv2d14.bias.as_ref().map(|b| b.val()),
+            );
+        let custom79_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/conv3/Conv", custom78_out1);
+        let custom80_out1 = __gradcam_probe.layer("layer2.0.conv3", custom79_out1);
+        let custom81_out1 = gradcam::Probe::carry(
+            custom67_out1,
+            custom80_out1.clone().dims()[0],
+        );
+        let conv2d15_out1 = self.conv2d15.forward(custom81_out1);
+        let custom82_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.0/downsample/downsample.0/Conv",
+                conv2d15_out1,
+                || self.conv2d15.bias.as_ref().map(|b| b.val()),
+            );
+        let custom83_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/downsample/downsample.0/Conv", custom82_out1);
+        let custom84_out1 = __gradcam_probe
+            .layer("layer2.0.downsample.0", custom83_out1);
+        let custom85_out1 = __gradcam_probe.layer("layer2.0.downsample", custom84_out1);
+        let custom86_out1 = gradcam::Probe::carry(
+            custom80_out1,
+            custom85_out1.clone().dims()[0],
+        );
+        let add4_out1 = custom86_out1.add(custom85_out1);
+        let custom87_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add4_out1);
+        let relu13_out1 = __gradcam_probe.relu(custom87_out1);
+        let custom88_out1 = __gradcam_probe
+            .layer("/layer2/layer2.0/relu_2/Relu", relu13_out1);
+        let custom89_out1 = __gradcam_probe.layer("layer2.0.relu_2", custom88_out1);
+        let custom90_out1 = __gradcam_probe.layer("layer2.0", custom89_out1);
+        let conv2d16_out1 = self.conv2d16.forward(custom90_out1.clone());
+        let custom91_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.1/conv1/Conv",
+                conv2d16_out1,
+                || self.conv2d16.bias.as_ref().map(|b| b.val()),
+            );
+        let custom92_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/conv1/Conv", custom91_out1);
+        let custom93_out1 = __gradcam_probe.layer("layer2.1.conv1", custom92_out1);
+        let relu14_out1 = __gradcam_probe.relu(custom93_out1);
+        let custom94_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/relu/Relu", relu14_out1);
+        let custom95_out1 = __gradcam_probe.layer("layer2.1.relu", custom94_out1);
+        let conv2d17_out1 = self.conv2d17.forward(custom95_out1);
+        let custom96_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.1/conv2/Conv",
+                conv2d17_out1,
+                || self.conv2d17.bias.as_ref().map(|b| b.val()),
+            );
+        let custom97_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/conv2/Conv", custom96_out1);
+        let custom98_out1 = __gradcam_probe.layer("layer2.1.conv2", custom97_out1);
+        let relu15_out1 = __gradcam_probe.relu(custom98_out1);
+        let custom99_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/relu_1/Relu", relu15_out1);
+        let custom100_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom99_out1);
+        let conv2d18_out1 = self.conv2d18.forward(custom100_out1);
+        let custom101_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.1/conv3/Conv",
+                conv2d18_out1,
+                || self.conv2d18.bias.as_ref().map(|b| b.val()),
+            );
+        let custom102_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/conv3/Conv", custom101_out1);
+        let custom103_out1 = __gradcam_probe.layer("layer2.1.conv3", custom102_out1);
+        let custom104_out1 = gradcam::Probe::carry(
+            custom90_out1,
+            custom103_out1.clone().dims()[0],
+        );
+        let add5_out1 = custom103_out1.add(custom104_out1);
+        add5_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule3 {
+    conv2d19: Conv2d,
+    conv2d20: Conv2d,
+    conv2d21: Conv2d,
+    conv2d22: Conv2d,
+    conv2d23: Conv2d,
+    conv2d24: Conv2d,
+    conv2d25: Conv2d,
+    conv2d26: Conv2d,
+    conv2d27: Conv2d,
+    conv2d28: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule3 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d19 = Conv2dConfig::new([32, 8], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -585,144 +812,6 @@ impl Submodule2 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d12,
-            conv2d13,
-            conv2d14,
-            conv2d15,
-            conv2d16,
-            conv2d17,
-            conv2d18,
-            conv2d19,
-            conv2d20,
-            conv2d21,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add3_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom48_out1 = __gradcam_probe.layer("/layer1/layer1.2/Add", add3_out1);
-        let relu10_out1 = __gradcam_probe.relu(custom48_out1);
-        let custom49_out1 = __gradcam_probe
-            .layer("/layer1/layer1.2/relu_2/Relu", relu10_out1);
-        let custom50_out1 = __gradcam_probe.layer("layer1.2.relu_2", custom49_out1);
-        let custom51_out1 = __gradcam_probe.layer("layer1.2", custom50_out1);
-        let custom52_out1 = __gradcam_probe.layer("layer1", custom51_out1);
-        let conv2d12_out1 = self.conv2d12.forward(custom52_out1.clone());
-        let custom53_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/conv1/Conv", conv2d12_out1);
-        let custom54_out1 = __gradcam_probe.layer("layer2.0.conv1", custom53_out1);
-        let relu11_out1 = __gradcam_probe.relu(custom54_out1);
-        let custom55_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/relu/Relu", relu11_out1);
-        let custom56_out1 = __gradcam_probe.layer("layer2.0.relu", custom55_out1);
-        let conv2d13_out1 = self.conv2d13.forward(custom56_out1);
-        let custom57_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/conv2/Conv", conv2d13_out1);
-        let custom58_out1 = __gradcam_probe.layer("layer2.0.conv2", custom57_out1);
-        let relu12_out1 = __gradcam_probe.relu(custom58_out1);
-        let custom59_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/relu_1/Relu", relu12_out1);
-        let custom60_out1 = __gradcam_probe.layer("layer2.0.relu_1", custom59_out1);
-        let conv2d14_out1 = self.conv2d14.forward(custom60_out1);
-        let custom61_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/conv3/Conv", conv2d14_out1);
-        let custom62_out1 = __gradcam_probe.layer("layer2.0.conv3", custom61_out1);
-        let custom63_out1 = gradcam::Probe::carry(
-            custom52_out1,
-            custom62_out1.clone().dims()[0],
-        );
-        let conv2d15_out1 = self.conv2d15.forward(custom63_out1);
-        let add4_out1 = custom62_out1.add(conv2d15_out1);
-        let custom64_out1 = __gradcam_probe.layer("/layer2/layer2.0/Add", add4_out1);
-        let relu13_out1 = __gradcam_probe.relu(custom64_out1);
-        let custom65_out1 = __gradcam_probe
-            .layer("/layer2/layer2.0/relu_2/Relu", relu13_out1);
-        let custom66_out1 = __gradcam_probe.layer("layer2.0.relu_2", custom65_out1);
-        let custom67_out1 = __gradcam_probe.layer("layer2.0", custom66_out1);
-        let conv2d16_out1 = self.conv2d16.forward(custom67_out1.clone());
-        let custom68_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/conv1/Conv", conv2d16_out1);
-        let custom69_out1 = __gradcam_probe.layer("layer2.1.conv1", custom68_out1);
-        let relu14_out1 = __gradcam_probe.relu(custom69_out1);
-        let custom70_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/relu/Relu", relu14_out1);
-        let custom71_out1 = __gradcam_probe.layer("layer2.1.relu", custom70_out1);
-        let conv2d17_out1 = self.conv2d17.forward(custom71_out1);
-        let custom72_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/conv2/Conv", conv2d17_out1);
-        let custom73_out1 = __gradcam_probe.layer("layer2.1.conv2", custom72_out1);
-        let relu15_out1 = __gradcam_probe.relu(custom73_out1);
-        let custom74_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/relu_1/Relu", relu15_out1);
-        let custom75_out1 = __gradcam_probe.layer("layer2.1.relu_1", custom74_out1);
-        let conv2d18_out1 = self.conv2d18.forward(custom75_out1);
-        let custom76_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/conv3/Conv", conv2d18_out1);
-        let custom77_out1 = __gradcam_probe.layer("layer2.1.conv3", custom76_out1);
-        let custom78_out1 = gradcam::Probe::carry(
-            custom67_out1,
-            custom77_out1.clone().dims()[0],
-        );
-        let add5_out1 = custom77_out1.add(custom78_out1);
-        let custom79_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add5_out1);
-        let relu16_out1 = __gradcam_probe.relu(custom79_out1);
-        let custom80_out1 = __gradcam_probe
-            .layer("/layer2/layer2.1/relu_2/Relu", relu16_out1);
-        let custom81_out1 = __gradcam_probe.layer("layer2.1.relu_2", custom80_out1);
-        let custom82_out1 = __gradcam_probe.layer("layer2.1", custom81_out1);
-        let conv2d19_out1 = self.conv2d19.forward(custom82_out1.clone());
-        let custom83_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/conv1/Conv", conv2d19_out1);
-        let custom84_out1 = __gradcam_probe.layer("layer2.2.conv1", custom83_out1);
-        let relu17_out1 = __gradcam_probe.relu(custom84_out1);
-        let custom85_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/relu/Relu", relu17_out1);
-        let custom86_out1 = __gradcam_probe.layer("layer2.2.relu", custom85_out1);
-        let conv2d20_out1 = self.conv2d20.forward(custom86_out1);
-        let custom87_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/conv2/Conv", conv2d20_out1);
-        let custom88_out1 = __gradcam_probe.layer("layer2.2.conv2", custom87_out1);
-        let relu18_out1 = __gradcam_probe.relu(custom88_out1);
-        let custom89_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/relu_1/Relu", relu18_out1);
-        let custom90_out1 = __gradcam_probe.layer("layer2.2.relu_1", custom89_out1);
-        let conv2d21_out1 = self.conv2d21.forward(custom90_out1);
-        let custom91_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/conv3/Conv", conv2d21_out1);
-        let custom92_out1 = __gradcam_probe.layer("layer2.2.conv3", custom91_out1);
-        let custom93_out1 = gradcam::Probe::carry(
-            custom82_out1,
-            custom92_out1.clone().dims()[0],
-        );
-        let add6_out1 = custom92_out1.add(custom93_out1);
-        add6_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule3 {
-    conv2d22: Conv2d,
-    conv2d23: Conv2d,
-    conv2d24: Conv2d,
-    conv2d25: Conv2d,
-    conv2d26: Conv2d,
-    conv2d27: Conv2d,
-    conv2d28: Conv2d,
-    conv2d29: Conv2d,
-    conv2d30: Conv2d,
-    conv2d31: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule3 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d22 = Conv2dConfig::new([32, 8], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -772,6 +861,213 @@ impl Submodule3 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d19,
+            conv2d20,
+            conv2d21,
+            conv2d22,
+            conv2d23,
+            conv2d24,
+            conv2d25,
+            conv2d26,
+            conv2d27,
+            conv2d28,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add5_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom105_out1 = __gradcam_probe.layer("/layer2/layer2.1/Add", add5_out1);
+        let relu16_out1 = __gradcam_probe.relu(custom105_out1);
+        let custom106_out1 = __gradcam_probe
+            .layer("/layer2/layer2.1/relu_2/Relu", relu16_out1);
+        let custom107_out1 = __gradcam_probe.layer("layer2.1.relu_2", custom106_out1);
+        let custom108_out1 = __gradcam_probe.layer("layer2.1", custom107_out1);
+        let conv2d19_out1 = self.conv2d19.forward(custom108_out1.clone());
+        let custom109_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.2/conv1/Conv",
+                conv2d19_out1,
+                || self.conv2d19.bias.as_ref().map(|b| b.val()),
+            );
+        let custom110_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/conv1/Conv", custom109_out1);
+        let custom111_out1 = __gradcam_probe.layer("layer2.2.conv1", custom110_out1);
+        let relu17_out1 = __gradcam_probe.relu(custom111_out1);
+        let custom112_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/relu/Relu", relu17_out1);
+        let custom113_out1 = __gradcam_probe.layer("layer2.2.relu", custom112_out1);
+        let conv2d20_out1 = self.conv2d20.forward(custom113_out1);
+        let custom114_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.2/conv2/Conv",
+                conv2d20_out1,
+                || self.conv2d20.bias.as_ref().map(|b| b.val()),
+            );
+        let custom115_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/conv2/Conv", custom114_out1);
+        let custom116_out1 = __gradcam_probe.layer("layer2.2.conv2", custom115_out1);
+        let relu18_out1 = __gradcam_probe.relu(custom116_out1);
+        let custom117_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/relu_1/Relu", relu18_out1);
+        let custom118_out1 = __gradcam_probe.layer("layer2.2.relu_1", custom117_out1);
+        let conv2d21_out1 = self.conv2d21.forward(custom118_out1);
+        let custom119_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.2/conv3/Conv",
+                conv2d21_out1,
+                || self.conv2d21.bias.as_ref().map(|b| b.val()),
+            );
+        let custom120_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/conv3/Conv", custom119_out1);
+        let custom121_out1 = __gradcam_probe.layer("layer2.2.conv3", custom120_out1);
+        let custom122_out1 = gradcam::Probe::carry(
+            custom108_out1,
+            custom121_out1.clone().dims()[0],
+        );
+        let add6_out1 = custom121_out1.add(custom122_out1);
+        let custom123_out1 = __gradcam_probe.layer("/layer2/layer2.2/Add", add6_out1);
+        let relu19_out1 = __gradcam_probe.relu(custom123_out1);
+        let custom124_out1 = __gradcam_probe
+            .layer("/layer2/layer2.2/relu_2/Relu", relu19_out1);
+        let custom125_out1 = __gradcam_probe.layer("layer2.2.relu_2", custom124_out1);
+        let custom126_out1 = __gradcam_probe.layer("layer2.2", custom125_out1);
+        let conv2d22_out1 = self.conv2d22.forward(custom126_out1.clone());
+        let custom127_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.3/conv1/Conv",
+                conv2d22_out1,
+                || self.conv2d22.bias.as_ref().map(|b| b.val()),
+            );
+        let custom128_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/conv1/Conv", custom127_out1);
+        let custom129_out1 = __gradcam_probe.layer("layer2.3.conv1", custom128_out1);
+        let relu20_out1 = __gradcam_probe.relu(custom129_out1);
+        let custom130_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/relu/Relu", relu20_out1);
+        let custom131_out1 = __gradcam_probe.layer("layer2.3.relu", custom130_out1);
+        let conv2d23_out1 = self.conv2d23.forward(custom131_out1);
+        let custom132_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.3/conv2/Conv",
+                conv2d23_out1,
+                || self.conv2d23.bias.as_ref().map(|b| b.val()),
+            );
+        let custom133_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/conv2/Conv", custom132_out1);
+        let custom134_out1 = __gradcam_probe.layer("layer2.3.conv2", custom133_out1);
+        let relu21_out1 = __gradcam_probe.relu(custom134_out1);
+        let custom135_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/relu_1/Relu", relu21_out1);
+        let custom136_out1 = __gradcam_probe.layer("layer2.3.relu_1", custom135_out1);
+        let conv2d24_out1 = self.conv2d24.forward(custom136_out1);
+        let custom137_out1 = __gradcam_probe
+            .bias(
+                "/layer2/layer2.3/conv3/Conv",
+                conv2d24_out1,
+                || self.conv2d24.bias.as_ref().map(|b| b.val()),
+            );
+        let custom138_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/conv3/Conv", custom137_out1);
+        let custom139_out1 = __gradcam_probe.layer("layer2.3.conv3", custom138_out1);
+        let custom140_out1 = gradcam::Probe::carry(
+            custom126_out1,
+            custom139_out1.clone().dims()[0],
+        );
+        let add7_out1 = custom139_out1.add(custom140_out1);
+        let custom141_out1 = __gradcam_probe.layer("/layer2/layer2.3/Add", add7_out1);
+        let relu22_out1 = __gradcam_probe.relu(custom141_out1);
+        let custom142_out1 = __gradcam_probe
+            .layer("/layer2/layer2.3/relu_2/Relu", relu22_out1);
+        let custom143_out1 = __gradcam_probe.layer("layer2.3.relu_2", custom142_out1);
+        let custom144_out1 = __gradcam_probe.layer("layer2.3", custom143_out1);
+        let custom145_out1 = __gradcam_probe.layer("layer2", custom144_out1);
+        let conv2d25_out1 = self.conv2d25.forward(custom145_out1.clone());
+        let custom146_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/conv1/Conv",
+                conv2d25_out1,
+                || self.conv2d25.bias.as_ref().map(|b| b.val()),
+            );
+        let custom147_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/conv1/Conv", custom146_out1);
+        let custom148_out1 = __gradcam_probe.layer("layer3.0.conv1", custom147_out1);
+        let relu23_out1 = __gradcam_probe.relu(custom148_out1);
+        let custom149_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/relu/Relu", relu23_out1);
+        let custom150_out1 = __gradcam_probe.layer("layer3.0.relu", custom149_out1);
+        let conv2d26_out1 = self.conv2d26.forward(custom150_out1);
+        let custom151_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/conv2/Conv",
+                conv2d26_out1,
+                || self.conv2d26.bias.as_ref().map(|b| b.val()),
+            );
+        let custom152_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/conv2/Conv", custom151_out1);
+        let custom153_out1 = __gradcam_probe.layer("layer3.0.conv2", custom152_out1);
+        let relu24_out1 = __gradcam_probe.relu(custom153_out1);
+        let custom154_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/relu_1/Relu", relu24_out1);
+        let custom155_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom154_out1);
+        let conv2d27_out1 = self.conv2d27.forward(custom155_out1);
+        let custom156_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/conv3/Conv",
+                conv2d27_out1,
+                || self.conv2d27.bias.as_ref().map(|b| b.val()),
+            );
+        let custom157_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/conv3/Conv", custom156_out1);
+        let custom158_out1 = __gradcam_probe.layer("layer3.0.conv3", custom157_out1);
+        let custom159_out1 = gradcam::Probe::carry(
+            custom145_out1,
+            custom158_out1.clone().dims()[0],
+        );
+        let conv2d28_out1 = self.conv2d28.forward(custom159_out1);
+        let custom160_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.0/downsample/downsample.0/Conv",
+                conv2d28_out1,
+                || self.conv2d28.bias.as_ref().map(|b| b.val()),
+            );
+        let custom161_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/downsample/downsample.0/Conv", custom160_out1);
+        let custom162_out1 = __gradcam_probe
+            .layer("layer3.0.downsample.0", custom161_out1);
+        let custom163_out1 = __gradcam_probe
+            .layer("layer3.0.downsample", custom162_out1);
+        let custom164_out1 = gradcam::Probe::carry(
+            custom158_out1,
+            custom163_out1.clone().dims()[0],
+        );
+        let add8_out1 = custom164_out1.add(custom163_out1);
+        add8_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule4 {
+    conv2d29: Conv2d,
+    conv2d30: Conv2d,
+    conv2d31: Conv2d,
+    conv2d32: Conv2d,
+    conv2d33: Conv2d,
+    conv2d34: Conv2d,
+    conv2d35: Conv2d,
+    conv2d36: Conv2d,
+    conv2d37: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule4 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d29 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -793,143 +1089,6 @@ impl Submodule3 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d22,
-            conv2d23,
-            conv2d24,
-            conv2d25,
-            conv2d26,
-            conv2d27,
-            conv2d28,
-            conv2d29,
-            conv2d30,
-            conv2d31,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add6_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom94_out1 = __gradcam_probe.layer("/layer2/layer2.2/Add", add6_out1);
-        let relu19_out1 = __gradcam_probe.relu(custom94_out1);
-        let custom95_out1 = __gradcam_probe
-            .layer("/layer2/layer2.2/relu_2/Relu", relu19_out1);
-        let custom96_out1 = __gradcam_probe.layer("layer2.2.relu_2", custom95_out1);
-        let custom97_out1 = __gradcam_probe.layer("layer2.2", custom96_out1);
-        let conv2d22_out1 = self.conv2d22.forward(custom97_out1.clone());
-        let custom98_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/conv1/Conv", conv2d22_out1);
-        let custom99_out1 = __gradcam_probe.layer("layer2.3.conv1", custom98_out1);
-        let relu20_out1 = __gradcam_probe.relu(custom99_out1);
-        let custom100_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/relu/Relu", relu20_out1);
-        let custom101_out1 = __gradcam_probe.layer("layer2.3.relu", custom100_out1);
-        let conv2d23_out1 = self.conv2d23.forward(custom101_out1);
-        let custom102_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/conv2/Conv", conv2d23_out1);
-        let custom103_out1 = __gradcam_probe.layer("layer2.3.conv2", custom102_out1);
-        let relu21_out1 = __gradcam_probe.relu(custom103_out1);
-        let custom104_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/relu_1/Relu", relu21_out1);
-        let custom105_out1 = __gradcam_probe.layer("layer2.3.relu_1", custom104_out1);
-        let conv2d24_out1 = self.conv2d24.forward(custom105_out1);
-        let custom106_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/conv3/Conv", conv2d24_out1);
-        let custom107_out1 = __gradcam_probe.layer("layer2.3.conv3", custom106_out1);
-        let custom108_out1 = gradcam::Probe::carry(
-            custom97_out1,
-            custom107_out1.clone().dims()[0],
-        );
-        let add7_out1 = custom107_out1.add(custom108_out1);
-        let custom109_out1 = __gradcam_probe.layer("/layer2/layer2.3/Add", add7_out1);
-        let relu22_out1 = __gradcam_probe.relu(custom109_out1);
-        let custom110_out1 = __gradcam_probe
-            .layer("/layer2/layer2.3/relu_2/Relu", relu22_out1);
-        let custom111_out1 = __gradcam_probe.layer("layer2.3.relu_2", custom110_out1);
-        let custom112_out1 = __gradcam_probe.layer("layer2.3", custom111_out1);
-        let custom113_out1 = __gradcam_probe.layer("layer2", custom112_out1);
-        let conv2d25_out1 = self.conv2d25.forward(custom113_out1.clone());
-        let custom114_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/conv1/Conv", conv2d25_out1);
-        let custom115_out1 = __gradcam_probe.layer("layer3.0.conv1", custom114_out1);
-        let relu23_out1 = __gradcam_probe.relu(custom115_out1);
-        let custom116_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/relu/Relu", relu23_out1);
-        let custom117_out1 = __gradcam_probe.layer("layer3.0.relu", custom116_out1);
-        let conv2d26_out1 = self.conv2d26.forward(custom117_out1);
-        let custom118_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/conv2/Conv", conv2d26_out1);
-        let custom119_out1 = __gradcam_probe.layer("layer3.0.conv2", custom118_out1);
-        let relu24_out1 = __gradcam_probe.relu(custom119_out1);
-        let custom120_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/relu_1/Relu", relu24_out1);
-        let custom121_out1 = __gradcam_probe.layer("layer3.0.relu_1", custom120_out1);
-        let conv2d27_out1 = self.conv2d27.forward(custom121_out1);
-        let custom122_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/conv3/Conv", conv2d27_out1);
-        let custom123_out1 = __gradcam_probe.layer("layer3.0.conv3", custom122_out1);
-        let custom124_out1 = gradcam::Probe::carry(
-            custom113_out1,
-            custom123_out1.clone().dims()[0],
-        );
-        let conv2d28_out1 = self.conv2d28.forward(custom124_out1);
-        let add8_out1 = custom123_out1.add(conv2d28_out1);
-        let custom125_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add8_out1);
-        let relu25_out1 = __gradcam_probe.relu(custom125_out1);
-        let custom126_out1 = __gradcam_probe
-            .layer("/layer3/layer3.0/relu_2/Relu", relu25_out1);
-        let custom127_out1 = __gradcam_probe.layer("layer3.0.relu_2", custom126_out1);
-        let custom128_out1 = __gradcam_probe.layer("layer3.0", custom127_out1);
-        let conv2d29_out1 = self.conv2d29.forward(custom128_out1.clone());
-        let custom129_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/conv1/Conv", conv2d29_out1);
-        let custom130_out1 = __gradcam_probe.layer("layer3.1.conv1", custom129_out1);
-        let relu26_out1 = __gradcam_probe.relu(custom130_out1);
-        let custom131_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/relu/Relu", relu26_out1);
-        let custom132_out1 = __gradcam_probe.layer("layer3.1.relu", custom131_out1);
-        let conv2d30_out1 = self.conv2d30.forward(custom132_out1);
-        let custom133_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/conv2/Conv", conv2d30_out1);
-        let custom134_out1 = __gradcam_probe.layer("layer3.1.conv2", custom133_out1);
-        let relu27_out1 = __gradcam_probe.relu(custom134_out1);
-        let custom135_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/relu_1/Relu", relu27_out1);
-        let custom136_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom135_out1);
-        let conv2d31_out1 = self.conv2d31.forward(custom136_out1);
-        let custom137_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/conv3/Conv", conv2d31_out1);
-        let custom138_out1 = __gradcam_probe.layer("layer3.1.conv3", custom137_out1);
-        let custom139_out1 = gradcam::Probe::carry(
-            custom128_out1,
-            custom138_out1.clone().dims()[0],
-        );
-        let add9_out1 = custom138_out1.add(custom139_out1);
-        add9_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule4 {
-    conv2d32: Conv2d,
-    conv2d33: Conv2d,
-    conv2d34: Conv2d,
-    conv2d35: Conv2d,
-    conv2d36: Conv2d,
-    conv2d37: Conv2d,
-    conv2d38: Conv2d,
-    conv2d39: Conv2d,
-    conv2d40: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule4 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d32 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -972,6 +1131,194 @@ impl Submodule4 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d29,
+            conv2d30,
+            conv2d31,
+            conv2d32,
+            conv2d33,
+            conv2d34,
+            conv2d35,
+            conv2d36,
+            conv2d37,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add8_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom165_out1 = __gradcam_probe.layer("/layer3/layer3.0/Add", add8_out1);
+        let relu25_out1 = __gradcam_probe.relu(custom165_out1);
+        let custom166_out1 = __gradcam_probe
+            .layer("/layer3/layer3.0/relu_2/Relu", relu25_out1);
+        let custom167_out1 = __gradcam_probe.layer("layer3.0.relu_2", custom166_out1);
+        let custom168_out1 = __gradcam_probe.layer("layer3.0", custom167_out1);
+        let conv2d29_out1 = self.conv2d29.forward(custom168_out1.clone());
+        let custom169_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.1/conv1/Conv",
+                conv2d29_out1,
+                || self.conv2d29.bias.as_ref().map(|b| b.val()),
+            );
+        let custom170_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/conv1/Conv", custom169_out1);
+        let custom171_out1 = __gradcam_probe.layer("layer3.1.conv1", custom170_out1);
+        let relu26_out1 = __gradcam_probe.relu(custom171_out1);
+        let custom172_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/relu/Relu", relu26_out1);
+        let custom173_out1 = __gradcam_probe.layer("layer3.1.relu", custom172_out1);
+        let conv2d30_out1 = self.conv2d30.forward(custom173_out1);
+        let custom174_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.1/conv2/Conv",
+                conv2d30_out1,
+                || self.conv2d30.bias.as_ref().map(|b| b.val()),
+            );
+        let custom175_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/conv2/Conv", custom174_out1);
+        let custom176_out1 = __gradcam_probe.layer("layer3.1.conv2", custom175_out1);
+        let relu27_out1 = __gradcam_probe.relu(custom176_out1);
+        let custom177_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/relu_1/Relu", relu27_out1);
+        let custom178_out1 = __gradcam_probe.layer("layer3.1.relu_1", custom177_out1);
+        let conv2d31_out1 = self.conv2d31.forward(custom178_out1);
+        let custom179_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.1/conv3/Conv",
+                conv2d31_out1,
+                || self.conv2d31.bias.as_ref().map(|b| b.val()),
+            );
+        let custom180_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/conv3/Conv", custom179_out1);
+        let custom181_out1 = __gradcam_probe.layer("layer3.1.conv3", custom180_out1);
+        let custom182_out1 = gradcam::Probe::carry(
+            custom168_out1,
+            custom181_out1.clone().dims()[0],
+        );
+        let add9_out1 = custom181_out1.add(custom182_out1);
+        let custom183_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add9_out1);
+        let relu28_out1 = __gradcam_probe.relu(custom183_out1);
+        let custom184_out1 = __gradcam_probe
+            .layer("/layer3/layer3.1/relu_2/Relu", relu28_out1);
+        let custom185_out1 = __gradcam_probe.layer("layer3.1.relu_2", custom184_out1);
+        let custom186_out1 = __gradcam_probe.layer("layer3.1", custom185_out1);
+        let conv2d32_out1 = self.conv2d32.forward(custom186_out1.clone());
+        let custom187_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.2/conv1/Conv",
+                conv2d32_out1,
+                || self.conv2d32.bias.as_ref().map(|b| b.val()),
+            );
+        let custom188_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/conv1/Conv", custom187_out1);
+        let custom189_out1 = __gradcam_probe.layer("layer3.2.conv1", custom188_out1);
+        let relu29_out1 = __gradcam_probe.relu(custom189_out1);
+        let custom190_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/relu/Relu", relu29_out1);
+        let custom191_out1 = __gradcam_probe.layer("layer3.2.relu", custom190_out1);
+        let conv2d33_out1 = self.conv2d33.forward(custom191_out1);
+        let custom192_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.2/conv2/Conv",
+                conv2d33_out1,
+                || self.conv2d33.bias.as_ref().map(|b| b.val()),
+            );
+        let custom193_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/conv2/Conv", custom192_out1);
+        let custom194_out1 = __gradcam_probe.layer("layer3.2.conv2", custom193_out1);
+        let relu30_out1 = __gradcam_probe.relu(custom194_out1);
+        let custom195_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/relu_1/Relu", relu30_out1);
+        let custom196_out1 = __gradcam_probe.layer("layer3.2.relu_1", custom195_out1);
+        let conv2d34_out1 = self.conv2d34.forward(custom196_out1);
+        let custom197_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.2/conv3/Conv",
+                conv2d34_out1,
+                || self.conv2d34.bias.as_ref().map(|b| b.val()),
+            );
+        let custom198_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/conv3/Conv", custom197_out1);
+        let custom199_out1 = __gradcam_probe.layer("layer3.2.conv3", custom198_out1);
+        let custom200_out1 = gradcam::Probe::carry(
+            custom186_out1,
+            custom199_out1.clone().dims()[0],
+        );
+        let add10_out1 = custom199_out1.add(custom200_out1);
+        let custom201_out1 = __gradcam_probe.layer("/layer3/layer3.2/Add", add10_out1);
+        let relu31_out1 = __gradcam_probe.relu(custom201_out1);
+        let custom202_out1 = __gradcam_probe
+            .layer("/layer3/layer3.2/relu_2/Relu", relu31_out1);
+        let custom203_out1 = __gradcam_probe.layer("layer3.2.relu_2", custom202_out1);
+        let custom204_out1 = __gradcam_probe.layer("layer3.2", custom203_out1);
+        let conv2d35_out1 = self.conv2d35.forward(custom204_out1.clone());
+        let custom205_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.3/conv1/Conv",
+                conv2d35_out1,
+                || self.conv2d35.bias.as_ref().map(|b| b.val()),
+            );
+        let custom206_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/conv1/Conv", custom205_out1);
+        let custom207_out1 = __gradcam_probe.layer("layer3.3.conv1", custom206_out1);
+        let relu32_out1 = __gradcam_probe.relu(custom207_out1);
+        let custom208_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/relu/Relu", relu32_out1);
+        let custom209_out1 = __gradcam_probe.layer("layer3.3.relu", custom208_out1);
+        let conv2d36_out1 = self.conv2d36.forward(custom209_out1);
+        let custom210_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.3/conv2/Conv",
+                conv2d36_out1,
+                || self.conv2d36.bias.as_ref().map(|b| b.val()),
+            );
+        let custom211_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/conv2/Conv", custom210_out1);
+        let custom212_out1 = __gradcam_probe.layer("layer3.3.conv2", custom211_out1);
+        let relu33_out1 = __gradcam_probe.relu(custom212_out1);
+        let custom213_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/relu_1/Relu", relu33_out1);
+        let custom214_out1 = __gradcam_probe.layer("layer3.3.relu_1", custom213_out1);
+        let conv2d37_out1 = self.conv2d37.forward(custom214_out1);
+        let custom215_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.3/conv3/Conv",
+                conv2d37_out1,
+                || self.conv2d37.bias.as_ref().map(|b| b.val()),
+            );
+        let custom216_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/conv3/Conv", custom215_out1);
+        let custom217_out1 = __gradcam_probe.layer("layer3.3.conv3", custom216_out1);
+        let custom218_out1 = gradcam::Probe::carry(
+            custom204_out1,
+            custom217_out1.clone().dims()[0],
+        );
+        let add11_out1 = custom217_out1.add(custom218_out1);
+        add11_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule5 {
+    conv2d38: Conv2d,
+    conv2d39: Conv2d,
+    conv2d40: Conv2d,
+    conv2d41: Conv2d,
+    conv2d42: Conv2d,
+    conv2d43: Conv2d,
+    conv2d44: Conv2d,
+    conv2d45: Conv2d,
+    conv2d46: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule5 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d38 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -993,140 +1340,6 @@ impl Submodule4 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d32,
-            conv2d33,
-            conv2d34,
-            conv2d35,
-            conv2d36,
-            conv2d37,
-            conv2d38,
-            conv2d39,
-            conv2d40,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add9_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom140_out1 = __gradcam_probe.layer("/layer3/layer3.1/Add", add9_out1);
-        let relu28_out1 = __gradcam_probe.relu(custom140_out1);
-        let custom141_out1 = __gradcam_probe
-            .layer("/layer3/layer3.1/relu_2/Relu", relu28_out1);
-        let custom142_out1 = __gradcam_probe.layer("layer3.1.relu_2", custom141_out1);
-        let custom143_out1 = __gradcam_probe.layer("layer3.1", custom142_out1);
-        let conv2d32_out1 = self.conv2d32.forward(custom143_out1.clone());
-        let custom144_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/conv1/Conv", conv2d32_out1);
-        let custom145_out1 = __gradcam_probe.layer("layer3.2.conv1", custom144_out1);
-        let relu29_out1 = __gradcam_probe.relu(custom145_out1);
-        let custom146_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/relu/Relu", relu29_out1);
-        let custom147_out1 = __gradcam_probe.layer("layer3.2.relu", custom146_out1);
-        let conv2d33_out1 = self.conv2d33.forward(custom147_out1);
-        let custom148_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/conv2/Conv", conv2d33_out1);
-        let custom149_out1 = __gradcam_probe.layer("layer3.2.conv2", custom148_out1);
-        let relu30_out1 = __gradcam_probe.relu(custom149_out1);
-        let custom150_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/relu_1/Relu", relu30_out1);
-        let custom151_out1 = __gradcam_probe.layer("layer3.2.relu_1", custom150_out1);
-        let conv2d34_out1 = self.conv2d34.forward(custom151_out1);
-        let custom152_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/conv3/Conv", conv2d34_out1);
-        let custom153_out1 = __gradcam_probe.layer("layer3.2.conv3", custom152_out1);
-        let custom154_out1 = gradcam::Probe::carry(
-            custom143_out1,
-            custom153_out1.clone().dims()[0],
-        );
-        let add10_out1 = custom153_out1.add(custom154_out1);
-        let custom155_out1 = __gradcam_probe.layer("/layer3/layer3.2/Add", add10_out1);
-        let relu31_out1 = __gradcam_probe.relu(custom155_out1);
-        let custom156_out1 = __gradcam_probe
-            .layer("/layer3/layer3.2/relu_2/Relu", relu31_out1);
-        let custom157_out1 = __gradcam_probe.layer("layer3.2.relu_2", custom156_out1);
-        let custom158_out1 = __gradcam_probe.layer("layer3.2", custom157_out1);
-        let conv2d35_out1 = self.conv2d35.forward(custom158_out1.clone());
-        let custom159_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/conv1/Conv", conv2d35_out1);
-        let custom160_out1 = __gradcam_probe.layer("layer3.3.conv1", custom159_out1);
-        let relu32_out1 = __gradcam_probe.relu(custom160_out1);
-        let custom161_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/relu/Relu", relu32_out1);
-        let custom162_out1 = __gradcam_probe.layer("layer3.3.relu", custom161_out1);
-        let conv2d36_out1 = self.conv2d36.forward(custom162_out1);
-        let custom163_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/conv2/Conv", conv2d36_out1);
-        let custom164_out1 = __gradcam_probe.layer("layer3.3.conv2", custom163_out1);
-        let relu33_out1 = __gradcam_probe.relu(custom164_out1);
-        let custom165_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/relu_1/Relu", relu33_out1);
-        let custom166_out1 = __gradcam_probe.layer("layer3.3.relu_1", custom165_out1);
-        let conv2d37_out1 = self.conv2d37.forward(custom166_out1);
-        let custom167_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/conv3/Conv", conv2d37_out1);
-        let custom168_out1 = __gradcam_probe.layer("layer3.3.conv3", custom167_out1);
-        let custom169_out1 = gradcam::Probe::carry(
-            custom158_out1,
-            custom168_out1.clone().dims()[0],
-        );
-        let add11_out1 = custom168_out1.add(custom169_out1);
-        let custom170_out1 = __gradcam_probe.layer("/layer3/layer3.3/Add", add11_out1);
-        let relu34_out1 = __gradcam_probe.relu(custom170_out1);
-        let custom171_out1 = __gradcam_probe
-            .layer("/layer3/layer3.3/relu_2/Relu", relu34_out1);
-        let custom172_out1 = __gradcam_probe.layer("layer3.3.relu_2", custom171_out1);
-        let custom173_out1 = __gradcam_probe.layer("layer3.3", custom172_out1);
-        let conv2d38_out1 = self.conv2d38.forward(custom173_out1.clone());
-        let custom174_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/conv1/Conv", conv2d38_out1);
-        let custom175_out1 = __gradcam_probe.layer("layer3.4.conv1", custom174_out1);
-        let relu35_out1 = __gradcam_probe.relu(custom175_out1);
-        let custom176_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/relu/Relu", relu35_out1);
-        let custom177_out1 = __gradcam_probe.layer("layer3.4.relu", custom176_out1);
-        let conv2d39_out1 = self.conv2d39.forward(custom177_out1);
-        let custom178_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/conv2/Conv", conv2d39_out1);
-        let custom179_out1 = __gradcam_probe.layer("layer3.4.conv2", custom178_out1);
-        let relu36_out1 = __gradcam_probe.relu(custom179_out1);
-        let custom180_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/relu_1/Relu", relu36_out1);
-        let custom181_out1 = __gradcam_probe.layer("layer3.4.relu_1", custom180_out1);
-        let conv2d40_out1 = self.conv2d40.forward(custom181_out1);
-        let custom182_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/conv3/Conv", conv2d40_out1);
-        let custom183_out1 = __gradcam_probe.layer("layer3.4.conv3", custom182_out1);
-        let custom184_out1 = gradcam::Probe::carry(
-            custom173_out1,
-            custom183_out1.clone().dims()[0],
-        );
-        let add12_out1 = custom183_out1.add(custom184_out1);
-        add12_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule5 {
-    conv2d41: Conv2d,
-    conv2d42: Conv2d,
-    conv2d43: Conv2d,
-    conv2d44: Conv2d,
-    conv2d45: Conv2d,
-    conv2d46: Conv2d,
-    conv2d47: Conv2d,
-    conv2d48: Conv2d,
-    conv2d49: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule5 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d41 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1169,6 +1382,194 @@ impl Submodule5 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d38,
+            conv2d39,
+            conv2d40,
+            conv2d41,
+            conv2d42,
+            conv2d43,
+            conv2d44,
+            conv2d45,
+            conv2d46,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add11_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom219_out1 = __gradcam_probe.layer("/layer3/layer3.3/Add", add11_out1);
+        let relu34_out1 = __gradcam_probe.relu(custom219_out1);
+        let custom220_out1 = __gradcam_probe
+            .layer("/layer3/layer3.3/relu_2/Relu", relu34_out1);
+        let custom221_out1 = __gradcam_probe.layer("layer3.3.relu_2", custom220_out1);
+        let custom222_out1 = __gradcam_probe.layer("layer3.3", custom221_out1);
+        let conv2d38_out1 = self.conv2d38.forward(custom222_out1.clone());
+        let custom223_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.4/conv1/Conv",
+                conv2d38_out1,
+                || self.conv2d38.bias.as_ref().map(|b| b.val()),
+            );
+        let custom224_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/conv1/Conv", custom223_out1);
+        let custom225_out1 = __gradcam_probe.layer("layer3.4.conv1", custom224_out1);
+        let relu35_out1 = __gradcam_probe.relu(custom225_out1);
+        let custom226_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/relu/Relu", relu35_out1);
+        let custom227_out1 = __gradcam_probe.layer("layer3.4.relu", custom226_out1);
+        let conv2d39_out1 = self.conv2d39.forward(custom227_out1);
+        let custom228_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.4/conv2/Conv",
+                conv2d39_out1,
+                || self.conv2d39.bias.as_ref().map(|b| b.val()),
+            );
+        let custom229_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/conv2/Conv", custom228_out1);
+        let custom230_out1 = __gradcam_probe.layer("layer3.4.conv2", custom229_out1);
+        let relu36_out1 = __gradcam_probe.relu(custom230_out1);
+        let custom231_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/relu_1/Relu", relu36_out1);
+        let custom232_out1 = __gradcam_probe.layer("layer3.4.relu_1", custom231_out1);
+        let conv2d40_out1 = self.conv2d40.forward(custom232_out1);
+        let custom233_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.4/conv3/Conv",
+                conv2d40_out1,
+                || self.conv2d40.bias.as_ref().map(|b| b.val()),
+            );
+        let custom234_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/conv3/Conv", custom233_out1);
+        let custom235_out1 = __gradcam_probe.layer("layer3.4.conv3", custom234_out1);
+        let custom236_out1 = gradcam::Probe::carry(
+            custom222_out1,
+            custom235_out1.clone().dims()[0],
+        );
+        let add12_out1 = custom235_out1.add(custom236_out1);
+        let custom237_out1 = __gradcam_probe.layer("/layer3/layer3.4/Add", add12_out1);
+        let relu37_out1 = __gradcam_probe.relu(custom237_out1);
+        let custom238_out1 = __gradcam_probe
+            .layer("/layer3/layer3.4/relu_2/Relu", relu37_out1);
+        let custom239_out1 = __gradcam_probe.layer("layer3.4.relu_2", custom238_out1);
+        let custom240_out1 = __gradcam_probe.layer("layer3.4", custom239_out1);
+        let conv2d41_out1 = self.conv2d41.forward(custom240_out1.clone());
+        let custom241_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.5/conv1/Conv",
+                conv2d41_out1,
+                || self.conv2d41.bias.as_ref().map(|b| b.val()),
+            );
+        let custom242_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/conv1/Conv", custom241_out1);
+        let custom243_out1 = __gradcam_probe.layer("layer3.5.conv1", custom242_out1);
+        let relu38_out1 = __gradcam_probe.relu(custom243_out1);
+        let custom244_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/relu/Relu", relu38_out1);
+        let custom245_out1 = __gradcam_probe.layer("layer3.5.relu", custom244_out1);
+        let conv2d42_out1 = self.conv2d42.forward(custom245_out1);
+        let custom246_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.5/conv2/Conv",
+                conv2d42_out1,
+                || self.conv2d42.bias.as_ref().map(|b| b.val()),
+            );
+        let custom247_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/conv2/Conv", custom246_out1);
+        let custom248_out1 = __gradcam_probe.layer("layer3.5.conv2", custom247_out1);
+        let relu39_out1 = __gradcam_probe.relu(custom248_out1);
+        let custom249_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/relu_1/Relu", relu39_out1);
+        let custom250_out1 = __gradcam_probe.layer("layer3.5.relu_1", custom249_out1);
+        let conv2d43_out1 = self.conv2d43.forward(custom250_out1);
+        let custom251_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.5/conv3/Conv",
+                conv2d43_out1,
+                || self.conv2d43.bias.as_ref().map(|b| b.val()),
+            );
+        let custom252_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/conv3/Conv", custom251_out1);
+        let custom253_out1 = __gradcam_probe.layer("layer3.5.conv3", custom252_out1);
+        let custom254_out1 = gradcam::Probe::carry(
+            custom240_out1,
+            custom253_out1.clone().dims()[0],
+        );
+        let add13_out1 = custom253_out1.add(custom254_out1);
+        let custom255_out1 = __gradcam_probe.layer("/layer3/layer3.5/Add", add13_out1);
+        let relu40_out1 = __gradcam_probe.relu(custom255_out1);
+        let custom256_out1 = __gradcam_probe
+            .layer("/layer3/layer3.5/relu_2/Relu", relu40_out1);
+        let custom257_out1 = __gradcam_probe.layer("layer3.5.relu_2", custom256_out1);
+        let custom258_out1 = __gradcam_probe.layer("layer3.5", custom257_out1);
+        let conv2d44_out1 = self.conv2d44.forward(custom258_out1.clone());
+        let custom259_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.6/conv1/Conv",
+                conv2d44_out1,
+                || self.conv2d44.bias.as_ref().map(|b| b.val()),
+            );
+        let custom260_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/conv1/Conv", custom259_out1);
+        let custom261_out1 = __gradcam_probe.layer("layer3.6.conv1", custom260_out1);
+        let relu41_out1 = __gradcam_probe.relu(custom261_out1);
+        let custom262_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/relu/Relu", relu41_out1);
+        let custom263_out1 = __gradcam_probe.layer("layer3.6.relu", custom262_out1);
+        let conv2d45_out1 = self.conv2d45.forward(custom263_out1);
+        let custom264_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.6/conv2/Conv",
+                conv2d45_out1,
+                || self.conv2d45.bias.as_ref().map(|b| b.val()),
+            );
+        let custom265_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/conv2/Conv", custom264_out1);
+        let custom266_out1 = __gradcam_probe.layer("layer3.6.conv2", custom265_out1);
+        let relu42_out1 = __gradcam_probe.relu(custom266_out1);
+        let custom267_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/relu_1/Relu", relu42_out1);
+        let custom268_out1 = __gradcam_probe.layer("layer3.6.relu_1", custom267_out1);
+        let conv2d46_out1 = self.conv2d46.forward(custom268_out1);
+        let custom269_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.6/conv3/Conv",
+                conv2d46_out1,
+                || self.conv2d46.bias.as_ref().map(|b| b.val()),
+            );
+        let custom270_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/conv3/Conv", custom269_out1);
+        let custom271_out1 = __gradcam_probe.layer("layer3.6.conv3", custom270_out1);
+        let custom272_out1 = gradcam::Probe::carry(
+            custom258_out1,
+            custom271_out1.clone().dims()[0],
+        );
+        let add14_out1 = custom271_out1.add(custom272_out1);
+        add14_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule6 {
+    conv2d47: Conv2d,
+    conv2d48: Conv2d,
+    conv2d49: Conv2d,
+    conv2d50: Conv2d,
+    conv2d51: Conv2d,
+    conv2d52: Conv2d,
+    conv2d53: Conv2d,
+    conv2d54: Conv2d,
+    conv2d55: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule6 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d47 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1190,140 +1591,6 @@ impl Submodule5 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d41,
-            conv2d42,
-            conv2d43,
-            conv2d44,
-            conv2d45,
-            conv2d46,
-            conv2d47,
-            conv2d48,
-            conv2d49,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add12_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom185_out1 = __gradcam_probe.layer("/layer3/layer3.4/Add", add12_out1);
-        let relu37_out1 = __gradcam_probe.relu(custom185_out1);
-        let custom186_out1 = __gradcam_probe
-            .layer("/layer3/layer3.4/relu_2/Relu", relu37_out1);
-        let custom187_out1 = __gradcam_probe.layer("layer3.4.relu_2", custom186_out1);
-        let custom188_out1 = __gradcam_probe.layer("layer3.4", custom187_out1);
-        let conv2d41_out1 = self.conv2d41.forward(custom188_out1.clone());
-        let custom189_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/conv1/Conv", conv2d41_out1);
-        let custom190_out1 = __gradcam_probe.layer("layer3.5.conv1", custom189_out1);
-        let relu38_out1 = __gradcam_probe.relu(custom190_out1);
-        let custom191_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/relu/Relu", relu38_out1);
-        let custom192_out1 = __gradcam_probe.layer("layer3.5.relu", custom191_out1);
-        let conv2d42_out1 = self.conv2d42.forward(custom192_out1);
-        let custom193_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/conv2/Conv", conv2d42_out1);
-        let custom194_out1 = __gradcam_probe.layer("layer3.5.conv2", custom193_out1);
-        let relu39_out1 = __gradcam_probe.relu(custom194_out1);
-        let custom195_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/relu_1/Relu", relu39_out1);
-        let custom196_out1 = __gradcam_probe.layer("layer3.5.relu_1", custom195_out1);
-        let conv2d43_out1 = self.conv2d43.forward(custom196_out1);
-        let custom197_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/conv3/Conv", conv2d43_out1);
-        let custom198_out1 = __gradcam_probe.layer("layer3.5.conv3", custom197_out1);
-        let custom199_out1 = gradcam::Probe::carry(
-            custom188_out1,
-            custom198_out1.clone().dims()[0],
-        );
-        let add13_out1 = custom198_out1.add(custom199_out1);
-        let custom200_out1 = __gradcam_probe.layer("/layer3/layer3.5/Add", add13_out1);
-        let relu40_out1 = __gradcam_probe.relu(custom200_out1);
-        let custom201_out1 = __gradcam_probe
-            .layer("/layer3/layer3.5/relu_2/Relu", relu40_out1);
-        let custom202_out1 = __gradcam_probe.layer("layer3.5.relu_2", custom201_out1);
-        let custom203_out1 = __gradcam_probe.layer("layer3.5", custom202_out1);
-        let conv2d44_out1 = self.conv2d44.forward(custom203_out1.clone());
-        let custom204_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/conv1/Conv", conv2d44_out1);
-        let custom205_out1 = __gradcam_probe.layer("layer3.6.conv1", custom204_out1);
-        let relu41_out1 = __gradcam_probe.relu(custom205_out1);
-        let custom206_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/relu/Relu", relu41_out1);
-        let custom207_out1 = __gradcam_probe.layer("layer3.6.relu", custom206_out1);
-        let conv2d45_out1 = self.conv2d45.forward(custom207_out1);
-        let custom208_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/conv2/Conv", conv2d45_out1);
-        let custom209_out1 = __gradcam_probe.layer("layer3.6.conv2", custom208_out1);
-        let relu42_out1 = __gradcam_probe.relu(custom209_out1);
-        let custom210_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/relu_1/Relu", relu42_out1);
-        let custom211_out1 = __gradcam_probe.layer("layer3.6.relu_1", custom210_out1);
-        let conv2d46_out1 = self.conv2d46.forward(custom211_out1);
-        let custom212_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/conv3/Conv", conv2d46_out1);
-        let custom213_out1 = __gradcam_probe.layer("layer3.6.conv3", custom212_out1);
-        let custom214_out1 = gradcam::Probe::carry(
-            custom203_out1,
-            custom213_out1.clone().dims()[0],
-        );
-        let add14_out1 = custom213_out1.add(custom214_out1);
-        let custom215_out1 = __gradcam_probe.layer("/layer3/layer3.6/Add", add14_out1);
-        let relu43_out1 = __gradcam_probe.relu(custom215_out1);
-        let custom216_out1 = __gradcam_probe
-            .layer("/layer3/layer3.6/relu_2/Relu", relu43_out1);
-        let custom217_out1 = __gradcam_probe.layer("layer3.6.relu_2", custom216_out1);
-        let custom218_out1 = __gradcam_probe.layer("layer3.6", custom217_out1);
-        let conv2d47_out1 = self.conv2d47.forward(custom218_out1.clone());
-        let custom219_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/conv1/Conv", conv2d47_out1);
-        let custom220_out1 = __gradcam_probe.layer("layer3.7.conv1", custom219_out1);
-        let relu44_out1 = __gradcam_probe.relu(custom220_out1);
-        let custom221_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/relu/Relu", relu44_out1);
-        let custom222_out1 = __gradcam_probe.layer("layer3.7.relu", custom221_out1);
-        let conv2d48_out1 = self.conv2d48.forward(custom222_out1);
-        let custom223_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/conv2/Conv", conv2d48_out1);
-        let custom224_out1 = __gradcam_probe.layer("layer3.7.conv2", custom223_out1);
-        let relu45_out1 = __gradcam_probe.relu(custom224_out1);
-        let custom225_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/relu_1/Relu", relu45_out1);
-        let custom226_out1 = __gradcam_probe.layer("layer3.7.relu_1", custom225_out1);
-        let conv2d49_out1 = self.conv2d49.forward(custom226_out1);
-        let custom227_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/conv3/Conv", conv2d49_out1);
-        let custom228_out1 = __gradcam_probe.layer("layer3.7.conv3", custom227_out1);
-        let custom229_out1 = gradcam::Probe::carry(
-            custom218_out1,
-            custom228_out1.clone().dims()[0],
-        );
-        let add15_out1 = custom228_out1.add(custom229_out1);
-        add15_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule6 {
-    conv2d50: Conv2d,
-    conv2d51: Conv2d,
-    conv2d52: Conv2d,
-    conv2d53: Conv2d,
-    conv2d54: Conv2d,
-    conv2d55: Conv2d,
-    conv2d56: Conv2d,
-    conv2d57: Conv2d,
-    conv2d58: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule6 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d50 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1366,6 +1633,194 @@ impl Submodule6 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d47,
+            conv2d48,
+            conv2d49,
+            conv2d50,
+            conv2d51,
+            conv2d52,
+            conv2d53,
+            conv2d54,
+            conv2d55,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add14_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom273_out1 = __gradcam_probe.layer("/layer3/layer3.6/Add", add14_out1);
+        let relu43_out1 = __gradcam_probe.relu(custom273_out1);
+        let custom274_out1 = __gradcam_probe
+            .layer("/layer3/layer3.6/relu_2/Relu", relu43_out1);
+        let custom275_out1 = __gradcam_probe.layer("layer3.6.relu_2", custom274_out1);
+        let custom276_out1 = __gradcam_probe.layer("layer3.6", custom275_out1);
+        let conv2d47_out1 = self.conv2d47.forward(custom276_out1.clone());
+        let custom277_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.7/conv1/Conv",
+                conv2d47_out1,
+                || self.conv2d47.bias.as_ref().map(|b| b.val()),
+            );
+        let custom278_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/conv1/Conv", custom277_out1);
+        let custom279_out1 = __gradcam_probe.layer("layer3.7.conv1", custom278_out1);
+        let relu44_out1 = __gradcam_probe.relu(custom279_out1);
+        let custom280_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/relu/Relu", relu44_out1);
+        let custom281_out1 = __gradcam_probe.layer("layer3.7.relu", custom280_out1);
+        let conv2d48_out1 = self.conv2d48.forward(custom281_out1);
+        let custom282_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.7/conv2/Conv",
+                conv2d48_out1,
+                || self.conv2d48.bias.as_ref().map(|b| b.val()),
+            );
+        let custom283_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/conv2/Conv", custom282_out1);
+        let custom284_out1 = __gradcam_probe.layer("layer3.7.conv2", custom283_out1);
+        let relu45_out1 = __gradcam_probe.relu(custom284_out1);
+        let custom285_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/relu_1/Relu", relu45_out1);
+        let custom286_out1 = __gradcam_probe.layer("layer3.7.relu_1", custom285_out1);
+        let conv2d49_out1 = self.conv2d49.forward(custom286_out1);
+        let custom287_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.7/conv3/Conv",
+                conv2d49_out1,
+                || self.conv2d49.bias.as_ref().map(|b| b.val()),
+            );
+        let custom288_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/conv3/Conv", custom287_out1);
+        let custom289_out1 = __gradcam_probe.layer("layer3.7.conv3", custom288_out1);
+        let custom290_out1 = gradcam::Probe::carry(
+            custom276_out1,
+            custom289_out1.clone().dims()[0],
+        );
+        let add15_out1 = custom289_out1.add(custom290_out1);
+        let custom291_out1 = __gradcam_probe.layer("/layer3/layer3.7/Add", add15_out1);
+        let relu46_out1 = __gradcam_probe.relu(custom291_out1);
+        let custom292_out1 = __gradcam_probe
+            .layer("/layer3/layer3.7/relu_2/Relu", relu46_out1);
+        let custom293_out1 = __gradcam_probe.layer("layer3.7.relu_2", custom292_out1);
+        let custom294_out1 = __gradcam_probe.layer("layer3.7", custom293_out1);
+        let conv2d50_out1 = self.conv2d50.forward(custom294_out1.clone());
+        let custom295_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.8/conv1/Conv",
+                conv2d50_out1,
+                || self.conv2d50.bias.as_ref().map(|b| b.val()),
+            );
+        let custom296_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/conv1/Conv", custom295_out1);
+        let custom297_out1 = __gradcam_probe.layer("layer3.8.conv1", custom296_out1);
+        let relu47_out1 = __gradcam_probe.relu(custom297_out1);
+        let custom298_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/relu/Relu", relu47_out1);
+        let custom299_out1 = __gradcam_probe.layer("layer3.8.relu", custom298_out1);
+        let conv2d51_out1 = self.conv2d51.forward(custom299_out1);
+        let custom300_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.8/conv2/Conv",
+                conv2d51_out1,
+                || self.conv2d51.bias.as_ref().map(|b| b.val()),
+            );
+        let custom301_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/conv2/Conv", custom300_out1);
+        let custom302_out1 = __gradcam_probe.layer("layer3.8.conv2", custom301_out1);
+        let relu48_out1 = __gradcam_probe.relu(custom302_out1);
+        let custom303_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/relu_1/Relu", relu48_out1);
+        let custom304_out1 = __gradcam_probe.layer("layer3.8.relu_1", custom303_out1);
+        let conv2d52_out1 = self.conv2d52.forward(custom304_out1);
+        let custom305_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.8/conv3/Conv",
+                conv2d52_out1,
+                || self.conv2d52.bias.as_ref().map(|b| b.val()),
+            );
+        let custom306_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/conv3/Conv", custom305_out1);
+        let custom307_out1 = __gradcam_probe.layer("layer3.8.conv3", custom306_out1);
+        let custom308_out1 = gradcam::Probe::carry(
+            custom294_out1,
+            custom307_out1.clone().dims()[0],
+        );
+        let add16_out1 = custom307_out1.add(custom308_out1);
+        let custom309_out1 = __gradcam_probe.layer("/layer3/layer3.8/Add", add16_out1);
+        let relu49_out1 = __gradcam_probe.relu(custom309_out1);
+        let custom310_out1 = __gradcam_probe
+            .layer("/layer3/layer3.8/relu_2/Relu", relu49_out1);
+        let custom311_out1 = __gradcam_probe.layer("layer3.8.relu_2", custom310_out1);
+        let custom312_out1 = __gradcam_probe.layer("layer3.8", custom311_out1);
+        let conv2d53_out1 = self.conv2d53.forward(custom312_out1.clone());
+        let custom313_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.9/conv1/Conv",
+                conv2d53_out1,
+                || self.conv2d53.bias.as_ref().map(|b| b.val()),
+            );
+        let custom314_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/conv1/Conv", custom313_out1);
+        let custom315_out1 = __gradcam_probe.layer("layer3.9.conv1", custom314_out1);
+        let relu50_out1 = __gradcam_probe.relu(custom315_out1);
+        let custom316_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/relu/Relu", relu50_out1);
+        let custom317_out1 = __gradcam_probe.layer("layer3.9.relu", custom316_out1);
+        let conv2d54_out1 = self.conv2d54.forward(custom317_out1);
+        let custom318_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.9/conv2/Conv",
+                conv2d54_out1,
+                || self.conv2d54.bias.as_ref().map(|b| b.val()),
+            );
+        let custom319_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/conv2/Conv", custom318_out1);
+        let custom320_out1 = __gradcam_probe.layer("layer3.9.conv2", custom319_out1);
+        let relu51_out1 = __gradcam_probe.relu(custom320_out1);
+        let custom321_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/relu_1/Relu", relu51_out1);
+        let custom322_out1 = __gradcam_probe.layer("layer3.9.relu_1", custom321_out1);
+        let conv2d55_out1 = self.conv2d55.forward(custom322_out1);
+        let custom323_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.9/conv3/Conv",
+                conv2d55_out1,
+                || self.conv2d55.bias.as_ref().map(|b| b.val()),
+            );
+        let custom324_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/conv3/Conv", custom323_out1);
+        let custom325_out1 = __gradcam_probe.layer("layer3.9.conv3", custom324_out1);
+        let custom326_out1 = gradcam::Probe::carry(
+            custom312_out1,
+            custom325_out1.clone().dims()[0],
+        );
+        let add17_out1 = custom325_out1.add(custom326_out1);
+        add17_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule7 {
+    conv2d56: Conv2d,
+    conv2d57: Conv2d,
+    conv2d58: Conv2d,
+    conv2d59: Conv2d,
+    conv2d60: Conv2d,
+    conv2d61: Conv2d,
+    conv2d62: Conv2d,
+    conv2d63: Conv2d,
+    conv2d64: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule7 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d56 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1387,140 +1842,6 @@ impl Submodule6 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d50,
-            conv2d51,
-            conv2d52,
-            conv2d53,
-            conv2d54,
-            conv2d55,
-            conv2d56,
-            conv2d57,
-            conv2d58,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add15_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom230_out1 = __gradcam_probe.layer("/layer3/layer3.7/Add", add15_out1);
-        let relu46_out1 = __gradcam_probe.relu(custom230_out1);
-        let custom231_out1 = __gradcam_probe
-            .layer("/layer3/layer3.7/relu_2/Relu", relu46_out1);
-        let custom232_out1 = __gradcam_probe.layer("layer3.7.relu_2", custom231_out1);
-        let custom233_out1 = __gradcam_probe.layer("layer3.7", custom232_out1);
-        let conv2d50_out1 = self.conv2d50.forward(custom233_out1.clone());
-        let custom234_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/conv1/Conv", conv2d50_out1);
-        let custom235_out1 = __gradcam_probe.layer("layer3.8.conv1", custom234_out1);
-        let relu47_out1 = __gradcam_probe.relu(custom235_out1);
-        let custom236_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/relu/Relu", relu47_out1);
-        let custom237_out1 = __gradcam_probe.layer("layer3.8.relu", custom236_out1);
-        let conv2d51_out1 = self.conv2d51.forward(custom237_out1);
-        let custom238_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/conv2/Conv", conv2d51_out1);
-        let custom239_out1 = __gradcam_probe.layer("layer3.8.conv2", custom238_out1);
-        let relu48_out1 = __gradcam_probe.relu(custom239_out1);
-        let custom240_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/relu_1/Relu", relu48_out1);
-        let custom241_out1 = __gradcam_probe.layer("layer3.8.relu_1", custom240_out1);
-        let conv2d52_out1 = self.conv2d52.forward(custom241_out1);
-        let custom242_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/conv3/Conv", conv2d52_out1);
-        let custom243_out1 = __gradcam_probe.layer("layer3.8.conv3", custom242_out1);
-        let custom244_out1 = gradcam::Probe::carry(
-            custom233_out1,
-            custom243_out1.clone().dims()[0],
-        );
-        let add16_out1 = custom243_out1.add(custom244_out1);
-        let custom245_out1 = __gradcam_probe.layer("/layer3/layer3.8/Add", add16_out1);
-        let relu49_out1 = __gradcam_probe.relu(custom245_out1);
-        let custom246_out1 = __gradcam_probe
-            .layer("/layer3/layer3.8/relu_2/Relu", relu49_out1);
-        let custom247_out1 = __gradcam_probe.layer("layer3.8.relu_2", custom246_out1);
-        let custom248_out1 = __gradcam_probe.layer("layer3.8", custom247_out1);
-        let conv2d53_out1 = self.conv2d53.forward(custom248_out1.clone());
-        let custom249_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/conv1/Conv", conv2d53_out1);
-        let custom250_out1 = __gradcam_probe.layer("layer3.9.conv1", custom249_out1);
-        let relu50_out1 = __gradcam_probe.relu(custom250_out1);
-        let custom251_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/relu/Relu", relu50_out1);
-        let custom252_out1 = __gradcam_probe.layer("layer3.9.relu", custom251_out1);
-        let conv2d54_out1 = self.conv2d54.forward(custom252_out1);
-        let custom253_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/conv2/Conv", conv2d54_out1);
-        let custom254_out1 = __gradcam_probe.layer("layer3.9.conv2", custom253_out1);
-        let relu51_out1 = __gradcam_probe.relu(custom254_out1);
-        let custom255_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/relu_1/Relu", relu51_out1);
-        let custom256_out1 = __gradcam_probe.layer("layer3.9.relu_1", custom255_out1);
-        let conv2d55_out1 = self.conv2d55.forward(custom256_out1);
-        let custom257_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/conv3/Conv", conv2d55_out1);
-        let custom258_out1 = __gradcam_probe.layer("layer3.9.conv3", custom257_out1);
-        let custom259_out1 = gradcam::Probe::carry(
-            custom248_out1,
-            custom258_out1.clone().dims()[0],
-        );
-        let add17_out1 = custom258_out1.add(custom259_out1);
-        let custom260_out1 = __gradcam_probe.layer("/layer3/layer3.9/Add", add17_out1);
-        let relu52_out1 = __gradcam_probe.relu(custom260_out1);
-        let custom261_out1 = __gradcam_probe
-            .layer("/layer3/layer3.9/relu_2/Relu", relu52_out1);
-        let custom262_out1 = __gradcam_probe.layer("layer3.9.relu_2", custom261_out1);
-        let custom263_out1 = __gradcam_probe.layer("layer3.9", custom262_out1);
-        let conv2d56_out1 = self.conv2d56.forward(custom263_out1.clone());
-        let custom264_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/conv1/Conv", conv2d56_out1);
-        let custom265_out1 = __gradcam_probe.layer("layer3.10.conv1", custom264_out1);
-        let relu53_out1 = __gradcam_probe.relu(custom265_out1);
-        let custom266_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/relu/Relu", relu53_out1);
-        let custom267_out1 = __gradcam_probe.layer("layer3.10.relu", custom266_out1);
-        let conv2d57_out1 = self.conv2d57.forward(custom267_out1);
-        let custom268_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/conv2/Conv", conv2d57_out1);
-        let custom269_out1 = __gradcam_probe.layer("layer3.10.conv2", custom268_out1);
-        let relu54_out1 = __gradcam_probe.relu(custom269_out1);
-        let custom270_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/relu_1/Relu", relu54_out1);
-        let custom271_out1 = __gradcam_probe.layer("layer3.10.relu_1", custom270_out1);
-        let conv2d58_out1 = self.conv2d58.forward(custom271_out1);
-        let custom272_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/conv3/Conv", conv2d58_out1);
-        let custom273_out1 = __gradcam_probe.layer("layer3.10.conv3", custom272_out1);
-        let custom274_out1 = gradcam::Probe::carry(
-            custom263_out1,
-            custom273_out1.clone().dims()[0],
-        );
-        let add18_out1 = custom273_out1.add(custom274_out1);
-        add18_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule7 {
-    conv2d59: Conv2d,
-    conv2d60: Conv2d,
-    conv2d61: Conv2d,
-    conv2d62: Conv2d,
-    conv2d63: Conv2d,
-    conv2d64: Conv2d,
-    conv2d65: Conv2d,
-    conv2d66: Conv2d,
-    conv2d67: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule7 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d59 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1563,6 +1884,194 @@ impl Submodule7 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d56,
+            conv2d57,
+            conv2d58,
+            conv2d59,
+            conv2d60,
+            conv2d61,
+            conv2d62,
+            conv2d63,
+            conv2d64,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add17_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom327_out1 = __gradcam_probe.layer("/layer3/layer3.9/Add", add17_out1);
+        let relu52_out1 = __gradcam_probe.relu(custom327_out1);
+        let custom328_out1 = __gradcam_probe
+            .layer("/layer3/layer3.9/relu_2/Relu", relu52_out1);
+        let custom329_out1 = __gradcam_probe.layer("layer3.9.relu_2", custom328_out1);
+        let custom330_out1 = __gradcam_probe.layer("layer3.9", custom329_out1);
+        let conv2d56_out1 = self.conv2d56.forward(custom330_out1.clone());
+        let custom331_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.10/conv1/Conv",
+                conv2d56_out1,
+                || self.conv2d56.bias.as_ref().map(|b| b.val()),
+            );
+        let custom332_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/conv1/Conv", custom331_out1);
+        let custom333_out1 = __gradcam_probe.layer("layer3.10.conv1", custom332_out1);
+        let relu53_out1 = __gradcam_probe.relu(custom333_out1);
+        let custom334_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/relu/Relu", relu53_out1);
+        let custom335_out1 = __gradcam_probe.layer("layer3.10.relu", custom334_out1);
+        let conv2d57_out1 = self.conv2d57.forward(custom335_out1);
+        let custom336_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.10/conv2/Conv",
+                conv2d57_out1,
+                || self.conv2d57.bias.as_ref().map(|b| b.val()),
+            );
+        let custom337_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/conv2/Conv", custom336_out1);
+        let custom338_out1 = __gradcam_probe.layer("layer3.10.conv2", custom337_out1);
+        let relu54_out1 = __gradcam_probe.relu(custom338_out1);
+        let custom339_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/relu_1/Relu", relu54_out1);
+        let custom340_out1 = __gradcam_probe.layer("layer3.10.relu_1", custom339_out1);
+        let conv2d58_out1 = self.conv2d58.forward(custom340_out1);
+        let custom341_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.10/conv3/Conv",
+                conv2d58_out1,
+                || self.conv2d58.bias.as_ref().map(|b| b.val()),
+            );
+        let custom342_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/conv3/Conv", custom341_out1);
+        let custom343_out1 = __gradcam_probe.layer("layer3.10.conv3", custom342_out1);
+        let custom344_out1 = gradcam::Probe::carry(
+            custom330_out1,
+            custom343_out1.clone().dims()[0],
+        );
+        let add18_out1 = custom343_out1.add(custom344_out1);
+        let custom345_out1 = __gradcam_probe.layer("/layer3/layer3.10/Add", add18_out1);
+        let relu55_out1 = __gradcam_probe.relu(custom345_out1);
+        let custom346_out1 = __gradcam_probe
+            .layer("/layer3/layer3.10/relu_2/Relu", relu55_out1);
+        let custom347_out1 = __gradcam_probe.layer("layer3.10.relu_2", custom346_out1);
+        let custom348_out1 = __gradcam_probe.layer("layer3.10", custom347_out1);
+        let conv2d59_out1 = self.conv2d59.forward(custom348_out1.clone());
+        let custom349_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.11/conv1/Conv",
+                conv2d59_out1,
+                || self.conv2d59.bias.as_ref().map(|b| b.val()),
+            );
+        let custom350_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/conv1/Conv", custom349_out1);
+        let custom351_out1 = __gradcam_probe.layer("layer3.11.conv1", custom350_out1);
+        let relu56_out1 = __gradcam_probe.relu(custom351_out1);
+        let custom352_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/relu/Relu", relu56_out1);
+        let custom353_out1 = __gradcam_probe.layer("layer3.11.relu", custom352_out1);
+        let conv2d60_out1 = self.conv2d60.forward(custom353_out1);
+        let custom354_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.11/conv2/Conv",
+                conv2d60_out1,
+                || self.conv2d60.bias.as_ref().map(|b| b.val()),
+            );
+        let custom355_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/conv2/Conv", custom354_out1);
+        let custom356_out1 = __gradcam_probe.layer("layer3.11.conv2", custom355_out1);
+        let relu57_out1 = __gradcam_probe.relu(custom356_out1);
+        let custom357_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/relu_1/Relu", relu57_out1);
+        let custom358_out1 = __gradcam_probe.layer("layer3.11.relu_1", custom357_out1);
+        let conv2d61_out1 = self.conv2d61.forward(custom358_out1);
+        let custom359_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.11/conv3/Conv",
+                conv2d61_out1,
+                || self.conv2d61.bias.as_ref().map(|b| b.val()),
+            );
+        let custom360_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/conv3/Conv", custom359_out1);
+        let custom361_out1 = __gradcam_probe.layer("layer3.11.conv3", custom360_out1);
+        let custom362_out1 = gradcam::Probe::carry(
+            custom348_out1,
+            custom361_out1.clone().dims()[0],
+        );
+        let add19_out1 = custom361_out1.add(custom362_out1);
+        let custom363_out1 = __gradcam_probe.layer("/layer3/layer3.11/Add", add19_out1);
+        let relu58_out1 = __gradcam_probe.relu(custom363_out1);
+        let custom364_out1 = __gradcam_probe
+            .layer("/layer3/layer3.11/relu_2/Relu", relu58_out1);
+        let custom365_out1 = __gradcam_probe.layer("layer3.11.relu_2", custom364_out1);
+        let custom366_out1 = __gradcam_probe.layer("layer3.11", custom365_out1);
+        let conv2d62_out1 = self.conv2d62.forward(custom366_out1.clone());
+        let custom367_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.12/conv1/Conv",
+                conv2d62_out1,
+                || self.conv2d62.bias.as_ref().map(|b| b.val()),
+            );
+        let custom368_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/conv1/Conv", custom367_out1);
+        let custom369_out1 = __gradcam_probe.layer("layer3.12.conv1", custom368_out1);
+        let relu59_out1 = __gradcam_probe.relu(custom369_out1);
+        let custom370_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/relu/Relu", relu59_out1);
+        let custom371_out1 = __gradcam_probe.layer("layer3.12.relu", custom370_out1);
+        let conv2d63_out1 = self.conv2d63.forward(custom371_out1);
+        let custom372_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.12/conv2/Conv",
+                conv2d63_out1,
+                || self.conv2d63.bias.as_ref().map(|b| b.val()),
+            );
+        let custom373_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/conv2/Conv", custom372_out1);
+        let custom374_out1 = __gradcam_probe.layer("layer3.12.conv2", custom373_out1);
+        let relu60_out1 = __gradcam_probe.relu(custom374_out1);
+        let custom375_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/relu_1/Relu", relu60_out1);
+        let custom376_out1 = __gradcam_probe.layer("layer3.12.relu_1", custom375_out1);
+        let conv2d64_out1 = self.conv2d64.forward(custom376_out1);
+        let custom377_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.12/conv3/Conv",
+                conv2d64_out1,
+                || self.conv2d64.bias.as_ref().map(|b| b.val()),
+            );
+        let custom378_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/conv3/Conv", custom377_out1);
+        let custom379_out1 = __gradcam_probe.layer("layer3.12.conv3", custom378_out1);
+        let custom380_out1 = gradcam::Probe::carry(
+            custom366_out1,
+            custom379_out1.clone().dims()[0],
+        );
+        let add20_out1 = custom379_out1.add(custom380_out1);
+        add20_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule8 {
+    conv2d65: Conv2d,
+    conv2d66: Conv2d,
+    conv2d67: Conv2d,
+    conv2d68: Conv2d,
+    conv2d69: Conv2d,
+    conv2d70: Conv2d,
+    conv2d71: Conv2d,
+    conv2d72: Conv2d,
+    conv2d73: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule8 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d65 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1584,140 +2093,6 @@ impl Submodule7 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d59,
-            conv2d60,
-            conv2d61,
-            conv2d62,
-            conv2d63,
-            conv2d64,
-            conv2d65,
-            conv2d66,
-            conv2d67,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add18_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom275_out1 = __gradcam_probe.layer("/layer3/layer3.10/Add", add18_out1);
-        let relu55_out1 = __gradcam_probe.relu(custom275_out1);
-        let custom276_out1 = __gradcam_probe
-            .layer("/layer3/layer3.10/relu_2/Relu", relu55_out1);
-        let custom277_out1 = __gradcam_probe.layer("layer3.10.relu_2", custom276_out1);
-        let custom278_out1 = __gradcam_probe.layer("layer3.10", custom277_out1);
-        let conv2d59_out1 = self.conv2d59.forward(custom278_out1.clone());
-        let custom279_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/conv1/Conv", conv2d59_out1);
-        let custom280_out1 = __gradcam_probe.layer("layer3.11.conv1", custom279_out1);
-        let relu56_out1 = __gradcam_probe.relu(custom280_out1);
-        let custom281_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/relu/Relu", relu56_out1);
-        let custom282_out1 = __gradcam_probe.layer("layer3.11.relu", custom281_out1);
-        let conv2d60_out1 = self.conv2d60.forward(custom282_out1);
-        let custom283_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/conv2/Conv", conv2d60_out1);
-        let custom284_out1 = __gradcam_probe.layer("layer3.11.conv2", custom283_out1);
-        let relu57_out1 = __gradcam_probe.relu(custom284_out1);
-        let custom285_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/relu_1/Relu", relu57_out1);
-        let custom286_out1 = __gradcam_probe.layer("layer3.11.relu_1", custom285_out1);
-        let conv2d61_out1 = self.conv2d61.forward(custom286_out1);
-        let custom287_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/conv3/Conv", conv2d61_out1);
-        let custom288_out1 = __gradcam_probe.layer("layer3.11.conv3", custom287_out1);
-        let custom289_out1 = gradcam::Probe::carry(
-            custom278_out1,
-            custom288_out1.clone().dims()[0],
-        );
-        let add19_out1 = custom288_out1.add(custom289_out1);
-        let custom290_out1 = __gradcam_probe.layer("/layer3/layer3.11/Add", add19_out1);
-        let relu58_out1 = __gradcam_probe.relu(custom290_out1);
-        let custom291_out1 = __gradcam_probe
-            .layer("/layer3/layer3.11/relu_2/Relu", relu58_out1);
-        let custom292_out1 = __gradcam_probe.layer("layer3.11.relu_2", custom291_out1);
-        let custom293_out1 = __gradcam_probe.layer("layer3.11", custom292_out1);
-        let conv2d62_out1 = self.conv2d62.forward(custom293_out1.clone());
-        let custom294_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/conv1/Conv", conv2d62_out1);
-        let custom295_out1 = __gradcam_probe.layer("layer3.12.conv1", custom294_out1);
-        let relu59_out1 = __gradcam_probe.relu(custom295_out1);
-        let custom296_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/relu/Relu", relu59_out1);
-        let custom297_out1 = __gradcam_probe.layer("layer3.12.relu", custom296_out1);
-        let conv2d63_out1 = self.conv2d63.forward(custom297_out1);
-        let custom298_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/conv2/Conv", conv2d63_out1);
-        let custom299_out1 = __gradcam_probe.layer("layer3.12.conv2", custom298_out1);
-        let relu60_out1 = __gradcam_probe.relu(custom299_out1);
-        let custom300_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/relu_1/Relu", relu60_out1);
-        let custom301_out1 = __gradcam_probe.layer("layer3.12.relu_1", custom300_out1);
-        let conv2d64_out1 = self.conv2d64.forward(custom301_out1);
-        let custom302_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/conv3/Conv", conv2d64_out1);
-        let custom303_out1 = __gradcam_probe.layer("layer3.12.conv3", custom302_out1);
-        let custom304_out1 = gradcam::Probe::carry(
-            custom293_out1,
-            custom303_out1.clone().dims()[0],
-        );
-        let add20_out1 = custom303_out1.add(custom304_out1);
-        let custom305_out1 = __gradcam_probe.layer("/layer3/layer3.12/Add", add20_out1);
-        let relu61_out1 = __gradcam_probe.relu(custom305_out1);
-        let custom306_out1 = __gradcam_probe
-            .layer("/layer3/layer3.12/relu_2/Relu", relu61_out1);
-        let custom307_out1 = __gradcam_probe.layer("layer3.12.relu_2", custom306_out1);
-        let custom308_out1 = __gradcam_probe.layer("layer3.12", custom307_out1);
-        let conv2d65_out1 = self.conv2d65.forward(custom308_out1.clone());
-        let custom309_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/conv1/Conv", conv2d65_out1);
-        let custom310_out1 = __gradcam_probe.layer("layer3.13.conv1", custom309_out1);
-        let relu62_out1 = __gradcam_probe.relu(custom310_out1);
-        let custom311_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/relu/Relu", relu62_out1);
-        let custom312_out1 = __gradcam_probe.layer("layer3.13.relu", custom311_out1);
-        let conv2d66_out1 = self.conv2d66.forward(custom312_out1);
-        let custom313_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/conv2/Conv", conv2d66_out1);
-        let custom314_out1 = __gradcam_probe.layer("layer3.13.conv2", custom313_out1);
-        let relu63_out1 = __gradcam_probe.relu(custom314_out1);
-        let custom315_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/relu_1/Relu", relu63_out1);
-        let custom316_out1 = __gradcam_probe.layer("layer3.13.relu_1", custom315_out1);
-        let conv2d67_out1 = self.conv2d67.forward(custom316_out1);
-        let custom317_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/conv3/Conv", conv2d67_out1);
-        let custom318_out1 = __gradcam_probe.layer("layer3.13.conv3", custom317_out1);
-        let custom319_out1 = gradcam::Probe::carry(
-            custom308_out1,
-            custom318_out1.clone().dims()[0],
-        );
-        let add21_out1 = custom318_out1.add(custom319_out1);
-        add21_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule8 {
-    conv2d68: Conv2d,
-    conv2d69: Conv2d,
-    conv2d70: Conv2d,
-    conv2d71: Conv2d,
-    conv2d72: Conv2d,
-    conv2d73: Conv2d,
-    conv2d74: Conv2d,
-    conv2d75: Conv2d,
-    conv2d76: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule8 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d68 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1760,6 +2135,194 @@ impl Submodule8 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d65,
+            conv2d66,
+            conv2d67,
+            conv2d68,
+            conv2d69,
+            conv2d70,
+            conv2d71,
+            conv2d72,
+            conv2d73,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add20_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom381_out1 = __gradcam_probe.layer("/layer3/layer3.12/Add", add20_out1);
+        let relu61_out1 = __gradcam_probe.relu(custom381_out1);
+        let custom382_out1 = __gradcam_probe
+            .layer("/layer3/layer3.12/relu_2/Relu", relu61_out1);
+        let custom383_out1 = __gradcam_probe.layer("layer3.12.relu_2", custom382_out1);
+        let custom384_out1 = __gradcam_probe.layer("layer3.12", custom383_out1);
+        let conv2d65_out1 = self.conv2d65.forward(custom384_out1.clone());
+        let custom385_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.13/conv1/Conv",
+                conv2d65_out1,
+                || self.conv2d65.bias.as_ref().map(|b| b.val()),
+            );
+        let custom386_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/conv1/Conv", custom385_out1);
+        let custom387_out1 = __gradcam_probe.layer("layer3.13.conv1", custom386_out1);
+        let relu62_out1 = __gradcam_probe.relu(custom387_out1);
+        let custom388_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/relu/Relu", relu62_out1);
+        let custom389_out1 = __gradcam_probe.layer("layer3.13.relu", custom388_out1);
+        let conv2d66_out1 = self.conv2d66.forward(custom389_out1);
+        let custom390_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.13/conv2/Conv",
+                conv2d66_out1,
+                || self.conv2d66.bias.as_ref().map(|b| b.val()),
+            );
+        let custom391_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/conv2/Conv", custom390_out1);
+        let custom392_out1 = __gradcam_probe.layer("layer3.13.conv2", custom391_out1);
+        let relu63_out1 = __gradcam_probe.relu(custom392_out1);
+        let custom393_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/relu_1/Relu", relu63_out1);
+        let custom394_out1 = __gradcam_probe.layer("layer3.13.relu_1", custom393_out1);
+        let conv2d67_out1 = self.conv2d67.forward(custom394_out1);
+        let custom395_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.13/conv3/Conv",
+                conv2d67_out1,
+                || self.conv2d67.bias.as_ref().map(|b| b.val()),
+            );
+        let custom396_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/conv3/Conv", custom395_out1);
+        let custom397_out1 = __gradcam_probe.layer("layer3.13.conv3", custom396_out1);
+        let custom398_out1 = gradcam::Probe::carry(
+            custom384_out1,
+            custom397_out1.clone().dims()[0],
+        );
+        let add21_out1 = custom397_out1.add(custom398_out1);
+        let custom399_out1 = __gradcam_probe.layer("/layer3/layer3.13/Add", add21_out1);
+        let relu64_out1 = __gradcam_probe.relu(custom399_out1);
+        let custom400_out1 = __gradcam_probe
+            .layer("/layer3/layer3.13/relu_2/Relu", relu64_out1);
+        let custom401_out1 = __gradcam_probe.layer("layer3.13.relu_2", custom400_out1);
+        let custom402_out1 = __gradcam_probe.layer("layer3.13", custom401_out1);
+        let conv2d68_out1 = self.conv2d68.forward(custom402_out1.clone());
+        let custom403_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.14/conv1/Conv",
+                conv2d68_out1,
+                || self.conv2d68.bias.as_ref().map(|b| b.val()),
+            );
+        let custom404_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/conv1/Conv", custom403_out1);
+        let custom405_out1 = __gradcam_probe.layer("layer3.14.conv1", custom404_out1);
+        let relu65_out1 = __gradcam_probe.relu(custom405_out1);
+        let custom406_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/relu/Relu", relu65_out1);
+        let custom407_out1 = __gradcam_probe.layer("layer3.14.relu", custom406_out1);
+        let conv2d69_out1 = self.conv2d69.forward(custom407_out1);
+        let custom408_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.14/conv2/Conv",
+                conv2d69_out1,
+                || self.conv2d69.bias.as_ref().map(|b| b.val()),
+            );
+        let custom409_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/conv2/Conv", custom408_out1);
+        let custom410_out1 = __gradcam_probe.layer("layer3.14.conv2", custom409_out1);
+        let relu66_out1 = __gradcam_probe.relu(custom410_out1);
+        let custom411_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/relu_1/Relu", relu66_out1);
+        let custom412_out1 = __gradcam_probe.layer("layer3.14.relu_1", custom411_out1);
+        let conv2d70_out1 = self.conv2d70.forward(custom412_out1);
+        let custom413_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.14/conv3/Conv",
+                conv2d70_out1,
+                || self.conv2d70.bias.as_ref().map(|b| b.val()),
+            );
+        let custom414_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/conv3/Conv", custom413_out1);
+        let custom415_out1 = __gradcam_probe.layer("layer3.14.conv3", custom414_out1);
+        let custom416_out1 = gradcam::Probe::carry(
+            custom402_out1,
+            custom415_out1.clone().dims()[0],
+        );
+        let add22_out1 = custom415_out1.add(custom416_out1);
+        let custom417_out1 = __gradcam_probe.layer("/layer3/layer3.14/Add", add22_out1);
+        let relu67_out1 = __gradcam_probe.relu(custom417_out1);
+        let custom418_out1 = __gradcam_probe
+            .layer("/layer3/layer3.14/relu_2/Relu", relu67_out1);
+        let custom419_out1 = __gradcam_probe.layer("layer3.14.relu_2", custom418_out1);
+        let custom420_out1 = __gradcam_probe.layer("layer3.14", custom419_out1);
+        let conv2d71_out1 = self.conv2d71.forward(custom420_out1.clone());
+        let custom421_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.15/conv1/Conv",
+                conv2d71_out1,
+                || self.conv2d71.bias.as_ref().map(|b| b.val()),
+            );
+        let custom422_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/conv1/Conv", custom421_out1);
+        let custom423_out1 = __gradcam_probe.layer("layer3.15.conv1", custom422_out1);
+        let relu68_out1 = __gradcam_probe.relu(custom423_out1);
+        let custom424_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/relu/Relu", relu68_out1);
+        let custom425_out1 = __gradcam_probe.layer("layer3.15.relu", custom424_out1);
+        let conv2d72_out1 = self.conv2d72.forward(custom425_out1);
+        let custom426_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.15/conv2/Conv",
+                conv2d72_out1,
+                || self.conv2d72.bias.as_ref().map(|b| b.val()),
+            );
+        let custom427_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/conv2/Conv", custom426_out1);
+        let custom428_out1 = __gradcam_probe.layer("layer3.15.conv2", custom427_out1);
+        let relu69_out1 = __gradcam_probe.relu(custom428_out1);
+        let custom429_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/relu_1/Relu", relu69_out1);
+        let custom430_out1 = __gradcam_probe.layer("layer3.15.relu_1", custom429_out1);
+        let conv2d73_out1 = self.conv2d73.forward(custom430_out1);
+        let custom431_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.15/conv3/Conv",
+                conv2d73_out1,
+                || self.conv2d73.bias.as_ref().map(|b| b.val()),
+            );
+        let custom432_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/conv3/Conv", custom431_out1);
+        let custom433_out1 = __gradcam_probe.layer("layer3.15.conv3", custom432_out1);
+        let custom434_out1 = gradcam::Probe::carry(
+            custom420_out1,
+            custom433_out1.clone().dims()[0],
+        );
+        let add23_out1 = custom433_out1.add(custom434_out1);
+        add23_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule9 {
+    conv2d74: Conv2d,
+    conv2d75: Conv2d,
+    conv2d76: Conv2d,
+    conv2d77: Conv2d,
+    conv2d78: Conv2d,
+    conv2d79: Conv2d,
+    conv2d80: Conv2d,
+    conv2d81: Conv2d,
+    conv2d82: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule9 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d74 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1781,140 +2344,6 @@ impl Submodule8 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d68,
-            conv2d69,
-            conv2d70,
-            conv2d71,
-            conv2d72,
-            conv2d73,
-            conv2d74,
-            conv2d75,
-            conv2d76,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add21_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom320_out1 = __gradcam_probe.layer("/layer3/layer3.13/Add", add21_out1);
-        let relu64_out1 = __gradcam_probe.relu(custom320_out1);
-        let custom321_out1 = __gradcam_probe
-            .layer("/layer3/layer3.13/relu_2/Relu", relu64_out1);
-        let custom322_out1 = __gradcam_probe.layer("layer3.13.relu_2", custom321_out1);
-        let custom323_out1 = __gradcam_probe.layer("layer3.13", custom322_out1);
-        let conv2d68_out1 = self.conv2d68.forward(custom323_out1.clone());
-        let custom324_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/conv1/Conv", conv2d68_out1);
-        let custom325_out1 = __gradcam_probe.layer("layer3.14.conv1", custom324_out1);
-        let relu65_out1 = __gradcam_probe.relu(custom325_out1);
-        let custom326_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/relu/Relu", relu65_out1);
-        let custom327_out1 = __gradcam_probe.layer("layer3.14.relu", custom326_out1);
-        let conv2d69_out1 = self.conv2d69.forward(custom327_out1);
-        let custom328_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/conv2/Conv", conv2d69_out1);
-        let custom329_out1 = __gradcam_probe.layer("layer3.14.conv2", custom328_out1);
-        let relu66_out1 = __gradcam_probe.relu(custom329_out1);
-        let custom330_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/relu_1/Relu", relu66_out1);
-        let custom331_out1 = __gradcam_probe.layer("layer3.14.relu_1", custom330_out1);
-        let conv2d70_out1 = self.conv2d70.forward(custom331_out1);
-        let custom332_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/conv3/Conv", conv2d70_out1);
-        let custom333_out1 = __gradcam_probe.layer("layer3.14.conv3", custom332_out1);
-        let custom334_out1 = gradcam::Probe::carry(
-            custom323_out1,
-            custom333_out1.clone().dims()[0],
-        );
-        let add22_out1 = custom333_out1.add(custom334_out1);
-        let custom335_out1 = __gradcam_probe.layer("/layer3/layer3.14/Add", add22_out1);
-        let relu67_out1 = __gradcam_probe.relu(custom335_out1);
-        let custom336_out1 = __gradcam_probe
-            .layer("/layer3/layer3.14/relu_2/Relu", relu67_out1);
-        let custom337_out1 = __gradcam_probe.layer("layer3.14.relu_2", custom336_out1);
-        let custom338_out1 = __gradcam_probe.layer("layer3.14", custom337_out1);
-        let conv2d71_out1 = self.conv2d71.forward(custom338_out1.clone());
-        let custom339_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/conv1/Conv", conv2d71_out1);
-        let custom340_out1 = __gradcam_probe.layer("layer3.15.conv1", custom339_out1);
-        let relu68_out1 = __gradcam_probe.relu(custom340_out1);
-        let custom341_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/relu/Relu", relu68_out1);
-        let custom342_out1 = __gradcam_probe.layer("layer3.15.relu", custom341_out1);
-        let conv2d72_out1 = self.conv2d72.forward(custom342_out1);
-        let custom343_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/conv2/Conv", conv2d72_out1);
-        let custom344_out1 = __gradcam_probe.layer("layer3.15.conv2", custom343_out1);
-        let relu69_out1 = __gradcam_probe.relu(custom344_out1);
-        let custom345_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/relu_1/Relu", relu69_out1);
-        let custom346_out1 = __gradcam_probe.layer("layer3.15.relu_1", custom345_out1);
-        let conv2d73_out1 = self.conv2d73.forward(custom346_out1);
-        let custom347_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/conv3/Conv", conv2d73_out1);
-        let custom348_out1 = __gradcam_probe.layer("layer3.15.conv3", custom347_out1);
-        let custom349_out1 = gradcam::Probe::carry(
-            custom338_out1,
-            custom348_out1.clone().dims()[0],
-        );
-        let add23_out1 = custom348_out1.add(custom349_out1);
-        let custom350_out1 = __gradcam_probe.layer("/layer3/layer3.15/Add", add23_out1);
-        let relu70_out1 = __gradcam_probe.relu(custom350_out1);
-        let custom351_out1 = __gradcam_probe
-            .layer("/layer3/layer3.15/relu_2/Relu", relu70_out1);
-        let custom352_out1 = __gradcam_probe.layer("layer3.15.relu_2", custom351_out1);
-        let custom353_out1 = __gradcam_probe.layer("layer3.15", custom352_out1);
-        let conv2d74_out1 = self.conv2d74.forward(custom353_out1.clone());
-        let custom354_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/conv1/Conv", conv2d74_out1);
-        let custom355_out1 = __gradcam_probe.layer("layer3.16.conv1", custom354_out1);
-        let relu71_out1 = __gradcam_probe.relu(custom355_out1);
-        let custom356_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/relu/Relu", relu71_out1);
-        let custom357_out1 = __gradcam_probe.layer("layer3.16.relu", custom356_out1);
-        let conv2d75_out1 = self.conv2d75.forward(custom357_out1);
-        let custom358_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/conv2/Conv", conv2d75_out1);
-        let custom359_out1 = __gradcam_probe.layer("layer3.16.conv2", custom358_out1);
-        let relu72_out1 = __gradcam_probe.relu(custom359_out1);
-        let custom360_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/relu_1/Relu", relu72_out1);
-        let custom361_out1 = __gradcam_probe.layer("layer3.16.relu_1", custom360_out1);
-        let conv2d76_out1 = self.conv2d76.forward(custom361_out1);
-        let custom362_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/conv3/Conv", conv2d76_out1);
-        let custom363_out1 = __gradcam_probe.layer("layer3.16.conv3", custom362_out1);
-        let custom364_out1 = gradcam::Probe::carry(
-            custom353_out1,
-            custom363_out1.clone().dims()[0],
-        );
-        let add24_out1 = custom363_out1.add(custom364_out1);
-        add24_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule9 {
-    conv2d77: Conv2d,
-    conv2d78: Conv2d,
-    conv2d79: Conv2d,
-    conv2d80: Conv2d,
-    conv2d81: Conv2d,
-    conv2d82: Conv2d,
-    conv2d83: Conv2d,
-    conv2d84: Conv2d,
-    conv2d85: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule9 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d77 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1957,6 +2386,194 @@ impl Submodule9 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d74,
+            conv2d75,
+            conv2d76,
+            conv2d77,
+            conv2d78,
+            conv2d79,
+            conv2d80,
+            conv2d81,
+            conv2d82,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add23_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom435_out1 = __gradcam_probe.layer("/layer3/layer3.15/Add", add23_out1);
+        let relu70_out1 = __gradcam_probe.relu(custom435_out1);
+        let custom436_out1 = __gradcam_probe
+            .layer("/layer3/layer3.15/relu_2/Relu", relu70_out1);
+        let custom437_out1 = __gradcam_probe.layer("layer3.15.relu_2", custom436_out1);
+        let custom438_out1 = __gradcam_probe.layer("layer3.15", custom437_out1);
+        let conv2d74_out1 = self.conv2d74.forward(custom438_out1.clone());
+        let custom439_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.16/conv1/Conv",
+                conv2d74_out1,
+                || self.conv2d74.bias.as_ref().map(|b| b.val()),
+            );
+        let custom440_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/conv1/Conv", custom439_out1);
+        let custom441_out1 = __gradcam_probe.layer("layer3.16.conv1", custom440_out1);
+        let relu71_out1 = __gradcam_probe.relu(custom441_out1);
+        let custom442_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/relu/Relu", relu71_out1);
+        let custom443_out1 = __gradcam_probe.layer("layer3.16.relu", custom442_out1);
+        let conv2d75_out1 = self.conv2d75.forward(custom443_out1);
+        let custom444_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.16/conv2/Conv",
+                conv2d75_out1,
+                || self.conv2d75.bias.as_ref().map(|b| b.val()),
+            );
+        let custom445_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/conv2/Conv", custom444_out1);
+        let custom446_out1 = __gradcam_probe.layer("layer3.16.conv2", custom445_out1);
+        let relu72_out1 = __gradcam_probe.relu(custom446_out1);
+        let custom447_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/relu_1/Relu", relu72_out1);
+        let custom448_out1 = __gradcam_probe.layer("layer3.16.relu_1", custom447_out1);
+        let conv2d76_out1 = self.conv2d76.forward(custom448_out1);
+        let custom449_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.16/conv3/Conv",
+                conv2d76_out1,
+                || self.conv2d76.bias.as_ref().map(|b| b.val()),
+            );
+        let custom450_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/conv3/Conv", custom449_out1);
+        let custom451_out1 = __gradcam_probe.layer("layer3.16.conv3", custom450_out1);
+        let custom452_out1 = gradcam::Probe::carry(
+            custom438_out1,
+            custom451_out1.clone().dims()[0],
+        );
+        let add24_out1 = custom451_out1.add(custom452_out1);
+        let custom453_out1 = __gradcam_probe.layer("/layer3/layer3.16/Add", add24_out1);
+        let relu73_out1 = __gradcam_probe.relu(custom453_out1);
+        let custom454_out1 = __gradcam_probe
+            .layer("/layer3/layer3.16/relu_2/Relu", relu73_out1);
+        let custom455_out1 = __gradcam_probe.layer("layer3.16.relu_2", custom454_out1);
+        let custom456_out1 = __gradcam_probe.layer("layer3.16", custom455_out1);
+        let conv2d77_out1 = self.conv2d77.forward(custom456_out1.clone());
+        let custom457_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.17/conv1/Conv",
+                conv2d77_out1,
+                || self.conv2d77.bias.as_ref().map(|b| b.val()),
+            );
+        let custom458_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/conv1/Conv", custom457_out1);
+        let custom459_out1 = __gradcam_probe.layer("layer3.17.conv1", custom458_out1);
+        let relu74_out1 = __gradcam_probe.relu(custom459_out1);
+        let custom460_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/relu/Relu", relu74_out1);
+        let custom461_out1 = __gradcam_probe.layer("layer3.17.relu", custom460_out1);
+        let conv2d78_out1 = self.conv2d78.forward(custom461_out1);
+        let custom462_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.17/conv2/Conv",
+                conv2d78_out1,
+                || self.conv2d78.bias.as_ref().map(|b| b.val()),
+            );
+        let custom463_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/conv2/Conv", custom462_out1);
+        let custom464_out1 = __gradcam_probe.layer("layer3.17.conv2", custom463_out1);
+        let relu75_out1 = __gradcam_probe.relu(custom464_out1);
+        let custom465_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/relu_1/Relu", relu75_out1);
+        let custom466_out1 = __gradcam_probe.layer("layer3.17.relu_1", custom465_out1);
+        let conv2d79_out1 = self.conv2d79.forward(custom466_out1);
+        let custom467_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.17/conv3/Conv",
+                conv2d79_out1,
+                || self.conv2d79.bias.as_ref().map(|b| b.val()),
+            );
+        let custom468_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/conv3/Conv", custom467_out1);
+        let custom469_out1 = __gradcam_probe.layer("layer3.17.conv3", custom468_out1);
+        let custom470_out1 = gradcam::Probe::carry(
+            custom456_out1,
+            custom469_out1.clone().dims()[0],
+        );
+        let add25_out1 = custom469_out1.add(custom470_out1);
+        let custom471_out1 = __gradcam_probe.layer("/layer3/layer3.17/Add", add25_out1);
+        let relu76_out1 = __gradcam_probe.relu(custom471_out1);
+        let custom472_out1 = __gradcam_probe
+            .layer("/layer3/layer3.17/relu_2/Relu", relu76_out1);
+        let custom473_out1 = __gradcam_probe.layer("layer3.17.relu_2", custom472_out1);
+        let custom474_out1 = __gradcam_probe.layer("layer3.17", custom473_out1);
+        let conv2d80_out1 = self.conv2d80.forward(custom474_out1.clone());
+        let custom475_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.18/conv1/Conv",
+                conv2d80_out1,
+                || self.conv2d80.bias.as_ref().map(|b| b.val()),
+            );
+        let custom476_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/conv1/Conv", custom475_out1);
+        let custom477_out1 = __gradcam_probe.layer("layer3.18.conv1", custom476_out1);
+        let relu77_out1 = __gradcam_probe.relu(custom477_out1);
+        let custom478_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/relu/Relu", relu77_out1);
+        let custom479_out1 = __gradcam_probe.layer("layer3.18.relu", custom478_out1);
+        let conv2d81_out1 = self.conv2d81.forward(custom479_out1);
+        let custom480_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.18/conv2/Conv",
+                conv2d81_out1,
+                || self.conv2d81.bias.as_ref().map(|b| b.val()),
+            );
+        let custom481_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/conv2/Conv", custom480_out1);
+        let custom482_out1 = __gradcam_probe.layer("layer3.18.conv2", custom481_out1);
+        let relu78_out1 = __gradcam_probe.relu(custom482_out1);
+        let custom483_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/relu_1/Relu", relu78_out1);
+        let custom484_out1 = __gradcam_probe.layer("layer3.18.relu_1", custom483_out1);
+        let conv2d82_out1 = self.conv2d82.forward(custom484_out1);
+        let custom485_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.18/conv3/Conv",
+                conv2d82_out1,
+                || self.conv2d82.bias.as_ref().map(|b| b.val()),
+            );
+        let custom486_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/conv3/Conv", custom485_out1);
+        let custom487_out1 = __gradcam_probe.layer("layer3.18.conv3", custom486_out1);
+        let custom488_out1 = gradcam::Probe::carry(
+            custom474_out1,
+            custom487_out1.clone().dims()[0],
+        );
+        let add26_out1 = custom487_out1.add(custom488_out1);
+        add26_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule10 {
+    conv2d83: Conv2d,
+    conv2d84: Conv2d,
+    conv2d85: Conv2d,
+    conv2d86: Conv2d,
+    conv2d87: Conv2d,
+    conv2d88: Conv2d,
+    conv2d89: Conv2d,
+    conv2d90: Conv2d,
+    conv2d91: Conv2d,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule10 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d83 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -1978,140 +2595,6 @@ impl Submodule9 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d77,
-            conv2d78,
-            conv2d79,
-            conv2d80,
-            conv2d81,
-            conv2d82,
-            conv2d83,
-            conv2d84,
-            conv2d85,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add24_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom365_out1 = __gradcam_probe.layer("/layer3/layer3.16/Add", add24_out1);
-        let relu73_out1 = __gradcam_probe.relu(custom365_out1);
-        let custom366_out1 = __gradcam_probe
-            .layer("/layer3/layer3.16/relu_2/Relu", relu73_out1);
-        let custom367_out1 = __gradcam_probe.layer("layer3.16.relu_2", custom366_out1);
-        let custom368_out1 = __gradcam_probe.layer("layer3.16", custom367_out1);
-        let conv2d77_out1 = self.conv2d77.forward(custom368_out1.clone());
-        let custom369_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/conv1/Conv", conv2d77_out1);
-        let custom370_out1 = __gradcam_probe.layer("layer3.17.conv1", custom369_out1);
-        let relu74_out1 = __gradcam_probe.relu(custom370_out1);
-        let custom371_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/relu/Relu", relu74_out1);
-        let custom372_out1 = __gradcam_probe.layer("layer3.17.relu", custom371_out1);
-        let conv2d78_out1 = self.conv2d78.forward(custom372_out1);
-        let custom373_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/conv2/Conv", conv2d78_out1);
-        let custom374_out1 = __gradcam_probe.layer("layer3.17.conv2", custom373_out1);
-        let relu75_out1 = __gradcam_probe.relu(custom374_out1);
-        let custom375_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/relu_1/Relu", relu75_out1);
-        let custom376_out1 = __gradcam_probe.layer("layer3.17.relu_1", custom375_out1);
-        let conv2d79_out1 = self.conv2d79.forward(custom376_out1);
-        let custom377_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/conv3/Conv", conv2d79_out1);
-        let custom378_out1 = __gradcam_probe.layer("layer3.17.conv3", custom377_out1);
-        let custom379_out1 = gradcam::Probe::carry(
-            custom368_out1,
-            custom378_out1.clone().dims()[0],
-        );
-        let add25_out1 = custom378_out1.add(custom379_out1);
-        let custom380_out1 = __gradcam_probe.layer("/layer3/layer3.17/Add", add25_out1);
-        let relu76_out1 = __gradcam_probe.relu(custom380_out1);
-        let custom381_out1 = __gradcam_probe
-            .layer("/layer3/layer3.17/relu_2/Relu", relu76_out1);
-        let custom382_out1 = __gradcam_probe.layer("layer3.17.relu_2", custom381_out1);
-        let custom383_out1 = __gradcam_probe.layer("layer3.17", custom382_out1);
-        let conv2d80_out1 = self.conv2d80.forward(custom383_out1.clone());
-        let custom384_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/conv1/Conv", conv2d80_out1);
-        let custom385_out1 = __gradcam_probe.layer("layer3.18.conv1", custom384_out1);
-        let relu77_out1 = __gradcam_probe.relu(custom385_out1);
-        let custom386_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/relu/Relu", relu77_out1);
-        let custom387_out1 = __gradcam_probe.layer("layer3.18.relu", custom386_out1);
-        let conv2d81_out1 = self.conv2d81.forward(custom387_out1);
-        let custom388_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/conv2/Conv", conv2d81_out1);
-        let custom389_out1 = __gradcam_probe.layer("layer3.18.conv2", custom388_out1);
-        let relu78_out1 = __gradcam_probe.relu(custom389_out1);
-        let custom390_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/relu_1/Relu", relu78_out1);
-        let custom391_out1 = __gradcam_probe.layer("layer3.18.relu_1", custom390_out1);
-        let conv2d82_out1 = self.conv2d82.forward(custom391_out1);
-        let custom392_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/conv3/Conv", conv2d82_out1);
-        let custom393_out1 = __gradcam_probe.layer("layer3.18.conv3", custom392_out1);
-        let custom394_out1 = gradcam::Probe::carry(
-            custom383_out1,
-            custom393_out1.clone().dims()[0],
-        );
-        let add26_out1 = custom393_out1.add(custom394_out1);
-        let custom395_out1 = __gradcam_probe.layer("/layer3/layer3.18/Add", add26_out1);
-        let relu79_out1 = __gradcam_probe.relu(custom395_out1);
-        let custom396_out1 = __gradcam_probe
-            .layer("/layer3/layer3.18/relu_2/Relu", relu79_out1);
-        let custom397_out1 = __gradcam_probe.layer("layer3.18.relu_2", custom396_out1);
-        let custom398_out1 = __gradcam_probe.layer("layer3.18", custom397_out1);
-        let conv2d83_out1 = self.conv2d83.forward(custom398_out1.clone());
-        let custom399_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/conv1/Conv", conv2d83_out1);
-        let custom400_out1 = __gradcam_probe.layer("layer3.19.conv1", custom399_out1);
-        let relu80_out1 = __gradcam_probe.relu(custom400_out1);
-        let custom401_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/relu/Relu", relu80_out1);
-        let custom402_out1 = __gradcam_probe.layer("layer3.19.relu", custom401_out1);
-        let conv2d84_out1 = self.conv2d84.forward(custom402_out1);
-        let custom403_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/conv2/Conv", conv2d84_out1);
-        let custom404_out1 = __gradcam_probe.layer("layer3.19.conv2", custom403_out1);
-        let relu81_out1 = __gradcam_probe.relu(custom404_out1);
-        let custom405_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/relu_1/Relu", relu81_out1);
-        let custom406_out1 = __gradcam_probe.layer("layer3.19.relu_1", custom405_out1);
-        let conv2d85_out1 = self.conv2d85.forward(custom406_out1);
-        let custom407_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/conv3/Conv", conv2d85_out1);
-        let custom408_out1 = __gradcam_probe.layer("layer3.19.conv3", custom407_out1);
-        let custom409_out1 = gradcam::Probe::carry(
-            custom398_out1,
-            custom408_out1.clone().dims()[0],
-        );
-        let add27_out1 = custom408_out1.add(custom409_out1);
-        add27_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule10 {
-    conv2d86: Conv2d,
-    conv2d87: Conv2d,
-    conv2d88: Conv2d,
-    conv2d89: Conv2d,
-    conv2d90: Conv2d,
-    conv2d91: Conv2d,
-    conv2d92: Conv2d,
-    conv2d93: Conv2d,
-    conv2d94: Conv2d,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule10 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d86 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -2154,6 +2637,200 @@ impl Submodule10 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
+        Self {
+            conv2d83,
+            conv2d84,
+            conv2d85,
+            conv2d86,
+            conv2d87,
+            conv2d88,
+            conv2d89,
+            conv2d90,
+            conv2d91,
+            device: device.clone(),
+        }
+    }
+    #[allow(clippy::let_and_return, clippy::approx_constant)]
+    pub fn forward(
+        &self,
+        add26_out1: Tensor<4>,
+        __gradcam_probe: &mut gradcam::Probe<'_>,
+    ) -> Tensor<4> {
+        let custom489_out1 = __gradcam_probe.layer("/layer3/layer3.18/Add", add26_out1);
+        let relu79_out1 = __gradcam_probe.relu(custom489_out1);
+        let custom490_out1 = __gradcam_probe
+            .layer("/layer3/layer3.18/relu_2/Relu", relu79_out1);
+        let custom491_out1 = __gradcam_probe.layer("layer3.18.relu_2", custom490_out1);
+        let custom492_out1 = __gradcam_probe.layer("layer3.18", custom491_out1);
+        let conv2d83_out1 = self.conv2d83.forward(custom492_out1.clone());
+        let custom493_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.19/conv1/Conv",
+                conv2d83_out1,
+                || self.conv2d83.bias.as_ref().map(|b| b.val()),
+            );
+        let custom494_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/conv1/Conv", custom493_out1);
+        let custom495_out1 = __gradcam_probe.layer("layer3.19.conv1", custom494_out1);
+        let relu80_out1 = __gradcam_probe.relu(custom495_out1);
+        let custom496_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/relu/Relu", relu80_out1);
+        let custom497_out1 = __gradcam_probe.layer("layer3.19.relu", custom496_out1);
+        let conv2d84_out1 = self.conv2d84.forward(custom497_out1);
+        let custom498_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.19/conv2/Conv",
+                conv2d84_out1,
+                || self.conv2d84.bias.as_ref().map(|b| b.val()),
+            );
+        let custom499_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/conv2/Conv", custom498_out1);
+        let custom500_out1 = __gradcam_probe.layer("layer3.19.conv2", custom499_out1);
+        let relu81_out1 = __gradcam_probe.relu(custom500_out1);
+        let custom501_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/relu_1/Relu", relu81_out1);
+        let custom502_out1 = __gradcam_probe.layer("layer3.19.relu_1", custom501_out1);
+        let conv2d85_out1 = self.conv2d85.forward(custom502_out1);
+        let custom503_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.19/conv3/Conv",
+                conv2d85_out1,
+                || self.conv2d85.bias.as_ref().map(|b| b.val()),
+            );
+        let custom504_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/conv3/Conv", custom503_out1);
+        let custom505_out1 = __gradcam_probe.layer("layer3.19.conv3", custom504_out1);
+        let custom506_out1 = gradcam::Probe::carry(
+            custom492_out1,
+            custom505_out1.clone().dims()[0],
+        );
+        let add27_out1 = custom505_out1.add(custom506_out1);
+        let custom507_out1 = __gradcam_probe.layer("/layer3/layer3.19/Add", add27_out1);
+        let relu82_out1 = __gradcam_probe.relu(custom507_out1);
+        let custom508_out1 = __gradcam_probe
+            .layer("/layer3/layer3.19/relu_2/Relu", relu82_out1);
+        let custom509_out1 = __gradcam_probe.layer("layer3.19.relu_2", custom508_out1);
+        let custom510_out1 = __gradcam_probe.layer("layer3.19", custom509_out1);
+        let conv2d86_out1 = self.conv2d86.forward(custom510_out1.clone());
+        let custom511_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.20/conv1/Conv",
+                conv2d86_out1,
+                || self.conv2d86.bias.as_ref().map(|b| b.val()),
+            );
+        let custom512_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/conv1/Conv", custom511_out1);
+        let custom513_out1 = __gradcam_probe.layer("layer3.20.conv1", custom512_out1);
+        let relu83_out1 = __gradcam_probe.relu(custom513_out1);
+        let custom514_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/relu/Relu", relu83_out1);
+        let custom515_out1 = __gradcam_probe.layer("layer3.20.relu", custom514_out1);
+        let conv2d87_out1 = self.conv2d87.forward(custom515_out1);
+        let custom516_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.20/conv2/Conv",
+                conv2d87_out1,
+                || self.conv2d87.bias.as_ref().map(|b| b.val()),
+            );
+        let custom517_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/conv2/Conv", custom516_out1);
+        let custom518_out1 = __gradcam_probe.layer("layer3.20.conv2", custom517_out1);
+        let relu84_out1 = __gradcam_probe.relu(custom518_out1);
+        let custom519_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/relu_1/Relu", relu84_out1);
+        let custom520_out1 = __gradcam_probe.layer("layer3.20.relu_1", custom519_out1);
+        let conv2d88_out1 = self.conv2d88.forward(custom520_out1);
+        let custom521_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.20/conv3/Conv",
+                conv2d88_out1,
+                || self.conv2d88.bias.as_ref().map(|b| b.val()),
+            );
+        let custom522_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/conv3/Conv", custom521_out1);
+        let custom523_out1 = __gradcam_probe.layer("layer3.20.conv3", custom522_out1);
+        let custom524_out1 = gradcam::Probe::carry(
+            custom510_out1,
+            custom523_out1.clone().dims()[0],
+        );
+        let add28_out1 = custom523_out1.add(custom524_out1);
+        let custom525_out1 = __gradcam_probe.layer("/layer3/layer3.20/Add", add28_out1);
+        let relu85_out1 = __gradcam_probe.relu(custom525_out1);
+        let custom526_out1 = __gradcam_probe
+            .layer("/layer3/layer3.20/relu_2/Relu", relu85_out1);
+        let custom527_out1 = __gradcam_probe.layer("layer3.20.relu_2", custom526_out1);
+        let custom528_out1 = __gradcam_probe.layer("layer3.20", custom527_out1);
+        let conv2d89_out1 = self.conv2d89.forward(custom528_out1.clone());
+        let custom529_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.21/conv1/Conv",
+                conv2d89_out1,
+                || self.conv2d89.bias.as_ref().map(|b| b.val()),
+            );
+        let custom530_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/conv1/Conv", custom529_out1);
+        let custom531_out1 = __gradcam_probe.layer("layer3.21.conv1", custom530_out1);
+        let relu86_out1 = __gradcam_probe.relu(custom531_out1);
+        let custom532_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/relu/Relu", relu86_out1);
+        let custom533_out1 = __gradcam_probe.layer("layer3.21.relu", custom532_out1);
+        let conv2d90_out1 = self.conv2d90.forward(custom533_out1);
+        let custom534_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.21/conv2/Conv",
+                conv2d90_out1,
+                || self.conv2d90.bias.as_ref().map(|b| b.val()),
+            );
+        let custom535_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/conv2/Conv", custom534_out1);
+        let custom536_out1 = __gradcam_probe.layer("layer3.21.conv2", custom535_out1);
+        let relu87_out1 = __gradcam_probe.relu(custom536_out1);
+        let custom537_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/relu_1/Relu", relu87_out1);
+        let custom538_out1 = __gradcam_probe.layer("layer3.21.relu_1", custom537_out1);
+        let conv2d91_out1 = self.conv2d91.forward(custom538_out1);
+        let custom539_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.21/conv3/Conv",
+                conv2d91_out1,
+                || self.conv2d91.bias.as_ref().map(|b| b.val()),
+            );
+        let custom540_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/conv3/Conv", custom539_out1);
+        let custom541_out1 = __gradcam_probe.layer("layer3.21.conv3", custom540_out1);
+        let custom542_out1 = gradcam::Probe::carry(
+            custom528_out1,
+            custom541_out1.clone().dims()[0],
+        );
+        let add29_out1 = custom541_out1.add(custom542_out1);
+        add29_out1
+    }
+}
+#[derive(Module, Debug)]
+#[allow(dead_code)]
+pub struct Submodule11 {
+    conv2d92: Conv2d,
+    conv2d93: Conv2d,
+    conv2d94: Conv2d,
+    conv2d95: Conv2d,
+    conv2d96: Conv2d,
+    conv2d97: Conv2d,
+    conv2d98: Conv2d,
+    conv2d99: Conv2d,
+    conv2d100: Conv2d,
+    conv2d101: Conv2d,
+    conv2d102: Conv2d,
+    conv2d103: Conv2d,
+    conv2d104: Conv2d,
+    globalaveragepool1: AdaptiveAvgPool2d,
+    linear1: Linear,
+    #[module(skip)]
+    device: Device,
+}
+#[allow(unused, clippy::all)]
+impl Submodule11 {
+    #[allow(unused_variables)]
+    pub fn new(device: &Device) -> Self {
         let conv2d92 = Conv2dConfig::new([64, 16], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -2175,143 +2852,6 @@ impl Submodule10 {
             .with_groups(1)
             .with_bias(true)
             .init(device);
-        Self {
-            conv2d86,
-            conv2d87,
-            conv2d88,
-            conv2d89,
-            conv2d90,
-            conv2d91,
-            conv2d92,
-            conv2d93,
-            conv2d94,
-            device: device.clone(),
-        }
-    }
-    #[allow(clippy::let_and_return, clippy::approx_constant)]
-    pub fn forward(
-        &self,
-        add27_out1: Tensor<4>,
-        __gradcam_probe: &mut gradcam::Probe<'_>,
-    ) -> Tensor<4> {
-        let custom410_out1 = __gradcam_probe.layer("/layer3/layer3.19/Add", add27_out1);
-        let relu82_out1 = __gradcam_probe.relu(custom410_out1);
-        let custom411_out1 = __gradcam_probe
-            .layer("/layer3/layer3.19/relu_2/Relu", relu82_out1);
-        let custom412_out1 = __gradcam_probe.layer("layer3.19.relu_2", custom411_out1);
-        let custom413_out1 = __gradcam_probe.layer("layer3.19", custom412_out1);
-        let conv2d86_out1 = self.conv2d86.forward(custom413_out1.clone());
-        let custom414_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/conv1/Conv", conv2d86_out1);
-        let custom415_out1 = __gradcam_probe.layer("layer3.20.conv1", custom414_out1);
-        let relu83_out1 = __gradcam_probe.relu(custom415_out1);
-        let custom416_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/relu/Relu", relu83_out1);
-        let custom417_out1 = __gradcam_probe.layer("layer3.20.relu", custom416_out1);
-        let conv2d87_out1 = self.conv2d87.forward(custom417_out1);
-        let custom418_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/conv2/Conv", conv2d87_out1);
-        let custom419_out1 = __gradcam_probe.layer("layer3.20.conv2", custom418_out1);
-        let relu84_out1 = __gradcam_probe.relu(custom419_out1);
-        let custom420_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/relu_1/Relu", relu84_out1);
-        let custom421_out1 = __gradcam_probe.layer("layer3.20.relu_1", custom420_out1);
-        let conv2d88_out1 = self.conv2d88.forward(custom421_out1);
-        let custom422_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/conv3/Conv", conv2d88_out1);
-        let custom423_out1 = __gradcam_probe.layer("layer3.20.conv3", custom422_out1);
-        let custom424_out1 = gradcam::Probe::carry(
-            custom413_out1,
-            custom423_out1.clone().dims()[0],
-        );
-        let add28_out1 = custom423_out1.add(custom424_out1);
-        let custom425_out1 = __gradcam_probe.layer("/layer3/layer3.20/Add", add28_out1);
-        let relu85_out1 = __gradcam_probe.relu(custom425_out1);
-        let custom426_out1 = __gradcam_probe
-            .layer("/layer3/layer3.20/relu_2/Relu", relu85_out1);
-        let custom427_out1 = __gradcam_probe.layer("layer3.20.relu_2", custom426_out1);
-        let custom428_out1 = __gradcam_probe.layer("layer3.20", custom427_out1);
-        let conv2d89_out1 = self.conv2d89.forward(custom428_out1.clone());
-        let custom429_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/conv1/Conv", conv2d89_out1);
-        let custom430_out1 = __gradcam_probe.layer("layer3.21.conv1", custom429_out1);
-        let relu86_out1 = __gradcam_probe.relu(custom430_out1);
-        let custom431_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/relu/Relu", relu86_out1);
-        let custom432_out1 = __gradcam_probe.layer("layer3.21.relu", custom431_out1);
-        let conv2d90_out1 = self.conv2d90.forward(custom432_out1);
-        let custom433_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/conv2/Conv", conv2d90_out1);
-        let custom434_out1 = __gradcam_probe.layer("layer3.21.conv2", custom433_out1);
-        let relu87_out1 = __gradcam_probe.relu(custom434_out1);
-        let custom435_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/relu_1/Relu", relu87_out1);
-        let custom436_out1 = __gradcam_probe.layer("layer3.21.relu_1", custom435_out1);
-        let conv2d91_out1 = self.conv2d91.forward(custom436_out1);
-        let custom437_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/conv3/Conv", conv2d91_out1);
-        let custom438_out1 = __gradcam_probe.layer("layer3.21.conv3", custom437_out1);
-        let custom439_out1 = gradcam::Probe::carry(
-            custom428_out1,
-            custom438_out1.clone().dims()[0],
-        );
-        let add29_out1 = custom438_out1.add(custom439_out1);
-        let custom440_out1 = __gradcam_probe.layer("/layer3/layer3.21/Add", add29_out1);
-        let relu88_out1 = __gradcam_probe.relu(custom440_out1);
-        let custom441_out1 = __gradcam_probe
-            .layer("/layer3/layer3.21/relu_2/Relu", relu88_out1);
-        let custom442_out1 = __gradcam_probe.layer("layer3.21.relu_2", custom441_out1);
-        let custom443_out1 = __gradcam_probe.layer("layer3.21", custom442_out1);
-        let conv2d92_out1 = self.conv2d92.forward(custom443_out1.clone());
-        let custom444_out1 = __gradcam_probe
-            .layer("/layer3/layer3.22/conv1/Conv", conv2d92_out1);
-        let custom445_out1 = __gradcam_probe.layer("layer3.22.conv1", custom444_out1);
-        let relu89_out1 = __gradcam_probe.relu(custom445_out1);
-        let custom446_out1 = __gradcam_probe
-            .layer("/layer3/layer3.22/relu/Relu", relu89_out1);
-        let custom447_out1 = __gradcam_probe.layer("layer3.22.relu", custom446_out1);
-        let conv2d93_out1 = self.conv2d93.forward(custom447_out1);
-        let custom448_out1 = __gradcam_probe
-            .layer("/layer3/layer3.22/conv2/Conv", conv2d93_out1);
-        let custom449_out1 = __gradcam_probe.layer("layer3.22.conv2", custom448_out1);
-        let relu90_out1 = __gradcam_probe.relu(custom449_out1);
-        let custom450_out1 = __gradcam_probe
-            .layer("/layer3/layer3.22/relu_1/Relu", relu90_out1);
-        let custom451_out1 = __gradcam_probe.layer("layer3.22.relu_1", custom450_out1);
-        let conv2d94_out1 = self.conv2d94.forward(custom451_out1);
-        let custom452_out1 = __gradcam_probe
-            .layer("/layer3/layer3.22/conv3/Conv", conv2d94_out1);
-        let custom453_out1 = __gradcam_probe.layer("layer3.22.conv3", custom452_out1);
-        let custom454_out1 = gradcam::Probe::carry(
-            custom443_out1,
-            custom453_out1.clone().dims()[0],
-        );
-        let add30_out1 = custom453_out1.add(custom454_out1);
-        add30_out1
-    }
-}
-#[derive(Module, Debug)]
-#[allow(dead_code)]
-pub struct Submodule11 {
-    conv2d95: Conv2d,
-    conv2d96: Conv2d,
-    conv2d97: Conv2d,
-    conv2d98: Conv2d,
-    conv2d99: Conv2d,
-    conv2d100: Conv2d,
-    conv2d101: Conv2d,
-    conv2d102: Conv2d,
-    conv2d103: Conv2d,
-    conv2d104: Conv2d,
-    globalaveragepool1: AdaptiveAvgPool2d,
-    linear1: Linear,
-    #[module(skip)]
-    device: Device,
-}
-#[allow(unused, clippy::all)]
-impl Submodule11 {
-    #[allow(unused_variables)]
-    pub fn new(device: &Device) -> Self {
         let conv2d95 = Conv2dConfig::new([64, 32], [1, 1])
             .with_stride([1, 1])
             .with_padding(PaddingConfig2d::Valid)
@@ -2385,6 +2925,9 @@ impl Submodule11 {
         let globalaveragepool1 = AdaptiveAvgPool2dConfig::new([1, 1]).init();
         let linear1 = LinearConfig::new(128, 10).with_bias(true).init(device);
         Self {
+            conv2d92,
+            conv2d93,
+            conv2d94,
             conv2d95,
             conv2d96,
             conv2d97,
@@ -2403,119 +2946,238 @@ impl Submodule11 {
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(
         &self,
-        add30_out1: Tensor<4>,
+        add29_out1: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
-        let custom455_out1 = __gradcam_probe.layer("/layer3/layer3.22/Add", add30_out1);
-        let relu91_out1 = __gradcam_probe.relu(custom455_out1);
-        let custom456_out1 = __gradcam_probe
+        let custom543_out1 = __gradcam_probe.layer("/layer3/layer3.21/Add", add29_out1);
+        let relu88_out1 = __gradcam_probe.relu(custom543_out1);
+        let custom544_out1 = __gradcam_probe
+            .layer("/layer3/layer3.21/relu_2/Relu", relu88_out1);
+        let custom545_out1 = __gradcam_probe.layer("layer3.21.relu_2", custom544_out1);
+        let custom546_out1 = __gradcam_probe.layer("layer3.21", custom545_out1);
+        let conv2d92_out1 = self.conv2d92.forward(custom546_out1.clone());
+        let custom547_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.22/conv1/Conv",
+                conv2d92_out1,
+                || self.conv2d92.bias.as_ref().map(|b| b.val()),
+            );
+        let custom548_out1 = __gradcam_probe
+            .layer("/layer3/layer3.22/conv1/Conv", custom547_out1);
+        let custom549_out1 = __gradcam_probe.layer("layer3.22.conv1", custom548_out1);
+        let relu89_out1 = __gradcam_probe.relu(custom549_out1);
+        let custom550_out1 = __gradcam_probe
+            .layer("/layer3/layer3.22/relu/Relu", relu89_out1);
+        let custom551_out1 = __gradcam_probe.layer("layer3.22.relu", custom550_out1);
+        let conv2d93_out1 = self.conv2d93.forward(custom551_out1);
+        let custom552_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.22/conv2/Conv",
+                conv2d93_out1,
+                || self.conv2d93.bias.as_ref().map(|b| b.val()),
+            );
+        let custom553_out1 = __gradcam_probe
+            .layer("/layer3/layer3.22/conv2/Conv", custom552_out1);
+        let custom554_out1 = __gradcam_probe.layer("layer3.22.conv2", custom553_out1);
+        let relu90_out1 = __gradcam_probe.relu(custom554_out1);
+        let custom555_out1 = __gradcam_probe
+            .layer("/layer3/layer3.22/relu_1/Relu", relu90_out1);
+        let custom556_out1 = __gradcam_probe.layer("layer3.22.relu_1", custom555_out1);
+        let conv2d94_out1 = self.conv2d94.forward(custom556_out1);
+        let custom557_out1 = __gradcam_probe
+            .bias(
+                "/layer3/layer3.22/conv3/Conv",
+                conv2d94_out1,
+                || self.conv2d94.bias.as_ref().map(|b| b.val()),
+            );
+        let custom558_out1 = __gradcam_probe
+            .layer("/layer3/layer3.22/conv3/Conv", custom557_out1);
+        let custom559_out1 = __gradcam_probe.layer("layer3.22.conv3", custom558_out1);
+        let custom560_out1 = gradcam::Probe::carry(
+            custom546_out1,
+            custom559_out1.clone().dims()[0],
+        );
+        let add30_out1 = custom559_out1.add(custom560_out1);
+        let custom561_out1 = __gradcam_probe.layer("/layer3/layer3.22/Add", add30_out1);
+        let relu91_out1 = __gradcam_probe.relu(custom561_out1);
+        let custom562_out1 = __gradcam_probe
             .layer("/layer3/layer3.22/relu_2/Relu", relu91_out1);
-        let custom457_out1 = __gradcam_probe.layer("layer3.22.relu_2", custom456_out1);
-        let custom458_out1 = __gradcam_probe.layer("layer3.22", custom457_out1);
-        let custom459_out1 = __gradcam_probe.layer("layer3", custom458_out1);
-        let conv2d95_out1 = self.conv2d95.forward(custom459_out1.clone());
-        let custom460_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/conv1/Conv", conv2d95_out1);
-        let custom461_out1 = __gradcam_probe.layer("layer4.0.conv1", custom460_out1);
-        let relu92_out1 = __gradcam_probe.relu(custom461_out1);
-        let custom462_out1 = __gradcam_probe
+        let custom563_out1 = __gradcam_probe.layer("layer3.22.relu_2", custom562_out1);
+        let custom564_out1 = __gradcam_probe.layer("layer3.22", custom563_out1);
+        let custom565_out1 = __gradcam_probe.layer("layer3", custom564_out1);
+        let conv2d95_out1 = self.conv2d95.forward(custom565_out1.clone());
+        let custom566_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/conv1/Conv",
+                conv2d95_out1,
+                || self.conv2d95.bias.as_ref().map(|b| b.val()),
+            );
+        let custom567_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/conv1/Conv", custom566_out1);
+        let custom568_out1 = __gradcam_probe.layer("layer4.0.conv1", custom567_out1);
+        let relu92_out1 = __gradcam_probe.relu(custom568_out1);
+        let custom569_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu/Relu", relu92_out1);
-        let custom463_out1 = __gradcam_probe.layer("layer4.0.relu", custom462_out1);
-        let conv2d96_out1 = self.conv2d96.forward(custom463_out1);
-        let custom464_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/conv2/Conv", conv2d96_out1);
-        let custom465_out1 = __gradcam_probe.layer("layer4.0.conv2", custom464_out1);
-        let relu93_out1 = __gradcam_probe.relu(custom465_out1);
-        let custom466_out1 = __gradcam_probe
+        let custom570_out1 = __gradcam_probe.layer("layer4.0.relu", custom569_out1);
+        let conv2d96_out1 = self.conv2d96.forward(custom570_out1);
+        let custom571_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/conv2/Conv",
+                conv2d96_out1,
+                || self.conv2d96.bias.as_ref().map(|b| b.val()),
+            );
+        let custom572_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/conv2/Conv", custom571_out1);
+        let custom573_out1 = __gradcam_probe.layer("layer4.0.conv2", custom572_out1);
+        let relu93_out1 = __gradcam_probe.relu(custom573_out1);
+        let custom574_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu_1/Relu", relu93_out1);
-        let custom467_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom466_out1);
-        let conv2d97_out1 = self.conv2d97.forward(custom467_out1);
-        let custom468_out1 = __gradcam_probe
-            .layer("/layer4/layer4.0/conv3/Conv", conv2d97_out1);
-        let custom469_out1 = __gradcam_probe.layer("layer4.0.conv3", custom468_out1);
-        let custom470_out1 = gradcam::Probe::carry(
-            custom459_out1,
-            custom469_out1.clone().dims()[0],
+        let custom575_out1 = __gradcam_probe.layer("layer4.0.relu_1", custom574_out1);
+        let conv2d97_out1 = self.conv2d97.forward(custom575_out1);
+        let custom576_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/conv3/Conv",
+                conv2d97_out1,
+                || self.conv2d97.bias.as_ref().map(|b| b.val()),
+            );
+        let custom577_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/conv3/Conv", custom576_out1);
+        let custom578_out1 = __gradcam_probe.layer("layer4.0.conv3", custom577_out1);
+        let custom579_out1 = gradcam::Probe::carry(
+            custom565_out1,
+            custom578_out1.clone().dims()[0],
         );
-        let conv2d98_out1 = self.conv2d98.forward(custom470_out1);
-        let add31_out1 = custom469_out1.add(conv2d98_out1);
-        let custom471_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add31_out1);
-        let relu94_out1 = __gradcam_probe.relu(custom471_out1);
-        let custom472_out1 = __gradcam_probe
+        let conv2d98_out1 = self.conv2d98.forward(custom579_out1);
+        let custom580_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.0/downsample/downsample.0/Conv",
+                conv2d98_out1,
+                || self.conv2d98.bias.as_ref().map(|b| b.val()),
+            );
+        let custom581_out1 = __gradcam_probe
+            .layer("/layer4/layer4.0/downsample/downsample.0/Conv", custom580_out1);
+        let custom582_out1 = __gradcam_probe
+            .layer("layer4.0.downsample.0", custom581_out1);
+        let custom583_out1 = __gradcam_probe
+            .layer("layer4.0.downsample", custom582_out1);
+        let custom584_out1 = gradcam::Probe::carry(
+            custom578_out1,
+            custom583_out1.clone().dims()[0],
+        );
+        let add31_out1 = custom584_out1.add(custom583_out1);
+        let custom585_out1 = __gradcam_probe.layer("/layer4/layer4.0/Add", add31_out1);
+        let relu94_out1 = __gradcam_probe.relu(custom585_out1);
+        let custom586_out1 = __gradcam_probe
             .layer("/layer4/layer4.0/relu_2/Relu", relu94_out1);
-        let custom473_out1 = __gradcam_probe.layer("layer4.0.relu_2", custom472_out1);
-        let custom474_out1 = __gradcam_probe.layer("layer4.0", custom473_out1);
-        let conv2d99_out1 = self.conv2d99.forward(custom474_out1.clone());
-        let custom475_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/conv1/Conv", conv2d99_out1);
-        let custom476_out1 = __gradcam_probe.layer("layer4.1.conv1", custom475_out1);
-        let relu95_out1 = __gradcam_probe.relu(custom476_out1);
-        let custom477_out1 = __gradcam_probe
+        let custom587_out1 = __gradcam_probe.layer("layer4.0.relu_2", custom586_out1);
+        let custom588_out1 = __gradcam_probe.layer("layer4.0", custom587_out1);
+        let conv2d99_out1 = self.conv2d99.forward(custom588_out1.clone());
+        let custom589_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.1/conv1/Conv",
+                conv2d99_out1,
+                || self.conv2d99.bias.as_ref().map(|b| b.val()),
+            );
+        let custom590_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/conv1/Conv", custom589_out1);
+        let custom591_out1 = __gradcam_probe.layer("layer4.1.conv1", custom590_out1);
+        let relu95_out1 = __gradcam_probe.relu(custom591_out1);
+        let custom592_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu/Relu", relu95_out1);
-        let custom478_out1 = __gradcam_probe.layer("layer4.1.relu", custom477_out1);
-        let conv2d100_out1 = self.conv2d100.forward(custom478_out1);
-        let custom479_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/conv2/Conv", conv2d100_out1);
-        let custom480_out1 = __gradcam_probe.layer("layer4.1.conv2", custom479_out1);
-        let relu96_out1 = __gradcam_probe.relu(custom480_out1);
-        let custom481_out1 = __gradcam_probe
+        let custom593_out1 = __gradcam_probe.layer("layer4.1.relu", custom592_out1);
+        let conv2d100_out1 = self.conv2d100.forward(custom593_out1);
+        let custom594_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.1/conv2/Conv",
+                conv2d100_out1,
+                || self.conv2d100.bias.as_ref().map(|b| b.val()),
+            );
+        let custom595_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/conv2/Conv", custom594_out1);
+        let custom596_out1 = __gradcam_probe.layer("layer4.1.conv2", custom595_out1);
+        let relu96_out1 = __gradcam_probe.relu(custom596_out1);
+        let custom597_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu_1/Relu", relu96_out1);
-        let custom482_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom481_out1);
-        let conv2d101_out1 = self.conv2d101.forward(custom482_out1);
-        let custom483_out1 = __gradcam_probe
-            .layer("/layer4/layer4.1/conv3/Conv", conv2d101_out1);
-        let custom484_out1 = __gradcam_probe.layer("layer4.1.conv3", custom483_out1);
-        let custom485_out1 = gradcam::Probe::carry(
-            custom474_out1,
-            custom484_out1.clone().dims()[0],
+        let custom598_out1 = __gradcam_probe.layer("layer4.1.relu_1", custom597_out1);
+        let conv2d101_out1 = self.conv2d101.forward(custom598_out1);
+        let custom599_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.1/conv3/Conv",
+                conv2d101_out1,
+                || self.conv2d101.bias.as_ref().map(|b| b.val()),
+            );
+        let custom600_out1 = __gradcam_probe
+            .layer("/layer4/layer4.1/conv3/Conv", custom599_out1);
+        let custom601_out1 = __gradcam_probe.layer("layer4.1.conv3", custom600_out1);
+        let custom602_out1 = gradcam::Probe::carry(
+            custom588_out1,
+            custom601_out1.clone().dims()[0],
         );
-        let add32_out1 = custom484_out1.add(custom485_out1);
-        let custom486_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add32_out1);
-        let relu97_out1 = __gradcam_probe.relu(custom486_out1);
-        let custom487_out1 = __gradcam_probe
+        let add32_out1 = custom601_out1.add(custom602_out1);
+        let custom603_out1 = __gradcam_probe.layer("/layer4/layer4.1/Add", add32_out1);
+        let relu97_out1 = __gradcam_probe.relu(custom603_out1);
+        let custom604_out1 = __gradcam_probe
             .layer("/layer4/layer4.1/relu_2/Relu", relu97_out1);
-        let custom488_out1 = __gradcam_probe.layer("layer4.1.relu_2", custom487_out1);
-        let custom489_out1 = __gradcam_probe.layer("layer4.1", custom488_out1);
-        let conv2d102_out1 = self.conv2d102.forward(custom489_out1.clone());
-        let custom490_out1 = __gradcam_probe
-            .layer("/layer4/layer4.2/conv1/Conv", conv2d102_out1);
-        let custom491_out1 = __gradcam_probe.layer("layer4.2.conv1", custom490_out1);
-        let relu98_out1 = __gradcam_probe.relu(custom491_out1);
-        let custom492_out1 = __gradcam_probe
+        let custom605_out1 = __gradcam_probe.layer("layer4.1.relu_2", custom604_out1);
+        let custom606_out1 = __gradcam_probe.layer("layer4.1", custom605_out1);
+        let conv2d102_out1 = self.conv2d102.forward(custom606_out1.clone());
+        let custom607_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.2/conv1/Conv",
+                conv2d102_out1,
+                || self.conv2d102.bias.as_ref().map(|b| b.val()),
+            );
+        let custom608_out1 = __gradcam_probe
+            .layer("/layer4/layer4.2/conv1/Conv", custom607_out1);
+        let custom609_out1 = __gradcam_probe.layer("layer4.2.conv1", custom608_out1);
+        let relu98_out1 = __gradcam_probe.relu(custom609_out1);
+        let custom610_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu/Relu", relu98_out1);
-        let custom493_out1 = __gradcam_probe.layer("layer4.2.relu", custom492_out1);
-        let conv2d103_out1 = self.conv2d103.forward(custom493_out1);
-        let custom494_out1 = __gradcam_probe
-            .layer("/layer4/layer4.2/conv2/Conv", conv2d103_out1);
-        let custom495_out1 = __gradcam_probe.layer("layer4.2.conv2", custom494_out1);
-        let relu99_out1 = __gradcam_probe.relu(custom495_out1);
-        let custom496_out1 = __gradcam_probe
+        let custom611_out1 = __gradcam_probe.layer("layer4.2.relu", custom610_out1);
+        let conv2d103_out1 = self.conv2d103.forward(custom611_out1);
+        let custom612_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.2/conv2/Conv",
+                conv2d103_out1,
+                || self.conv2d103.bias.as_ref().map(|b| b.val()),
+            );
+        let custom613_out1 = __gradcam_probe
+            .layer("/layer4/layer4.2/conv2/Conv", custom612_out1);
+        let custom614_out1 = __gradcam_probe.layer("layer4.2.conv2", custom613_out1);
+        let relu99_out1 = __gradcam_probe.relu(custom614_out1);
+        let custom615_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu_1/Relu", relu99_out1);
-        let custom497_out1 = __gradcam_probe.layer("layer4.2.relu_1", custom496_out1);
-        let conv2d104_out1 = self.conv2d104.forward(custom497_out1);
-        let custom498_out1 = __gradcam_probe
-            .layer("/layer4/layer4.2/conv3/Conv", conv2d104_out1);
-        let custom499_out1 = __gradcam_probe.layer("layer4.2.conv3", custom498_out1);
-        let custom500_out1 = gradcam::Probe::carry(
-            custom489_out1,
-            custom499_out1.clone().dims()[0],
+        let custom616_out1 = __gradcam_probe.layer("layer4.2.relu_1", custom615_out1);
+        let conv2d104_out1 = self.conv2d104.forward(custom616_out1);
+        let custom617_out1 = __gradcam_probe
+            .bias(
+                "/layer4/layer4.2/conv3/Conv",
+                conv2d104_out1,
+                || self.conv2d104.bias.as_ref().map(|b| b.val()),
+            );
+        let custom618_out1 = __gradcam_probe
+            .layer("/layer4/layer4.2/conv3/Conv", custom617_out1);
+        let custom619_out1 = __gradcam_probe.layer("layer4.2.conv3", custom618_out1);
+        let custom620_out1 = gradcam::Probe::carry(
+            custom606_out1,
+            custom619_out1.clone().dims()[0],
         );
-        let add33_out1 = custom499_out1.add(custom500_out1);
-        let custom501_out1 = __gradcam_probe.layer("/layer4/layer4.2/Add", add33_out1);
-        let relu100_out1 = __gradcam_probe.relu(custom501_out1);
-        let custom502_out1 = __gradcam_probe
+        let add33_out1 = custom619_out1.add(custom620_out1);
+        let custom621_out1 = __gradcam_probe.layer("/layer4/layer4.2/Add", add33_out1);
+        let relu100_out1 = __gradcam_probe.relu(custom621_out1);
+        let custom622_out1 = __gradcam_probe
             .layer("/layer4/layer4.2/relu_2/Relu", relu100_out1);
-        let custom503_out1 = __gradcam_probe.layer("layer4.2.relu_2", custom502_out1);
-        let custom504_out1 = __gradcam_probe.layer("layer4.2", custom503_out1);
-        let custom505_out1 = __gradcam_probe.layer("layer4", custom504_out1);
-        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom505_out1);
-        let custom506_out1 = __gradcam_probe
+        let custom623_out1 = __gradcam_probe.layer("layer4.2.relu_2", custom622_out1);
+        let custom624_out1 = __gradcam_probe.layer("layer4.2", custom623_out1);
+        let custom625_out1 = __gradcam_probe.layer("layer4", custom624_out1);
+        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom625_out1);
+        let custom626_out1 = __gradcam_probe
             .layer("/avgpool/GlobalAveragePool", globalaveragepool1_out1);
-        let custom507_out1 = __gradcam_probe.layer("avgpool", custom506_out1);
+        let custom627_out1 = __gradcam_probe.layer("avgpool", custom626_out1);
         let flatten1_out1 = {
-            let leading_dim = custom507_out1.shape()[..1].iter().product::<usize>()
+            let leading_dim = custom627_out1.shape()[..1].iter().product::<usize>()
                 as i32;
-            custom507_out1.reshape::<2, _>([leading_dim, -1])
+            custom627_out1.reshape::<2, _>([leading_dim, -1])
         };
         let linear1_out1 = self.linear1.forward(flatten1_out1);
         linear1_out1
@@ -2601,17 +3263,17 @@ impl Model {
         input: Tensor<4>,
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
-        let add3_out1 = self.submodule1.forward(input, __gradcam_probe);
-        let add6_out1 = self.submodule2.forward(add3_out1, __gradcam_probe);
-        let add9_out1 = self.submodule3.forward(add6_out1, __gradcam_probe);
-        let add12_out1 = self.submodule4.forward(add9_out1, __gradcam_probe);
-        let add15_out1 = self.submodule5.forward(add12_out1, __gradcam_probe);
-        let add18_out1 = self.submodule6.forward(add15_out1, __gradcam_probe);
-        let add21_out1 = self.submodule7.forward(add18_out1, __gradcam_probe);
-        let add24_out1 = self.submodule8.forward(add21_out1, __gradcam_probe);
-        let add27_out1 = self.submodule9.forward(add24_out1, __gradcam_probe);
-        let add30_out1 = self.submodule10.forward(add27_out1, __gradcam_probe);
-        let linear1_out1 = self.submodule11.forward(add30_out1, __gradcam_probe);
+        let custom46_out1 = self.submodule1.forward(input, __gradcam_probe);
+        let add5_out1 = self.submodule2.forward(custom46_out1, __gradcam_probe);
+        let add8_out1 = self.submodule3.forward(add5_out1, __gradcam_probe);
+        let add11_out1 = self.submodule4.forward(add8_out1, __gradcam_probe);
+        let add14_out1 = self.submodule5.forward(add11_out1, __gradcam_probe);
+        let add17_out1 = self.submodule6.forward(add14_out1, __gradcam_probe);
+        let add20_out1 = self.submodule7.forward(add17_out1, __gradcam_probe);
+        let add23_out1 = self.submodule8.forward(add20_out1, __gradcam_probe);
+        let add26_out1 = self.submodule9.forward(add23_out1, __gradcam_probe);
+        let add29_out1 = self.submodule10.forward(add26_out1, __gradcam_probe);
+        let linear1_out1 = self.submodule11.forward(add29_out1, __gradcam_probe);
         linear1_out1
     }
 }

@@ -148,61 +148,104 @@ impl Model {
         __gradcam_probe: &mut gradcam::Probe<'_>,
     ) -> Tensor<2> {
         let conv2d1_out1 = self.conv2d1.forward(input);
-        let custom1_out1 = __gradcam_probe.layer("/stem/stem.0/Conv", conv2d1_out1);
-        let custom2_out1 = __gradcam_probe.layer("stem.0", custom1_out1);
-        let relu1_out1 = __gradcam_probe.relu(custom2_out1);
-        let custom3_out1 = __gradcam_probe.layer("/stem/stem.2/Relu", relu1_out1);
-        let custom4_out1 = __gradcam_probe.layer("stem.2", custom3_out1);
-        let custom5_out1 = __gradcam_probe.layer("stem", custom4_out1);
-        let conv2d2_out1 = self.conv2d2.forward(custom5_out1.clone());
-        let custom6_out1 = __gradcam_probe.layer("/block/conv1/Conv", conv2d2_out1);
-        let custom7_out1 = __gradcam_probe.layer("block.conv1", custom6_out1);
-        let relu2_out1 = __gradcam_probe.relu(custom7_out1);
-        let custom8_out1 = __gradcam_probe.layer("/block/relu_a/Relu", relu2_out1);
-        let custom9_out1 = __gradcam_probe.layer("block.relu_a", custom8_out1);
-        let conv2d3_out1 = self.conv2d3.forward(custom9_out1);
-        let custom10_out1 = __gradcam_probe.layer("/block/conv2/Conv", conv2d3_out1);
-        let custom11_out1 = __gradcam_probe.layer("block.conv2", custom10_out1);
-        let custom12_out1 = gradcam::Probe::carry(
-            custom5_out1,
-            custom11_out1.clone().dims()[0],
+        let custom1_out1 = __gradcam_probe
+            .bias(
+                "/stem/stem.0/Conv",
+                conv2d1_out1,
+                || self.conv2d1.bias.as_ref().map(|b| b.val()),
+            );
+        let custom2_out1 = __gradcam_probe.layer("/stem/stem.0/Conv", custom1_out1);
+        let custom3_out1 = __gradcam_probe.layer("stem.0", custom2_out1);
+        let relu1_out1 = __gradcam_probe.relu(custom3_out1);
+        let custom4_out1 = __gradcam_probe.layer("/stem/stem.2/Relu", relu1_out1);
+        let custom5_out1 = __gradcam_probe.layer("stem.2", custom4_out1);
+        let custom6_out1 = __gradcam_probe.layer("stem", custom5_out1);
+        let conv2d2_out1 = self.conv2d2.forward(custom6_out1.clone());
+        let custom7_out1 = __gradcam_probe
+            .bias(
+                "/block/conv1/Conv",
+                conv2d2_out1,
+                || self.conv2d2.bias.as_ref().map(|b| b.val()),
+            );
+        let custom8_out1 = __gradcam_probe.layer("/block/conv1/Conv", custom7_out1);
+        let custom9_out1 = __gradcam_probe.layer("block.conv1", custom8_out1);
+        let relu2_out1 = __gradcam_probe.relu(custom9_out1);
+        let custom10_out1 = __gradcam_probe.layer("/block/relu_a/Relu", relu2_out1);
+        let custom11_out1 = __gradcam_probe.layer("block.relu_a", custom10_out1);
+        let conv2d3_out1 = self.conv2d3.forward(custom11_out1);
+        let custom12_out1 = __gradcam_probe
+            .bias(
+                "/block/conv2/Conv",
+                conv2d3_out1,
+                || self.conv2d3.bias.as_ref().map(|b| b.val()),
+            );
+        let custom13_out1 = __gradcam_probe.layer("/block/conv2/Conv", custom12_out1);
+        let custom14_out1 = __gradcam_probe.layer("block.conv2", custom13_out1);
+        let custom15_out1 = gradcam::Probe::carry(
+            custom6_out1,
+            custom14_out1.clone().dims()[0],
         );
-        let add1_out1 = custom11_out1.add(custom12_out1);
-        let custom13_out1 = __gradcam_probe.layer("/block/Add", add1_out1);
-        let relu3_out1 = __gradcam_probe.relu(custom13_out1);
-        let custom14_out1 = __gradcam_probe.layer("/block/relu_b/Relu", relu3_out1);
-        let custom15_out1 = __gradcam_probe.layer("block.relu_b", custom14_out1);
-        let custom16_out1 = __gradcam_probe.layer("block", custom15_out1);
-        let conv2d4_out1 = self.conv2d4.forward(custom16_out1.clone());
-        let custom17_out1 = __gradcam_probe.layer("/left/Conv", conv2d4_out1);
-        let custom18_out1 = __gradcam_probe.layer("left", custom17_out1);
-        let relu4_out1 = __gradcam_probe.relu(custom18_out1);
-        let custom19_out1 = __gradcam_probe.layer("/Relu", relu4_out1);
-        let custom20_out1 = gradcam::Probe::carry(
-            custom16_out1,
-            custom19_out1.clone().dims()[0],
+        let add1_out1 = custom14_out1.add(custom15_out1);
+        let custom16_out1 = __gradcam_probe.layer("/block/Add", add1_out1);
+        let relu3_out1 = __gradcam_probe.relu(custom16_out1);
+        let custom17_out1 = __gradcam_probe.layer("/block/relu_b/Relu", relu3_out1);
+        let custom18_out1 = __gradcam_probe.layer("block.relu_b", custom17_out1);
+        let custom19_out1 = __gradcam_probe.layer("block", custom18_out1);
+        let conv2d4_out1 = self.conv2d4.forward(custom19_out1.clone());
+        let custom20_out1 = __gradcam_probe
+            .bias(
+                "/left/Conv",
+                conv2d4_out1,
+                || self.conv2d4.bias.as_ref().map(|b| b.val()),
+            );
+        let custom21_out1 = __gradcam_probe.layer("/left/Conv", custom20_out1);
+        let custom22_out1 = __gradcam_probe.layer("left", custom21_out1);
+        let relu4_out1 = __gradcam_probe.relu(custom22_out1);
+        let custom23_out1 = __gradcam_probe.layer("/Relu", relu4_out1);
+        let custom24_out1 = gradcam::Probe::carry(
+            custom19_out1,
+            custom23_out1.clone().dims()[0],
         );
-        let conv2d5_out1 = self.conv2d5.forward(custom20_out1);
-        let relu5_out1 = __gradcam_probe.relu(conv2d5_out1);
+        let conv2d5_out1 = self.conv2d5.forward(custom24_out1);
+        let custom25_out1 = __gradcam_probe
+            .bias(
+                "/right/Conv",
+                conv2d5_out1,
+                || self.conv2d5.bias.as_ref().map(|b| b.val()),
+            );
+        let custom26_out1 = __gradcam_probe.layer("/right/Conv", custom25_out1);
+        let custom27_out1 = __gradcam_probe.layer("right", custom26_out1);
+        let relu5_out1 = __gradcam_probe.relu(custom27_out1);
+        let custom28_out1 = __gradcam_probe.layer("/Relu_1", relu5_out1);
+        let custom29_out1 = gradcam::Probe::carry(
+            custom23_out1,
+            custom28_out1.clone().dims()[0],
+        );
         let concat1_out1 = burn::tensor::Tensor::cat(
-            [custom19_out1, relu5_out1].into(),
+            [custom29_out1, custom28_out1].into(),
             1,
         );
-        let custom21_out1 = __gradcam_probe.layer("/Concat", concat1_out1);
-        let conv2d6_out1 = self.conv2d6.forward(custom21_out1);
-        let custom22_out1 = __gradcam_probe.layer("/head/head.0/Conv", conv2d6_out1);
-        let custom23_out1 = __gradcam_probe.layer("head.0", custom22_out1);
-        let relu6_out1 = __gradcam_probe.relu(custom23_out1);
-        let custom24_out1 = __gradcam_probe.layer("/head/head.1/Relu", relu6_out1);
-        let custom25_out1 = __gradcam_probe.layer("head.1", custom24_out1);
-        let custom26_out1 = __gradcam_probe.layer("head", custom25_out1);
-        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom26_out1);
-        let custom27_out1 = __gradcam_probe
+        let custom30_out1 = __gradcam_probe.layer("/Concat", concat1_out1);
+        let conv2d6_out1 = self.conv2d6.forward(custom30_out1);
+        let custom31_out1 = __gradcam_probe
+            .bias(
+                "/head/head.0/Conv",
+                conv2d6_out1,
+                || self.conv2d6.bias.as_ref().map(|b| b.val()),
+            );
+        let custom32_out1 = __gradcam_probe.layer("/head/head.0/Conv", custom31_out1);
+        let custom33_out1 = __gradcam_probe.layer("head.0", custom32_out1);
+        let relu6_out1 = __gradcam_probe.relu(custom33_out1);
+        let custom34_out1 = __gradcam_probe.layer("/head/head.1/Relu", relu6_out1);
+        let custom35_out1 = __gradcam_probe.layer("head.1", custom34_out1);
+        let custom36_out1 = __gradcam_probe.layer("head", custom35_out1);
+        let globalaveragepool1_out1 = self.globalaveragepool1.forward(custom36_out1);
+        let custom37_out1 = __gradcam_probe
             .layer("/GlobalAveragePool", globalaveragepool1_out1);
         let flatten1_out1 = {
-            let leading_dim = custom27_out1.shape()[..1].iter().product::<usize>()
+            let leading_dim = custom37_out1.shape()[..1].iter().product::<usize>()
                 as i32;
-            custom27_out1.reshape::<2, _>([leading_dim, -1])
+            custom37_out1.reshape::<2, _>([leading_dim, -1])
         };
         let linear1_out1 = self.linear1.forward(flatten1_out1);
         linear1_out1

@@ -142,6 +142,58 @@ macro_rules! chunked_method {
     };
 }
 
+/// The settings of a method that draws Gaussian noise from a seed (SS-CAM, SmoothGrad-CAM++),
+/// whose fields are `chunks`, `samples`, `std` and `seed`: the chunk settings, `with_samples`,
+/// `with_std`, `with_seed`, `noise`, and `Default` (its `new`) and `Debug`.
+macro_rules! noisy_method {
+    ($method:ident) => {
+        chunk_settings!($method);
+
+        impl $method {
+            /// Draws of noise (at least 1).
+            pub fn with_samples(mut self, samples: usize) -> Self {
+                self.samples = samples;
+                self
+            }
+
+            /// The noise's standard deviation, in the units of what it is added to (0: none).
+            pub fn with_std(mut self, std: f32) -> Self {
+                self.std = std;
+                self
+            }
+
+            /// The seed the noise is drawn from.
+            pub fn with_seed(mut self, seed: u64) -> Self {
+                self.seed = seed;
+                self
+            }
+
+            /// The noise of draw `sample` for image `image`: a stream of standard normal values,
+            /// read in channel-major order (times `std` by the method).
+            pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
+                super::splitmix::normal_noise(self.seed, image, sample, 0)
+            }
+        }
+
+        impl Default for $method {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Debug for $method {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($method))
+                    .field("samples", &self.samples)
+                    .field("std", &self.std)
+                    .field("seed", &self.seed)
+                    .field("batch_size", &self.chunks.batch_size)
+                    .finish()
+            }
+        }
+    };
+}
+
 mod drawn_scores;
 mod projection;
 mod splitmix;

@@ -5,7 +5,6 @@
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::splitmix::normal_noise;
 use super::{CamMap, CamMethod, Chunks, LayerCapture, Rerun};
 use crate::error::{GradCamError, Result};
 
@@ -54,31 +53,6 @@ impl SmoothGradCamPlusPlus {
         }
     }
 
-    /// Draws of noise (at least 1).
-    pub fn with_samples(mut self, samples: usize) -> Self {
-        self.samples = samples;
-        self
-    }
-
-    /// The noise's standard deviation, in the input's units (0: Grad-CAM++ with torchcam's
-    /// denominator).
-    pub fn with_std(mut self, std: f32) -> Self {
-        self.std = std;
-        self
-    }
-
-    /// The seed the noise is drawn from.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// The standard normal noise of draw `sample` for image `image`, in the input's `[c, H, W]`
-    /// order (times `std` by the method).
-    pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
-        normal_noise(self.seed, image, sample, 0)
-    }
-
     /// Draws `first..first + count` of image `image`, `[count, c, H, W]`.
     fn noisy(&self, x: &Tensor<4>, image: usize, first: usize, count: usize) -> Tensor<4> {
         let [_, c, height, width] = x.dims();
@@ -95,24 +69,7 @@ impl SmoothGradCamPlusPlus {
     }
 }
 
-chunk_settings!(SmoothGradCamPlusPlus);
-
-impl Default for SmoothGradCamPlusPlus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for SmoothGradCamPlusPlus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmoothGradCamPlusPlus")
-            .field("samples", &self.samples)
-            .field("std", &self.std)
-            .field("seed", &self.seed)
-            .field("batch_size", &self.chunks.batch_size)
-            .finish()
-    }
-}
+noisy_method!(SmoothGradCamPlusPlus);
 
 impl CamMethod for SmoothGradCamPlusPlus {
     fn name(&self) -> &'static str {

@@ -39,30 +39,6 @@ impl SsCam {
         }
     }
 
-    /// Draws of noise (at least 1).
-    pub fn with_samples(mut self, samples: usize) -> Self {
-        self.samples = samples;
-        self
-    }
-
-    /// The noise's standard deviation (0: Score-CAM with torchcam's masks, `N` times).
-    pub fn with_std(mut self, std: f32) -> Self {
-        self.std = std;
-        self
-    }
-
-    /// The seed the noise is drawn from.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
-    /// The noise of draw `sample` for image `image`: a stream of standard normal values, read in
-    /// channel-major order (times `std` by the caller).
-    pub fn noise(&self, image: usize, sample: usize) -> impl Iterator<Item = f32> {
-        self.noise_from(image, sample, 0)
-    }
-
     /// [`noise`](Self::noise) from its value number `first` on (SplitMix64 skips ahead in one
     /// step: two draws per value).
     fn noise_from(&self, image: usize, sample: usize, first: usize) -> impl Iterator<Item = f32> {
@@ -70,24 +46,7 @@ impl SsCam {
     }
 }
 
-chunk_settings!(SsCam);
-
-impl Default for SsCam {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for SsCam {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SsCam")
-            .field("samples", &self.samples)
-            .field("std", &self.std)
-            .field("seed", &self.seed)
-            .field("batch_size", &self.chunks.batch_size)
-            .finish()
-    }
-}
+noisy_method!(SsCam);
 
 impl CamMethod for SsCam {
     fn name(&self) -> &'static str {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{DType, FloatDType, Tensor};
 
-use crate::capture::{capture, to_f32};
+use crate::capture::{capture, score, to_f32};
 use crate::error::{ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
@@ -72,6 +72,15 @@ impl<M: GradCam> Reruns<'_, M> {
         Ok(Tensor::stack(scores, 1))
     }
 
+    /// [`fixed`](Self::fixed) as a [`Target`], for a capture or a whole forward of other rows.
+    fn fixed_target(&self, t: usize, m: usize) -> Target {
+        match &self.resolved[t] {
+            Resolved::Class(class) => Target::Class(*class),
+            Resolved::Top(_) => Target::Class(self.ranked.class(t, m)),
+            Resolved::Score(score) => Target::Score(score.clone()),
+        }
+    }
+
     /// Target `t` (of `m` per image) with a rank fixed to the class the unperturbed image
     /// ranked there.
     fn fixed(&self, t: usize, m: usize) -> Resolved {
@@ -135,20 +144,9 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         let mut leaves = Vec::new();
         let logits = self.forward(leaf.clone(), &mut Probe::keeping_biases(&mut leaves))?;
         // Row `t` is image `t / m` for its target `t % m`.
-        let scored = if logits.dims()[0] == n * m {
-            let logits = to_f32(logits.clone());
-            (0..n * m)
-                .map(|t| score_rows(logits.clone().narrow(0, t, 1), &self.fixed(t, m)))
-                .collect::<Result<Vec<_>>>()
-        } else {
-            Err(ModelError::OutputShape {
-                got: logits.dims(),
-                expected_rows: n * m,
-            }
-            .into())
-        };
-        let scores = match scored {
-            Ok(scores) => Tensor::cat(scores, 0), // [n * m]
+        let targets: Vec<Target> = (0..n * m).map(|t| self.fixed_target(t, m)).collect();
+        let scores = match score(logits.clone(), &targets, [n, m], true, "the input") {
+            Ok((scores, ..)) => scores, // [n * m]
             Err(error) => {
                 // Free the graph the forward built (only a backward does).
                 let _ = logits.sum().backward();
@@ -182,11 +180,7 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
 
     fn gradients(&self, layer: &str, inputs: Tensor<4>, image: usize) -> Result<Tensor<5>> {
         let [_, m] = self.scores.dims();
-        let targets = (image * m..(image + 1) * m).map(|t| match &self.resolved[t] {
-            Resolved::Class(class) => Target::Class(*class),
-            Resolved::Top(_) => Target::Class(self.ranked.class(t, m)),
-            Resolved::Score(score) => Target::Score(score.clone()),
-        });
+        let targets = (image * m..(image + 1) * m).map(|t| self.fixed_target(t, m));
         let inputs = self.in_model_dtype(inputs); // [r, c, H, W]
         let layers = [layer.to_string()];
         let captured = capture(

@@ -107,11 +107,10 @@ pub fn road<M: GradCam>(
 ) -> Result<Vec<f32>> {
     let [b, ..] = images.dims();
     check_classes(b, classes.len())?;
-    check_maps(&images, &maps)?;
-    check_percentiles(&config.percentiles)?;
-    let before = probabilities(model, images.clone(), classes, b)?;
+    let inputs = road_inputs(images.clone(), maps, order, config)?; // checks the maps, percentiles
+    let before = probabilities(model, images, classes, b)?;
     let mut sums = vec![0.0f64; b];
-    for imputed in road_inputs(images, maps, order, config)? {
+    for imputed in inputs {
         let after = probabilities(model, imputed, classes, b)?;
         for (sum, (a, y)) in sums.iter_mut().zip(after.iter().zip(&before)) {
             *sum += f64::from(a - y);
@@ -284,6 +283,11 @@ fn noisy_linear_imputation(
         .iter()
         .map(|&p| neighbours(p).map(|(_, wt)| wt).sum())
         .collect();
+    // Each removed pixel's place among the unknowns (`None` for a kept pixel).
+    let mut slot = vec![None; h * w];
+    for (i, &p) in removed.iter().enumerate() {
+        slot[p] = Some(i);
+    }
     let mut out = image.to_vec();
     for channel in 0..c {
         let values = &image[channel * h * w..(channel + 1) * h * w];
@@ -296,7 +300,7 @@ fn noisy_linear_imputation(
                     .sum()
             })
             .collect();
-        let x = conjugate_gradients(&removed, &diagonal, &rhs, &neighbours, h * w);
+        let x = conjugate_gradients(&removed, &slot, &diagonal, &rhs, &neighbours);
         for (&p, v) in removed.iter().zip(x) {
             out[channel * h * w + p] = v as f32 + noise.next().unwrap_or(0.0);
         }
@@ -304,20 +308,16 @@ fn noisy_linear_imputation(
     out
 }
 
-/// Conjugate gradients for the imputation's system over the `removed` pixels.
+/// Conjugate gradients for the imputation's system over the `removed` pixels (`slot`: each
+/// pixel's place among the unknowns).
 fn conjugate_gradients<I: Iterator<Item = (usize, f64)>>(
     removed: &[usize],
+    slot: &[Option<usize>],
     diagonal: &[f64],
     rhs: &[f64],
     neighbours: &impl Fn(usize) -> I,
-    pixels: usize,
 ) -> Vec<f64> {
     let n = removed.len();
-    // Each removed pixel's place among the unknowns (`None` for a kept pixel).
-    let mut slot = vec![None; pixels];
-    for (i, &p) in removed.iter().enumerate() {
-        slot[p] = Some(i);
-    }
     let apply = |x: &[f64]| -> Vec<f64> {
         removed
             .iter()

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use super::{CamMap, CamMethod, LayerCapture, Rerun};
 use crate::error::Result;
-use crate::postprocess::upsample;
+use crate::postprocess::{normalize_min_max, upsample};
 
 /// FullGrad: the input's gradient times the input, and every bias's gradient times the bias,
 /// each channel's map normalised on its own, summed at the input's resolution,
@@ -36,9 +36,6 @@ use crate::postprocess::upsample;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FullGrad;
 
-/// pytorch-grad-cam's epsilon of each channel's normalisation.
-const EPSILON: f32 = 1e-7;
-
 impl CamMethod for FullGrad {
     fn name(&self) -> &'static str {
         "fullgrad"
@@ -67,18 +64,15 @@ impl CamMethod for FullGrad {
     }
 }
 
-/// The sum over the channels of each `[h, w]` map shifted to a minimum of 0 and divided by
-/// `1e-7` plus its maximum (pytorch-grad-cam's `scale_cam_image`).
+/// The sum over the channels of each `[h, w]` map min-max normalised
+/// ([`normalize_min_max`], pytorch-grad-cam's `scale_cam_image`).
 ///
 /// # Shapes
 /// - `t`: `[n, m, k, h, w]`
 /// - returns `[n, m, 1, h, w]`
 fn channels_normalised(t: Tensor<5>) -> Tensor<5> {
     let [n, m, k, h, w] = t.dims();
-    let flat = t.reshape([n, m, k, h * w]);
-    let shifted = flat.clone() - flat.min_dim(3); // [n, m, k, hw]
-    let max = shifted.clone().max_dim(3); // [n, m, k, 1]
-    (shifted / (max + EPSILON))
+    normalize_min_max(t.reshape([n, m * k, h, w]))
+        .reshape([n, m, k, h, w])
         .sum_dim(2)
-        .reshape([n, m, 1, h, w])
 }

@@ -1164,9 +1164,11 @@ fn metric_maps(fx: &Fixture, device: &Device) -> Tensor<3> {
 /// The bound on an imputed value: both imputations solve the same system in `f64` (ours by
 /// conjugate gradients to a residual of `1e-13` of the right-hand side's, pgc's by a sparse LU)
 /// and round once to float32, so they differ by two roundings (`2 u max|x|`) plus the solvers'
-/// errors, each below `kappa 1e-13 max|x|` with the condition number `kappa < 1e5` (the smallest
-/// eigenvalue of this stencil on a region of a 64 x 64 grid is above `2e-5`, the largest at most
-/// 2): `e_x = (2 u + 2e-8) max|x|`.
+/// errors, each below `kappa 1e-13 max|x|` with the condition number taken as `kappa < 1e5`:
+/// the largest eigenvalue is at most 2, and the smallest, for a removed region of diameter at
+/// most 64 sqrt(2) with kept pixels around it, is about `2 (1/3) (pi / 91)^2 = 8e-4` by the
+/// continuum Laplacian this stencil approximates (an estimate, 40 times above the `2e-5` used, not
+/// a proof): `e_x = (2 u + 2e-8) max|x|`.
 fn imputation_bound(x: &[f32]) -> f64 {
     (f32::EPSILON as f64 + 2e-8) * largest(x)
 }
@@ -1365,7 +1367,9 @@ fn arcc_case(fx: &Fixture, method: Method) -> f64 {
             );
             worst = worst.max(difference / bound);
         }
-        // ARCC over the parts' intervals (each part's reciprocal is monotone).
+        // ARCC over the parts' intervals (each part's reciprocal is monotone), widened by 1e-6
+        // relative: the float32 rounding of either side's harmonic mean and of its result (a
+        // few roundings of u = 6e-8 each).
         let interval =
             |v: f32, b: f64, lo: f64, hi: f64| ((v as f64 - b).max(lo), (v as f64 + b).min(hi));
         let (c_lo, c_hi) = interval(got.coherency, bounds[0], 0.0, 1.0);

@@ -692,6 +692,79 @@ def road_metrics(tiny, x, classes, tensors):
           f"combined {tensors['road/combined'].tolist()}, max l1 {worst:.3f}")
 
 
+def deep_feature_factorization(tiny, x, tensors):
+    """pgc's DeepFeatureFactorization at block.relu_a, 4 concepts, with scikit-learn's NMF started
+    from gradcam's seeded start (`FactorizationConfig`, seed 0: `|a N|` from `ss_cam_noise` draw 0
+    for H, draw 1 for W, `a = sqrt(mean(X) / k)`) and run in float64 on pgc's own float32 `X`
+    (scikit-learn's solver `cd`, tol 1e-4, 200 sweeps at most, as pgc's `NMF(init='random')`).
+
+      dff/a32         [2, 8, 32, 32]  the float32 activations pgc factorised
+      dff/concepts    [4, 8]          pgc's concepts (W + the channels' minima), transposed
+      dff/layer_maps  [2, 4, 32, 32]  its H per image (unnormalised)
+      dff/maps        [2, 4, 64, 64]  its explanations (scale_cam_image: min-max, then resize)
+      dff/iterations  [1]             the sweeps scikit-learn ran
+      dff/float32     [3]             the same NMF in float32 (pgc's dtype): its sweeps, and its
+                                      largest |W| and |H| difference from the float64 factors
+    """
+    from sklearn.decomposition import NMF  # noqa: PLC0415
+    from pytorch_grad_cam.feature_factorization import deep_feature_factorization as dffm  # noqa: PLC0415
+
+    log = {}
+
+    def start(xx, k, dtype):
+        rows, cols = xx.shape
+        a = np.sqrt(xx.astype(np.float64).mean() / k)
+        h0 = np.abs(a * ss_cam_noise(0, 0, 0, k * cols).astype(np.float64)).reshape(k, cols)
+        w0 = np.abs(a * ss_cam_noise(0, 0, 1, rows * k).astype(np.float64)).reshape(rows, k)
+        return w0.astype(dtype), h0.astype(dtype)
+
+    class SeededNMF:
+        def __init__(self, n_components, init, random_state):
+            assert (init, random_state) == ("random", 0)
+            self.k = n_components
+
+        def fit_transform(self, x32):
+            log["x32"] = x32.copy()
+            xx = x32.astype(np.float64)
+            w0, h0 = start(xx, self.k, np.float64)
+            model = NMF(n_components=self.k, init="custom", solver="cd", tol=1e-4, max_iter=200)
+            w = model.fit_transform(xx, W=w0, H=h0)
+            self.components_ = model.components_
+            log["n_iter"] = model.n_iter_
+            log["w"], log["h"] = w, model.components_
+            return w
+
+    original = dffm.NMF
+    dffm.NMF = SeededNMF
+    activations = {}
+
+    def keep(module, inputs, output):
+        activations.setdefault("a", output.detach().numpy().copy())
+
+    hook = tiny.block.relu_a.register_forward_hook(keep)
+    try:
+        dff = dffm.DeepFeatureFactorization(model=tiny, target_layer=tiny.block.relu_a)
+        concepts, maps = dff(torch.from_numpy(x), n_components=4)
+    finally:
+        dffm.NMF = original
+        hook.remove()
+    tensors["dff/a32"] = activations["a"]
+    k = 4
+    n, c, h, w = activations["a"].shape
+    tensors["dff/concepts"] = concepts.T.astype(np.float32)  # [4, 8]
+    tensors["dff/layer_maps"] = log["h"].reshape(k, n, h, w).transpose(1, 0, 2, 3).astype(np.float32)
+    tensors["dff/maps"] = np.stack(maps).astype(np.float32)  # [2, 4, 64, 64]
+    tensors["dff/iterations"] = np.array([log["n_iter"]], np.float32)
+    w0, h0 = start(log["x32"], k, np.float32)
+    model = NMF(n_components=k, init="custom", solver="cd", tol=1e-4, max_iter=200)
+    w32 = model.fit_transform(log["x32"], W=w0, H=h0)
+    gap = [model.n_iter_, float(np.abs(w32 - log["w"]).max()),
+           float(np.abs(model.components_ - log["h"]).max())]
+    tensors["dff/float32"] = np.array(gap, np.float32)
+    print(f"   dff: {log['n_iter']} sweeps; float32 NMF: {gap}; max W {np.abs(log['w']).max():.3f}"
+          f" max H {np.abs(log['h']).max():.3f}")
+
+
 def make_smoothing(tiny):
     """pgc's `eigen_smooth` and `aug_smooth`, and its FEM, on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
     for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
@@ -1057,6 +1130,7 @@ def make_smoothing(tiny):
     smoothgrad_cam_pp(tiny, model64, x, classes, tensors)
     full_grad(tiny, x, classes, tensors)
     road_metrics(tiny, x, classes, tensors)
+    deep_feature_factorization(tiny, x, tensors)
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

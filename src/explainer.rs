@@ -251,7 +251,7 @@ impl<M: GradCam> Explainer<M> {
     ///
     /// # Shapes
     /// - `input`: `[n, c, H, W]`, checked
-    fn layers_for(&self, input: &Tensor<4>) -> Result<&[String]> {
+    pub(crate) fn layers_for(&self, input: &Tensor<4>) -> Result<&[String]> {
         if let Some(layers) = self.layers.get() {
             return Ok(layers);
         }

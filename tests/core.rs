@@ -17,7 +17,8 @@ use common::models::{GapLinear, TinyNet, abs_conv, abs_linear, assert_no_kink, c
 use common::{Iv, U, assert_inside, gamma, host, max_abs_diff, tensor};
 use gradcam::methods::{Method, RandomCam, SsCam};
 use gradcam::{
-    ExplainerConfig, Explanation, Fusion, GradCam, Normalization, Probe, Target, Targets,
+    ExplainerConfig, Explanation, FactorizationConfig, Fusion, GradCam, Normalization, Probe,
+    Target, Targets,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +284,106 @@ fn every_method_matches_its_formula_on_flex() {
 #[allow(deprecated)] // burn-ndarray is deprecated upstream, still supported here
 fn every_method_matches_its_formula_on_ndarray() {
     every_method_matches_its_formula(&Device::ndarray());
+}
+
+/// Deep Feature Factorization on a layer that is exactly `W H` with `W, H >= 0` (`[k, 2]` and
+/// `[2, n h w]`, one pixel where every channel is 0, so nothing is shifted): the explainer
+/// reads the layer back on `device` and factorises it on the host, so every backend gives the
+/// factors of the same values bit for bit (`reference`: flex's), and two concepts rebuild the
+/// layer. Bound: the residual of 3000 sweeps on this exactly factorisable matrix is the solver's,
+/// below 1e-5 of its largest entry (the f32 outputs add `2^-24` of it), while one concept cannot
+/// rebuild a rank-2 layer (checked).
+fn factorization_on(
+    device: &Device,
+    reference: Option<(Vec<f32>, Vec<f32>)>,
+) -> (Vec<f32>, Vec<f32>) {
+    let [n, k, h, w] = [2, 5, 3, 4];
+    let p = n * h * w;
+    let wk: Vec<f32> = (0..k * 2).map(|i| ((i * 7) % 5) as f32 * 0.5).collect();
+    let hp: Vec<f32> = (0..2 * p)
+        .map(|i| {
+            if i % p == 0 {
+                0.0
+            } else {
+                ((i * 11) % 7) as f32 * 0.25
+            }
+        })
+        .collect();
+    // layer[image, channel, pixel] = sum_t W[channel, t] H[t, image * h w + pixel]
+    let layer: Vec<f32> = (0..n * k * h * w)
+        .map(|i| {
+            let (image, channel, pixel) = (i / (k * h * w), i / (h * w) % k, i % (h * w));
+            (0..2)
+                .map(|t| wk[channel * 2 + t] * hp[t * p + image * h * w + pixel])
+                .sum()
+        })
+        .collect();
+    let model = GapLinear {
+        fc: linear(31, [k, 3], device),
+    };
+    let explainer = ExplainerConfig::new().init(&model).unwrap();
+    let x = Tensor::<4>::from_data(TensorData::new(layer.clone(), [n, k, h, w]), device);
+    let config = FactorizationConfig::new(2)
+        .with_max_iterations(3000)
+        .with_tolerance(0.0);
+    let f = explainer.factorize(x.clone(), &config).unwrap();
+    let (concepts, maps) = (host(f.concepts.clone()), host(f.layer_maps.clone()));
+    assert_eq!(f.iterations, 3000);
+    let scale = layer.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+    let rebuilt = |concepts: &[f32], maps: &[f32], r: usize| -> f64 {
+        (0..n * k * h * w)
+            .map(|i| {
+                let (image, channel, pixel) = (i / (k * h * w), i / (h * w) % k, i % (h * w));
+                let v: f64 = (0..r)
+                    .map(|t| {
+                        concepts[t * k + channel] as f64
+                            * maps[(image * r + t) * h * w + pixel] as f64
+                    })
+                    .sum();
+                (v - layer[i] as f64).abs()
+            })
+            .fold(0.0, f64::max)
+    };
+    let residual = rebuilt(&concepts, &maps, 2);
+    assert!(
+        residual <= 1e-5 * scale,
+        "residual {residual:.2e} of {scale}"
+    );
+    let one = explainer
+        .factorize(x, &FactorizationConfig::new(1).with_max_iterations(3000))
+        .unwrap();
+    let one_residual = rebuilt(&host(one.concepts), &host(one.layer_maps), 1);
+    assert!(
+        one_residual > 1e-2 * scale,
+        "one concept rebuilt a rank-2 layer"
+    );
+    // The maps at the input's size are each in [0, 1].
+    let shown = host(f.maps([6, 8]));
+    assert!(shown.iter().all(|v| (0.0..=1.0).contains(v)));
+    if let Some((c, m)) = reference {
+        assert_eq!(
+            (&c, &m),
+            (&concepts, &maps),
+            "another backend factorised other values"
+        );
+    }
+    (concepts, maps)
+}
+
+#[test]
+fn deep_feature_factorization_rebuilds_the_layer_on_flex_and_ndarray() {
+    let reference = factorization_on(&Device::flex(), None);
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    factorization_on(&Device::ndarray(), Some(reference));
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
+fn wgpu_deep_feature_factorization_equals_flexs() {
+    let reference = factorization_on(&Device::flex(), None);
+    factorization_on(&wgpu_device(), Some(reference));
 }
 
 /// The wgpu device, after checking that an adapter really exists (no silent skip).

@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::weighted_sum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{CamMethod, ExplainerConfig, GradCam, Method, Probe, Targets};
+use gradcam::{CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, Targets};
 
 fn main() {
     // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh
@@ -66,9 +66,9 @@ fn main() {
             }
         }
     }
-    // Grad-CAM's options and guided backpropagation (`-- option/`): eigen smoothing, augmentation
-    // smoothing (six explanations), the guided input gradient (pytorch-grad-cam's
-    // GuidedBackpropReLUModel explains one image a call: batch 1).
+    // Grad-CAM's options, guided backpropagation and Deep Feature Factorization (`-- option/`):
+    // eigen smoothing, augmentation smoothing (six explanations), the guided input gradient
+    // (pytorch-grad-cam's GuidedBackpropReLUModel explains one image a call: batch 1), 16 concepts.
     if !filters.is_empty() {
         for (model, ..) in MODELS {
             for option in Variant::ALL {
@@ -258,20 +258,16 @@ const METHOD_CASES: [(&str, &[&str], &[&str]); 2] = [
 fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
     explainer_row(
         ExplainerConfig::new().with_method(method),
-        false,
+        Call::Explain,
         model,
         case,
     )
 }
 
 /// One timed call of an explainer of `config` at the model's layer of [`MODELS`] on each image's
-/// top-1 class: its heatmap read back, or with `guided` its guided backpropagation's gradients.
-fn explainer_row(
-    config: ExplainerConfig,
-    guided: bool,
-    model: &str,
-    case: &str,
-) -> Box<dyn FnMut()> {
+/// top-1 class: its heatmap read back, its guided backpropagation's gradients, or its Deep
+/// Feature Factorization's concepts and normalised maps at the input's size.
+fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -> Box<dyn FnMut()> {
     let (_, size, layer) = *MODELS
         .iter()
         .find(|(name, ..)| *name == model)
@@ -279,7 +275,7 @@ fn explainer_row(
     let config = config.with_layer(layer);
     fn boxed<M: GradCam + 'static>(
         config: ExplainerConfig,
-        guided: bool,
+        call: Call,
         model: M,
         size: usize,
         case: &str,
@@ -288,47 +284,70 @@ fn explainer_row(
         let model = model.to_device(&device);
         let x = input(batch, size, &device);
         let explainer = config.init(&model).unwrap();
-        Box::new(move || {
-            if guided {
-                fetch(
-                    explainer
-                        .guided_backprop(x.clone(), &Targets::top(1))
-                        .unwrap()
-                        .gradients,
-                );
-            } else {
-                fetch(
-                    explainer
-                        .explain(x.clone(), &Targets::top(1))
-                        .unwrap()
-                        .heatmap,
-                );
+        let [_, _, height, width] = x.dims();
+        Box::new(move || match call {
+            Call::Explain => fetch(
+                explainer
+                    .explain(x.clone(), &Targets::top(1))
+                    .unwrap()
+                    .heatmap,
+            ),
+            Call::Guided => fetch(
+                explainer
+                    .guided_backprop(x.clone(), &Targets::top(1))
+                    .unwrap()
+                    .gradients,
+            ),
+            Call::Factorize => {
+                let dff = explainer
+                    .factorize(x.clone(), &FactorizationConfig::new(DFF_CONCEPTS))
+                    .unwrap();
+                fetch(dff.concepts.clone());
+                fetch(dff.maps([height, width]));
             }
         })
     }
     match model {
-        "squeezenet" => boxed(config, guided, squeezenet(), size, case),
-        "lite0" => boxed(config, guided, lite0(), size, case),
-        _ => boxed(config, guided, resnet50(), size, case),
+        "squeezenet" => boxed(config, call, squeezenet(), size, case),
+        "lite0" => boxed(config, call, lite0(), size, case),
+        _ => boxed(config, call, resnet50(), size, case),
     }
 }
 
-/// An option of Grad-CAM, or guided backpropagation.
+/// What an explainer row times.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Explain,
+    Guided,
+    Factorize,
+}
+
+/// pytorch-grad-cam's default number of concepts (`DeepFeatureFactorization.__call__`).
+const DFF_CONCEPTS: usize = 16;
+
+/// An option of Grad-CAM, guided backpropagation, or Deep Feature Factorization.
 #[derive(Debug, Clone, Copy)]
 enum Variant {
     EigenSmooth,
     AugSmooth,
     Guided,
+    Dff,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::EigenSmooth, Variant::AugSmooth, Variant::Guided];
+    const ALL: [Variant; 4] = [
+        Variant::EigenSmooth,
+        Variant::AugSmooth,
+        Variant::Guided,
+        Variant::Dff,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Variant::EigenSmooth => "eigen-smooth",
             Variant::AugSmooth => "aug-smooth",
             Variant::Guided => "guided",
+            Variant::Dff => "dff",
         }
     }
 
@@ -346,7 +365,12 @@ fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
     let config = ExplainerConfig::new()
         .with_eigen_smooth(matches!(option, Variant::EigenSmooth))
         .with_aug_smooth(matches!(option, Variant::AugSmooth));
-    explainer_row(config, matches!(option, Variant::Guided), model, case)
+    let call = match option {
+        Variant::Guided => Call::Guided,
+        Variant::Dff => Call::Factorize,
+        Variant::EigenSmooth | Variant::AugSmooth => Call::Explain,
+    };
+    explainer_row(config, call, model, case)
 }
 
 /// Each op of SqueezeNet 1.1's forward at batch 8 on flex, on a random input of its shape (a

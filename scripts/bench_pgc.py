@@ -89,8 +89,8 @@ TORCHCAM = {
     "smoothgrad-cam++": "SmoothGradCAMpp",
 }
 # Grad-CAM's options and guided backpropagation (GuidedBackpropReLUModel explains the first image
-# of a batch: run it at batch 1).
-OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided")
+# of a batch: run it at batch 1), and Deep Feature Factorization (16 concepts, its default).
+OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff")
 MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS
 
 
@@ -153,6 +153,14 @@ def child(spec):
 
         def call():
             return guided(x, target_category=None)
+    elif spec["mode"] == "dff":
+        import pytorch_grad_cam
+        dff = pytorch_grad_cam.DeepFeatureFactorization(model=model, target_layer=layer)
+
+        def call():
+            _, maps = dff(x, n_components=16)
+            assert len(maps) == spec["batch"], len(maps)
+            return maps
     elif spec["mode"] in OPTIONS:
         import pytorch_grad_cam
         cam = pytorch_grad_cam.GradCAM(model=model, target_layers=[layer])

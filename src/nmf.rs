@@ -69,28 +69,32 @@ pub(crate) fn factorize(
 /// component: each entry moves to the minimum of the loss along it, clipped at 0. Returns the
 /// summed absolute projected gradient before the moves (scikit-learn's `_update_cdnmf_fast`).
 fn update(x: &DMatrix<f64>, w: &mut DMatrix<f64>, ht: &DMatrix<f64>) -> f64 {
-    let hht = ht.transpose() * ht; // [k, k]
-    let xht = x * ht; // [rows, k]
     let (rows, k) = w.shape();
+    // Row-major copies (nalgebra is column-major), so that each entry's gradient reads two
+    // contiguous rows: the sweep is most of the factorisation's time.
+    let hht = (ht.transpose() * ht).transpose(); // [k, k], row t = HHt[t, ..]
+    let hht = hht.as_slice();
+    let xht = x * ht; // [rows, k], column t contiguous
+    let xht = xht.as_slice();
+    let mut rows_of_w = w.transpose(); // column i = row i of W
+    let entries = rows_of_w.as_mut_slice();
     let mut violation = 0.0;
     for t in 0..k {
-        let hess = hht[(t, t)];
-        for i in 0..rows {
-            let mut grad = -xht[(i, t)];
-            for r in 0..k {
-                grad += hht[(t, r)] * w[(i, r)];
+        let hht_t = &hht[t * k..(t + 1) * k];
+        let hess = hht_t[t];
+        for (i, w_i) in entries.chunks_exact_mut(k).enumerate() {
+            let mut grad = -xht[t * rows + i];
+            for (h, w) in hht_t.iter().zip(w_i.iter()) {
+                grad += h * w;
             }
-            let projected = if w[(i, t)] == 0.0 {
-                grad.min(0.0)
-            } else {
-                grad
-            };
+            let projected = if w_i[t] == 0.0 { grad.min(0.0) } else { grad };
             violation += projected.abs();
             if hess != 0.0 {
-                w[(i, t)] = (w[(i, t)] - grad / hess).max(0.0);
+                w_i[t] = (w_i[t] - grad / hess).max(0.0);
             }
         }
     }
+    *w = rows_of_w.transpose();
     violation
 }
 

@@ -17,7 +17,9 @@ use std::time::Instant;
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::weighted_sum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
-use gradcam::{CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, Targets};
+use gradcam::{
+    CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, Target, Targets,
+};
 
 fn main() {
     // `GRADCAM_BENCH_RSS=grad_cam/resnet50/flex/8`: run that one row three times in this fresh
@@ -68,7 +70,8 @@ fn main() {
     }
     // Grad-CAM's options, guided backpropagation and Deep Feature Factorization (`-- option/`):
     // eigen smoothing, augmentation smoothing (six explanations), the guided input gradient
-    // (pytorch-grad-cam's GuidedBackpropReLUModel explains one image a call: batch 1), 16 concepts.
+    // (pytorch-grad-cam's GuidedBackpropReLUModel explains one image a call: batch 1), 16 concepts,
+    // and ShapleyCAM with the ReST score (with a logit its second-order term is 0).
     if !filters.is_empty() {
         for (model, ..) in MODELS {
             for option in Variant::ALL {
@@ -285,6 +288,18 @@ fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -
         let x = input(batch, size, &device);
         let explainer = config.init(&model).unwrap();
         let [_, _, height, width] = x.dims();
+        let rest_targets = matches!(call, Call::ExplainRest).then(|| {
+            let logits = explainer
+                .model()
+                .forward_probed(x.clone(), &mut Probe::passthrough()); // [n, classes]
+            let top = logits.argmax(1); // [n, 1]
+            let classes = top
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap();
+            Targets::one_per_image(classes.into_iter().map(|c| Target::rest(c as usize)))
+        });
         Box::new(move || match call {
             Call::Explain => fetch(
                 explainer
@@ -298,6 +313,11 @@ fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -
                     .unwrap()
                     .gradients,
             ),
+            Call::ExplainRest => {
+                // Each image's top class as a ReST score, found before the clock starts.
+                let targets = rest_targets.clone().expect("found at setup");
+                fetch(explainer.explain(x.clone(), &targets).unwrap().heatmap);
+            }
             Call::Factorize => {
                 let dff = explainer
                     .factorize(x.clone(), &FactorizationConfig::new(DFF_CONCEPTS))
@@ -318,6 +338,8 @@ fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -
 #[derive(Debug, Clone, Copy)]
 enum Call {
     Explain,
+    /// Explain each image's top class as the ReST score (ShapleyCAM's).
+    ExplainRest,
     Guided,
     Factorize,
 }
@@ -332,14 +354,16 @@ enum Variant {
     AugSmooth,
     Guided,
     Dff,
+    ShapleyRest,
 }
 
 impl Variant {
-    const ALL: [Variant; 4] = [
+    const ALL: [Variant; 5] = [
         Variant::EigenSmooth,
         Variant::AugSmooth,
         Variant::Guided,
         Variant::Dff,
+        Variant::ShapleyRest,
     ];
 
     fn name(self) -> &'static str {
@@ -348,6 +372,7 @@ impl Variant {
             Variant::AugSmooth => "aug-smooth",
             Variant::Guided => "guided",
             Variant::Dff => "dff",
+            Variant::ShapleyRest => "shapley-cam+rest",
         }
     }
 
@@ -365,10 +390,11 @@ fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
     let config = ExplainerConfig::new()
         .with_eigen_smooth(matches!(option, Variant::EigenSmooth))
         .with_aug_smooth(matches!(option, Variant::AugSmooth));
-    let call = match option {
-        Variant::Guided => Call::Guided,
-        Variant::Dff => Call::Factorize,
-        Variant::EigenSmooth | Variant::AugSmooth => Call::Explain,
+    let (config, call) = match option {
+        Variant::Guided => (config, Call::Guided),
+        Variant::Dff => (config, Call::Factorize),
+        Variant::ShapleyRest => (config.with_method(Method::ShapleyCam), Call::ExplainRest),
+        Variant::EigenSmooth | Variant::AugSmooth => (config, Call::Explain),
     };
     explainer_row(config, call, model, case)
 }

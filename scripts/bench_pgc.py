@@ -89,8 +89,9 @@ TORCHCAM = {
     "smoothgrad-cam++": "SmoothGradCAMpp",
 }
 # Grad-CAM's options and guided backpropagation (GuidedBackpropReLUModel explains the first image
-# of a batch: run it at batch 1), and Deep Feature Factorization (16 concepts, its default).
-OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff")
+# of a batch: run it at batch 1), Deep Feature Factorization (16 concepts, its default), and
+# ShapleyCAM with the ReST score of each image's top class (with a logit its Hessian term is 0).
+OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff", "shapley-cam+rest")
 MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS
 
 
@@ -153,6 +154,18 @@ def child(spec):
 
         def call():
             return guided(x, target_category=None)
+    elif spec["mode"] == "shapley-cam+rest":
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+        cam = pytorch_grad_cam.ShapleyCAM(model=model, target_layers=[layer])
+        with torch.no_grad():
+            top = model(x).argmax(1).tolist()
+        targets = [ClassifierOutputReST(c) for c in top]
+
+        def call():
+            out = cam(input_tensor=x, targets=targets)
+            assert out.shape == (spec["batch"], size, size), out.shape
+            return out
     elif spec["mode"] == "dff":
         import pytorch_grad_cam
         dff = pytorch_grad_cam.DeepFeatureFactorization(model=model, target_layer=layer)

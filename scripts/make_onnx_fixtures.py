@@ -765,6 +765,54 @@ def deep_feature_factorization(tiny, x, tensors):
           f" max H {np.abs(log['h']).max():.3f}")
 
 
+def shapley_cam(tiny, x, classes, tensors):
+    """pgc's ShapleyCAM at block.relu_a with the paper's ReST score (`ClassifierOutputReST`) of
+    each image's first class, on the float32 model and on a float64 copy (pgc's double backward
+    gives the Hessian-vector product):
+
+      shapley/pgc    [2, 1, 64, 64]  pgc's heatmaps (float32 model)
+      shapley/w64    [2, 8]          its channel weights mean_ij(G - HVP / 2), float64 model
+      shapley/g64    [2, 8]          mean_ij(G) alone (Grad-CAM's weights for the same score)
+      shapley/raw64  [2, 1, 32, 32]  sum_k w64_k A_k
+      shapley/scale  [2, 3]          max|G|, max|HVP|, max|A| of the float64 run
+    """
+    import pytorch_grad_cam as pgc  # noqa: PLC0415
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST  # noqa: PLC0415
+
+    original = pgc.ShapleyCAM.get_cam_weights
+    log = []
+
+    def logged(self, input_tensor, target_layer, target_category, activations, grads):
+        hvp = torch.autograd.grad(outputs=grads, inputs=activations, grad_outputs=activations,
+                                  retain_graph=True, allow_unused=True)[0]
+        weights = original(self, input_tensor, target_layer, target_category, activations, grads)
+        log.append((activations.detach().clone(), grads.detach().clone(), hvp.detach().clone(),
+                    weights))
+        return weights
+
+    pgc.ShapleyCAM.get_cam_weights = logged
+    targets = [ClassifierOutputReST(int(c)) for c in classes[:, 0]]
+    try:
+        with pgc.ShapleyCAM(model=tiny, target_layers=[tiny.block.relu_a]) as cam:
+            heat = cam(input_tensor=torch.from_numpy(x), targets=targets)  # [2, H, W]
+        model64 = copy.deepcopy(tiny).double().eval()
+        with pgc.ShapleyCAM(model=model64, target_layers=[model64.block.relu_a]) as cam:
+            cam(input_tensor=torch.from_numpy(x).double(), targets=targets)
+    finally:
+        pgc.ShapleyCAM.get_cam_weights = original
+    a, g, hvp, w64 = log[-1]
+    tensors["shapley/pgc"] = heat[:, None].astype(np.float32)
+    tensors["shapley/w64"] = np.asarray(w64, np.float32)
+    tensors["shapley/g64"] = g.mean(dim=(2, 3)).numpy().astype(np.float32)
+    tensors["shapley/raw64"] = torch.einsum("nk,nkhw->nhw", torch.from_numpy(np.asarray(w64)), a
+                                            ).numpy()[:, None].astype(np.float32)
+    tensors["shapley/scale"] = np.array(
+        [[float(g[i].abs().max()), float(hvp[i].abs().max()), float(a[i].abs().max())]
+         for i in range(len(x))], np.float32)
+    print(f"   shapley: |w64 - g64| max {np.abs(tensors['shapley/w64'] - tensors['shapley/g64']).max():.2e},"
+          f" |w64| max {np.abs(tensors['shapley/w64']).max():.2e}")
+
+
 def make_smoothing(tiny):
     """pgc's `eigen_smooth` and `aug_smooth`, and its FEM, on tiny_residual at `block.relu_a` ([n, 8, 32, 32]),
     for `onnx/tests/smoothing.rs`. pgc's `get_2d_projection` takes the sign LAPACK returns; here
@@ -1131,6 +1179,7 @@ def make_smoothing(tiny):
     full_grad(tiny, x, classes, tensors)
     road_metrics(tiny, x, classes, tensors)
     deep_feature_factorization(tiny, x, tensors)
+    shapley_cam(tiny, x, classes, tensors)
     seg_eigen_cam.get_2d_projection_with_sign_correction = seg_original
     kpca_cam.get_2d_projection_kernel = kpca_original
     for module in (base_cam, hirescam, layer_cam, grad_cam_elementwise):

@@ -3,17 +3,17 @@
 
 use std::sync::OnceLock;
 
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use crate::capture::{capture, score, to_f32};
-use crate::error::{ModelError, Result};
+use crate::error::{GradCamError, ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
 use crate::host::read;
-use crate::methods::{BiasGradient, BiasGradients, Rerun};
+use crate::methods::{BiasGradient, BiasGradients, Chunks, Rerun};
 use crate::model::GradCam;
 use crate::probe::{Probe, Replace, repeat_rows};
-use crate::target::{Resolved, Target, Targets, score_rows};
+use crate::target::{Resolved, ScoreFn, Target, Targets, score_rows};
 
 /// Where the classes of a capture's rank targets come from.
 pub(crate) enum RankedClasses<'a> {
@@ -98,6 +98,76 @@ impl<M: GradCam> Reruns<'_, M> {
         }
     }
 
+    /// The logits of image `image`'s input with `layer`'s activations replaced by `activations`
+    /// (in the model's dtype; an autodiff leaf keeps its graph), `[r, classes]`.
+    fn logits_with_layer(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+    ) -> Result<Tensor<2>> {
+        let input = self.input.clone().narrow(0, image, 1);
+        let mut replace = Replace::new(layer.to_string(), activations);
+        let logits = self.forward(input, &mut Probe::replacing(&mut replace));
+        let finished = replace.finish(self.method);
+        match (logits, finished) {
+            (Ok(logits), Ok(())) => Ok(logits),
+            (Ok(logits), Err(error)) => {
+                free_graph(logits);
+                Err(error)
+            }
+            (Err(error), _) => Err(error),
+        }
+    }
+
+    /// `J A` for image `image`: the derivative of every logit along `layer`'s activations `A`
+    /// (`[1, k, h, w]`), `<dz_c/dA, A>` for each class `c`, from one backward row per class in
+    /// passes of `rows_per_pass` rows. Returns `[1, classes]`, `f32`.
+    fn logit_derivatives(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+        rows_per_pass: usize,
+    ) -> Result<Tensor<2>> {
+        let a = self.in_model_dtype(activations); // [1, k, h, w]
+        let classes = self.logits_with_layer(layer, a.clone(), image)?.dims()[1];
+        let device = a.device().without_autodiff();
+        let chunks = Chunks::new(rows_per_pass);
+        let mut derivatives = Vec::new();
+        for (first, rows) in chunks.of(classes)? {
+            let leaf = repeat_rows(a.clone(), rows).autodiff().require_grad(); // [r, k, h, w]
+            let logits = to_f32(self.logits_with_layer(layer, leaf.clone(), image)?); // [r, classes]
+            if logits.dims() != [rows, classes] {
+                let got = logits.dims();
+                free_graph(logits);
+                return Err(ModelError::OutputShape {
+                    got,
+                    expected_rows: rows,
+                }
+                .into());
+            }
+            // Row i scores class first + i.
+            let picks: Vec<f32> = (0..rows * classes)
+                .map(|j| f32::from(u8::from(j % classes == first + j / classes)))
+                .collect();
+            let picks = Tensor::<2>::from_data(
+                TensorData::new(picks, [rows, classes]),
+                (&device, DType::F32),
+            );
+            let grads = (logits * picks).sum().backward();
+            let g = leaf
+                .grad(&grads)
+                .map(to_f32)
+                .ok_or_else(|| ModelError::NoGradient {
+                    name: layer.to_string(),
+                })?; // [r, k, h, w]
+            let along = (g * to_f32(a.clone().without_autodiff())).sum_dims(&[1, 2, 3]); // [r, 1, 1, 1]
+            derivatives.push(along.reshape([1, rows]));
+        }
+        Ok(Tensor::cat(derivatives, 1))
+    }
+
     /// The model's forward, a panic an error.
     fn forward(&self, input: Tensor<4>, probe: &mut Probe<'_>) -> Result<Tensor<2>> {
         forward(self.model, input, probe)
@@ -124,11 +194,7 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         image: usize,
     ) -> Result<Tensor<2>> {
         let rows = activations.dims()[0];
-        let activations = self.in_model_dtype(activations);
-        let input = self.input.clone().narrow(0, image, 1);
-        let mut replace = Replace::new(layer.to_string(), activations);
-        let logits = self.forward(input, &mut Probe::replacing(&mut replace))?;
-        replace.finish(self.method)?;
+        let logits = self.logits_with_layer(layer, self.in_model_dtype(activations), image)?;
         self.targets_of(logits, image, rows)
     }
 
@@ -178,6 +244,74 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         Ok(BiasGradients { input, layers })
     }
 
+    fn hessian_products(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        rows_per_pass: usize,
+    ) -> Result<Tensor<5>> {
+        let [n, m] = self.scores.dims();
+        let [_, k, h, w] = activations.dims();
+        if !self
+            .resolved
+            .iter()
+            .any(|t| matches!(t, Resolved::Score(_)))
+        {
+            // Every target is a logit: no curvature anywhere, and no pass.
+            let device = activations.device().without_autodiff();
+            return Ok(Tensor::zeros([n, m, k, h, w], (&device, DType::F32)));
+        }
+        let mut targets = Vec::with_capacity(n);
+        for image in 0..n {
+            let scores: Vec<Option<ScoreFn>> = (image * m..(image + 1) * m)
+                .map(|t| match &self.resolved[t] {
+                    Resolved::Score(score) => Some(score.clone()),
+                    Resolved::Class(_) | Resolved::Top(_) => None,
+                })
+                .collect();
+            let direction = if scores.iter().any(Option::is_some) {
+                let a = activations.clone().narrow(0, image, 1); // [1, k, h, w]
+                let direction = self.logit_derivatives(layer, a, image, rows_per_pass)?; // [1, classes]
+                let largest = read(direction.clone().abs().max())[0];
+                if !largest.is_finite() {
+                    return Err(GradCamError::non_finite(format!(
+                        "derivatives of the logits along layer `{layer}`"
+                    )));
+                }
+                (largest > 0.0).then_some((direction, largest))
+            } else {
+                None
+            };
+            targets.push(
+                scores
+                    .into_iter()
+                    .map(|score| match (score, &direction) {
+                        (Some(score), Some((v, largest))) => {
+                            curvature(score, v.clone(), CURVATURE_STEP / largest)
+                        }
+                        _ => Target::score(flat),
+                    })
+                    .collect(),
+            );
+        }
+        let input = self.in_model_dtype(self.input.clone());
+        let layers = [layer.to_string()];
+        let captured = capture(
+            self.model,
+            &layers,
+            true,
+            input,
+            &Targets::rows_per_image(targets),
+        )?;
+        let [layer] = layers;
+        captured
+            .layers
+            .into_iter()
+            .next()
+            .and_then(|captured| captured.gradients)
+            .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
+    }
+
     fn gradients(&self, layer: &str, inputs: Tensor<4>, image: usize) -> Result<Tensor<5>> {
         let [_, m] = self.scores.dims();
         let targets = (image * m..(image + 1) * m).map(|t| self.fixed_target(t, m));
@@ -197,5 +331,35 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
             .next()
             .and_then(|captured| captured.gradients)
             .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
+    }
+}
+
+/// `h max|v|` of [`curvature`]'s difference: small enough for its `h^4` truncation, large enough
+/// that float32 rounding of the gradients (`2^-24`, times `18 / 12h`) stays near `1e-5` of `S v`.
+const CURVATURE_STEP: f32 = 1.0 / 32.0;
+
+/// A score whose gradient in the logits is `S v`, `S` the Hessian of `score`, to fourth order in
+/// `h`: `(f(z - 2hv) - 8 f(z - hv) + 8 f(z + hv) - f(z + 2hv)) / 12h`.
+///
+/// # Shapes
+/// - `v`: `[1, classes]`
+fn curvature(score: ScoreFn, v: Tensor<2>, h: f32) -> Target {
+    Target::score(move |z: Tensor<2>| {
+        let at = |steps: f32| score(z.clone() + v.clone() * (steps * h)); // [r]
+        (at(-2.0) - at(2.0) + (at(1.0) - at(-1.0)) * 8.0) / (12.0 * h)
+    })
+}
+
+/// A score with no curvature that still depends on the logits (a zero gradient, not a missing
+/// one): for a target linear in the logits.
+fn flat(z: Tensor<2>) -> Tensor<1> {
+    let [rows, _] = z.dims();
+    z.sum_dim(1).reshape([rows]) * 0.0
+}
+
+/// Free the autodiff graph of a forward that will not be differentiated (only a backward does).
+fn free_graph(logits: Tensor<2>) {
+    if logits.is_tracked() {
+        let _ = logits.sum().backward();
     }
 }

@@ -4,7 +4,7 @@
 //! with the most similar classes. Each is a [`Target::Score`]: a closure over the rows of the
 //! model's output.
 
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{DType, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::target::Target;
@@ -20,6 +20,23 @@ impl Target {
                 "class {class} of a model with {classes} classes"
             );
             softmax(logits, 1).narrow(1, class, 1).reshape([rows])
+        })
+    }
+
+    /// The Residual Softmax Target-class score of ShapleyCAM's paper (pytorch-grad-cam's
+    /// `ClassifierOutputReST`): the logit of `class` minus its cross-entropy,
+    /// `z_c + log softmax(z)_c = 2 z_c - log sum_j exp z_j`. Its Hessian in the logits,
+    /// `-(diag(p) - p p^T)`, is what [`ShapleyCam`](crate::methods::ShapleyCam)'s second-order term
+    /// weighs.
+    pub fn rest(class: usize) -> Self {
+        Self::score(move |logits: Tensor<2>| {
+            let [rows, classes] = logits.dims();
+            assert!(
+                class < classes,
+                "class {class} of a model with {classes} classes"
+            );
+            let logit = logits.clone().narrow(1, class, 1).reshape([rows]);
+            logit + log_softmax(logits, 1).narrow(1, class, 1).reshape([rows])
         })
     }
 

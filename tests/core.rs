@@ -205,6 +205,10 @@ fn every_method_matches_its_formula(device: &Device) {
                     Method::FullGrad => formula::full_grad_input(&a, &g, k),
                     // Every noisy draw has the same gradient through the linear head.
                     Method::SmoothGradCamPlusPlus => formula::smoothgrad_cam_pp(&a, &g, k).1,
+                    // A class target is linear in the logits (its Hessian is 0, and so is every
+                    // H A through this linear head): Grad-CAM's weights. The ReST score's
+                    // curvature is checked below.
+                    Method::ShapleyCam => formula::grad_cam(&a, &g, k).1,
                     _ => unreachable!("a method without a closed form here"),
                 };
                 let got: Vec<f32> = (0..p).map(|q| raw[(i * 2 + j) * p + q]).collect();
@@ -284,6 +288,113 @@ fn every_method_matches_its_formula_on_flex() {
 #[allow(deprecated)] // burn-ndarray is deprecated upstream, still supported here
 fn every_method_matches_its_formula_on_ndarray() {
     every_method_matches_its_formula(&Device::ndarray());
+}
+
+/// ShapleyCAM with the ReST score on `GapLinear`, where everything has a closed form: with
+/// `P = h w`, `m_j = mean_p A_j`, `z = W^T m + b` and `p = softmax(z)`, the score
+/// `2 z_c - log sum exp z` has `G_kp = (2 W_kc - sum_j p_j W_kj) / P`, `J A = z - b`,
+/// `S = -(diag p - p p^T)` and `(H A)_kp = sum_j W_kj (S (J A))_j / P`, so
+/// `w_k = mean_p (G - H A / 2)`, computed here in f64 from the float32 inputs. Bound: float32
+/// rounding of the forward and the gradients, `1e-5` of the weights' scale (as this file's other
+/// closed forms), plus the five-point difference's float32 rounding in `S (J A)`: three
+/// roundings of gradients at most 2, times `18 / 12h` with `h = 2^-5 / max|J A|`, so
+/// `2^-24 * 6 * 48 max|J A| < 2e-5 max|J A|`, through `max_k sum_j |W_kj| / P`. Grad-CAM's weights
+/// (the same without `H A`) must fall outside it.
+fn shapley_cam_with_rest(device: &Device) {
+    let [n, k, h, w, classes, chosen] = [2, 5, 4, 6, 7, 3];
+    let p = h * w;
+    let model = GapLinear {
+        fc: linear(41, [k, classes], device),
+    };
+    let x = tensor(42, [n, k, h, w], 2.0, device) + 1.5;
+    let xs = host(x.clone());
+    let wt: Vec<f64> = host(model.fc.weight.val())
+        .iter()
+        .map(|v| *v as f64)
+        .collect(); // [k, classes]
+    let bias: Vec<f64> = host(model.fc.bias.as_ref().unwrap().val())
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
+    let explanation = ExplainerConfig::new()
+        .with_method(Method::ShapleyCam)
+        .with_relu(false)
+        .with_normalization(Normalization::Off)
+        .init(&model)
+        .unwrap()
+        .explain(x, &Targets::every_image([Target::rest(chosen)]))
+        .unwrap();
+    let got = host(explanation.layers[0].weights.clone().unwrap()); // [n, 1, k]
+    for i in 0..n {
+        let means: Vec<f64> = (0..k)
+            .map(|j| {
+                xs[(i * k + j) * p..][..p]
+                    .iter()
+                    .map(|v| *v as f64)
+                    .sum::<f64>()
+                    / p as f64
+            })
+            .collect();
+        let z: Vec<f64> = (0..classes)
+            .map(|c| (0..k).map(|j| wt[j * classes + c] * means[j]).sum::<f64>() + bias[c])
+            .collect();
+        let top = z.iter().cloned().fold(f64::MIN, f64::max);
+        let total: f64 = z.iter().map(|z| (z - top).exp()).sum();
+        let prob: Vec<f64> = z.iter().map(|z| (z - top).exp() / total).collect();
+        let v: Vec<f64> = z.iter().zip(&bias).map(|(z, b)| z - b).collect(); // J A
+        let pv: f64 = prob.iter().zip(&v).map(|(p, v)| p * v).sum();
+        let u: Vec<f64> = (0..classes).map(|j| -prob[j] * (v[j] - pv)).collect(); // S (J A)
+        let row = |kk: usize| &wt[kk * classes..(kk + 1) * classes];
+        let grad_cam: Vec<f64> = (0..k)
+            .map(|kk| {
+                let pw: f64 = prob.iter().zip(row(kk)).map(|(p, w)| p * w).sum();
+                (2.0 * row(kk)[chosen] - pw) / p as f64
+            })
+            .collect();
+        let expected: Vec<f64> = (0..k)
+            .map(|kk| {
+                let ha: f64 = u.iter().zip(row(kk)).map(|(u, w)| u * w).sum::<f64>() / p as f64;
+                grad_cam[kk] - ha / 2.0
+            })
+            .collect();
+        let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let w_sum = (0..k)
+            .map(|kk| row(kk).iter().map(|w| w.abs()).sum::<f64>())
+            .fold(0.0, f64::max);
+        let largest_v = v.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let bound = 1e-5 * scale + 2e-5 * largest_v * w_sum / p as f64;
+        let ours = &got[i * k..(i + 1) * k];
+        let apart = |a: &[f64]| {
+            a.iter()
+                .zip(ours)
+                .fold(0.0f64, |m, (e, g)| m.max((e - *g as f64).abs()))
+        };
+        let error = apart(&expected);
+        assert!(
+            error <= bound,
+            "ShapleyCAM on {device:?}, image {i}: {error:.2e} over {bound:.2e}"
+        );
+        let wrong = apart(&grad_cam);
+        assert!(
+            wrong > bound,
+            "Grad-CAM's weights passed ShapleyCAM's bound ({wrong:.2e} <= {bound:.2e})"
+        );
+    }
+}
+
+#[test]
+fn shapley_cam_with_rest_matches_its_closed_form_on_flex_and_ndarray() {
+    shapley_cam_with_rest(&Device::flex());
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    shapley_cam_with_rest(&Device::ndarray());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
+fn wgpu_shapley_cam_with_rest_matches_its_closed_form() {
+    shapley_cam_with_rest(&wgpu_device());
 }
 
 /// Deep Feature Factorization on a layer that is exactly `W H` with `W, H >= 0` (`[k, 2]` and

@@ -185,6 +185,9 @@ impl Rerun for Served {
     fn bias_gradients(&self) -> gradcam::Result<gradcam::methods::BiasGradients> {
         unreachable!("the fixtures hold no gradients of the whole model; no method here asks")
     }
+    fn hessian_products(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<5>> {
+        unreachable!("the fixtures hold no Hessian products; no method here asks")
+    }
     fn original_scores(&self) -> Tensor<2> {
         Tensor::from_data(
             TensorData::new(vec![self.original], [1, 1]),
@@ -777,10 +780,14 @@ fn cheap() -> Vec<Method> {
 }
 
 /// The methods whose map is not a formula of the layer's activations and gradients: the
-/// fixtures hold neither SmoothGrad-CAM++'s gradients of noisy inputs nor FullGrad's of the whole
-/// model (both are checked against their anchors in gradcam-onnx's tests/smoothing.rs).
+/// fixtures hold neither SmoothGrad-CAM++'s gradients of noisy inputs, FullGrad's of the whole
+/// model nor ShapleyCAM's Hessian products (all three are checked against their anchors in
+/// gradcam-onnx's tests/smoothing.rs).
 fn beyond_the_layer(method: Method) -> bool {
-    matches!(method, Method::SmoothGradCamPlusPlus | Method::FullGrad)
+    matches!(
+        method,
+        Method::SmoothGradCamPlusPlus | Method::FullGrad | Method::ShapleyCam
+    )
 }
 
 #[test]

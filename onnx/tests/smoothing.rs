@@ -482,6 +482,9 @@ impl Rerun for NoRerun {
     fn bias_gradients(&self) -> gradcam::Result<gradcam::methods::BiasGradients> {
         unreachable!("KPCA-CAM reads only the activations")
     }
+    fn hessian_products(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<5>> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
 }
 
 /// KPCA-CAM with `kernel` on the float32 activations pytorch-grad-cam's run saw, against their
@@ -1561,4 +1564,78 @@ fn a_factorization_of_several_layers_or_no_concept_is_refused() {
     let nan = Tensor::<4>::full([1, 8, 4, 4], f32::NAN, &device);
     let err = FactorizationConfig::new(2).factorize(nan).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");
+}
+
+/// ShapleyCAM with `method` and each image's first class through `target` against pgc's
+/// `ShapleyCAM` with its ReST score (`ClassifierOutputReST`), which takes the Hessian-vector
+/// product by a double backward: the channel weights against those of the float64 network, and
+/// the heatmaps against pgc's float32 ones. Returns the worst weight difference over its bound
+/// and the worst heatmap difference over its own.
+///
+/// Bound, per weight: our float32 `G` and `H A` each lie within `DELTA` of the float64 ones'
+/// largest value (pgc.rs's bound on this network's derivatives), and their pixel means with
+/// them, so `DELTA (max|G| + max|H A| / 2)`; the five-point difference adds below `2e-5` of
+/// `max|H A|` (rounding, see `Rerun::hessian_products`), inside `DELTA`. Heatmaps: pgc.rs's
+/// propagation of the raw maps' difference (at least `DELTA` of their scale).
+fn shapley_case(fx: &Fixture, method: Method, target: impl Fn(usize) -> Target) -> (f64, f64) {
+    let device = Device::flex();
+    let targets = Targets::one_per_image(fx.classes.iter().map(|row| target(row[0])));
+    let explanation = ExplainerConfig::new()
+        .with_layer(LAYER)
+        .with_method(method)
+        .init(&model(&device))
+        .unwrap()
+        .explain(input(fx, &device), &targets)
+        .unwrap();
+    let weights = host(explanation.layers[0].weights.clone().unwrap()); // [2, 1, 8]
+    let raw = host(explanation.layers[0].raw.clone()); // [2, 1, 32, 32]
+    let heat = host(explanation.heatmap); // [2, 1, 64, 64]
+    let (_, w64) = &fx.tensors["shapley/w64"];
+    let (shape, raw64) = &fx.tensors["shapley/raw64"];
+    let (_, pgc) = &fx.tensors["shapley/pgc"];
+    let (_, scale) = &fx.tensors["shapley/scale"];
+    let [n, _, h, w]: [usize; 4] = shape.as_slice().try_into().unwrap();
+    let k = w64.len() / n;
+    let size = pgc.len() / n;
+    let height = (size as f64).sqrt() as usize;
+    let (mut weight_ratio, mut heat_ratio) = (0.0f64, 0.0f64);
+    for image in 0..n {
+        let [g_max, hvp_max, _] = [0, 1, 2].map(|j| f64::from(scale[image * 3 + j]));
+        let bound = DELTA * (g_max + hvp_max / 2.0);
+        let ours = &weights[image * k..(image + 1) * k];
+        weight_ratio = weight_ratio.max(apart(ours, &w64[image * k..(image + 1) * k]) / bound);
+        let small = image * h * w..(image + 1) * h * w;
+        let e = apart(&raw[small.clone()], &raw64[small.clone()])
+            .max(DELTA * largest(&raw64[small.clone()]));
+        let bound = heatmap_bound(&raw64[small], e, h, height);
+        let big = image * size..(image + 1) * size;
+        heat_ratio = heat_ratio.max(apart(&heat[big.clone()], &pgc[big]) / bound);
+    }
+    eprintln!("{method}: weights {weight_ratio:.2e}, heatmaps {heat_ratio:.2e} of their bounds");
+    (weight_ratio, heat_ratio)
+}
+
+#[test]
+fn shapley_cam_matches_pytorch_grad_cams_double_backward() {
+    let fx = oracle();
+    let (weights, heatmaps) = shapley_case(&fx, Method::ShapleyCam, Target::rest);
+    assert!(weights <= 1.0, "weights {weights:.2e} of the bound");
+    assert!(heatmaps <= 1.0, "heatmaps {heatmaps:.2e} of the bound");
+    // The second-order term matters here: Grad-CAM's weights for the same score are this far.
+    let (_, w64) = &fx.tensors["shapley/w64"];
+    let (_, g64) = &fx.tensors["shapley/g64"];
+    eprintln!(
+        "shapley-cam: |H A| / 2 moves the weights by {:.1e} of their scale",
+        apart(w64, g64) / largest(w64)
+    );
+}
+
+#[test]
+fn grad_cam_or_a_logit_target_fails_the_shapley_cam_oracle() {
+    // Without the Hessian term (Grad-CAM, the same score), or with a logit (no curvature).
+    let fx = oracle();
+    let (without, _) = shapley_case(&fx, Method::GradCam, Target::rest);
+    assert!(without > 1.0, "Grad-CAM passed ({without:.2e})");
+    let (logit, _) = shapley_case(&fx, Method::ShapleyCam, Target::Class);
+    assert!(logit > 1.0, "a logit target passed ({logit:.2e})");
 }

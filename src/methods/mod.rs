@@ -27,6 +27,7 @@
 //! | [`IsCam`] | `sum_k softmax_k(mean_s score(c_s x (.) M_k)) A_k` | 1 + N k forwards per image |
 //! | [`SsCam`] | `sum_k softmax_k(mean_s score(x (.) (M_k + noise_s))) A_k` | 1 + N k forwards per image |
 //! | [`SmoothGradCamPlusPlus`] | Grad-CAM++'s weights from `mean_s G_s^2`, `mean_s G_s^3` over noisy inputs | 1 + N forwards and backwards per image |
+//! | [`ShapleyCam`] | `sum_k mean_ij(G_k - (H A)_k / 2) A_k`, `H` the score's Hessian in `A` | forward + partial backward; per image `classes / 1024` passes after the layer; a forward and backward |
 //! | [`FullGrad`] | `sum_c norm(abs(x_c dy/dx_c)) + sum_l sum_k up(norm(abs(b_lk dy/dz_lk)))` over the model's biased outputs `z_l` | forward + backward of the whole model |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
@@ -52,14 +53,14 @@
 /// The settings of a method that runs many forwards: rows per forward, and a callback after
 /// each chunk.
 #[derive(Clone)]
-struct Chunks {
+pub(crate) struct Chunks {
     batch_size: usize,
     progress: Option<ProgressFn>,
 }
 
 impl Chunks {
     /// `batch_size` rows per forward, no callback.
-    fn new(batch_size: usize) -> Self {
+    pub(crate) fn new(batch_size: usize) -> Self {
         Self {
             batch_size,
             progress: None,
@@ -67,7 +68,7 @@ impl Chunks {
     }
 
     /// The chunks `(start, len)` of `total` rows, after checking the setting.
-    fn of(&self, total: usize) -> Result<impl Iterator<Item = (usize, usize)>> {
+    pub(crate) fn of(&self, total: usize) -> Result<impl Iterator<Item = (usize, usize)>> {
         let size = self.batch_size;
         if size == 0 {
             return Err(GradCamError::argument("a batch size of 0; use at least 1"));
@@ -274,6 +275,7 @@ builtin_methods! {
     SsCam => ss_cam::SsCam,
     SmoothGradCamPlusPlus => smooth_grad_cam_plus_plus::SmoothGradCamPlusPlus,
     FullGrad => full_grad::FullGrad,
+    ShapleyCam => shapley_cam::ShapleyCam,
 }
 
 pub use kpca_cam::KpcaKernel;
@@ -434,6 +436,33 @@ pub trait Rerun {
     /// [`ModelError::NoBiases`](crate::ModelError::NoBiases) if the forward routed no bias; the
     /// model's and the targets' errors.
     fn bias_gradients(&self) -> Result<BiasGradients>;
+
+    /// ShapleyCAM's second-order term: for every image and target, `H A`, the Hessian of the
+    /// target's score with respect to `layer`'s activations `A` (`activations`) times `A`,
+    /// taken through the logits `z`: `J^T S (J A)` with `J = dz/dA` and `S` the score's Hessian
+    /// in the logits. `J A` is exact: one backward row per class after the layer, in passes of
+    /// `rows_per_pass` rows, per image; `S (J A)` is a five-point central difference of the
+    /// score's gradient along `J A` (a step of `2^-5 / max|J A|`, fourth order); `J^T` one
+    /// forward and backward of the batch. A class or rank target is linear in the logits (`S =
+    /// 0`): zeros, and no pass for a batch of such targets. The curvature of the layers between
+    /// `A` and the logits is left out: none for ReLU, ReLU6, max-pooling, BatchNorm in eval mode,
+    /// convolutions and linear layers (as PyTorch's autograd differentiates them); a smooth
+    /// activation's (SiLU, GELU) would add to it.
+    ///
+    /// # Shapes
+    /// - `activations`: `[n, k, h, w]`
+    /// - returns `[n, m, k, h, w]`
+    ///
+    /// # Errors
+    /// [`InputError::Argument`](crate::InputError::Argument) for 0 rows per pass; the model's
+    /// and the targets' errors; [`NumericalError::NonFinite`](crate::NumericalError::NonFinite)
+    /// if `J A` is not finite.
+    fn hessian_products(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        rows_per_pass: usize,
+    ) -> Result<Tensor<5>>;
 }
 
 /// What FullGrad reads: the gradients of every target's score with respect to the input and to

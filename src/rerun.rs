@@ -168,6 +168,71 @@ impl<M: GradCam> Reruns<'_, M> {
         Ok(Tensor::cat(derivatives, 1))
     }
 
+    /// The gradient at `layer` of `targets` for `inputs` (in the model's dtype): one capture.
+    ///
+    /// # Shapes
+    /// - `inputs`: `[r, c, H, W]`
+    /// - returns `[r, m, k, h, w]`
+    fn layer_gradients(
+        &self,
+        layer: &str,
+        inputs: Tensor<4>,
+        targets: &Targets,
+    ) -> Result<Tensor<5>> {
+        let layers = [layer.to_string()];
+        let captured = capture(self.model, &layers, true, inputs, targets)?;
+        let [layer] = layers;
+        captured
+            .layers
+            .into_iter()
+            .next()
+            .and_then(|captured| captured.gradients)
+            .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
+    }
+
+    /// Image `image`'s targets as the scores whose gradients are `S (J A)` ([`curvature`]), a
+    /// logit (or a score along whose `J A` is 0) as a [`flat`] one; `J A` from
+    /// [`logit_derivatives`](Self::logit_derivatives), only if some target is a score.
+    ///
+    /// # Shapes
+    /// - `activations`: `[1, k, h, w]`
+    fn curvatures(
+        &self,
+        layer: &str,
+        activations: Tensor<4>,
+        image: usize,
+        rows_per_pass: usize,
+    ) -> Result<Vec<Target>> {
+        let [_, m] = self.scores.dims();
+        let scores: Vec<Option<ScoreFn>> = self.resolved[image * m..(image + 1) * m]
+            .iter()
+            .map(|target| match target {
+                Resolved::Score(score) => Some(score.clone()),
+                Resolved::Class(_) | Resolved::Top(_) => None,
+            })
+            .collect();
+        let mut direction = None;
+        if scores.iter().any(Option::is_some) {
+            let v = self.logit_derivatives(layer, activations, image, rows_per_pass)?; // [1, classes]
+            let largest = read(v.clone().abs().max())[0];
+            if !largest.is_finite() {
+                return Err(GradCamError::non_finite(format!(
+                    "derivatives of the logits along layer `{layer}`"
+                )));
+            }
+            direction = (largest > 0.0).then_some((v, largest));
+        }
+        Ok(scores
+            .into_iter()
+            .map(|score| match (score, &direction) {
+                (Some(score), Some((v, largest))) => {
+                    curvature(score, v.clone(), CURVATURE_STEP / largest)
+                }
+                _ => Target::score(flat),
+            })
+            .collect())
+    }
+
     /// The model's forward, a panic an error.
     fn forward(&self, input: Tensor<4>, probe: &mut Probe<'_>) -> Result<Tensor<2>> {
         forward(self.model, input, probe)
@@ -261,76 +326,21 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
             let device = activations.device().without_autodiff();
             return Ok(Tensor::zeros([n, m, k, h, w], (&device, DType::F32)));
         }
-        let mut targets = Vec::with_capacity(n);
-        for image in 0..n {
-            let scores: Vec<Option<ScoreFn>> = (image * m..(image + 1) * m)
-                .map(|t| match &self.resolved[t] {
-                    Resolved::Score(score) => Some(score.clone()),
-                    Resolved::Class(_) | Resolved::Top(_) => None,
-                })
-                .collect();
-            let direction = if scores.iter().any(Option::is_some) {
+        let targets = (0..n)
+            .map(|image| {
                 let a = activations.clone().narrow(0, image, 1); // [1, k, h, w]
-                let direction = self.logit_derivatives(layer, a, image, rows_per_pass)?; // [1, classes]
-                let largest = read(direction.clone().abs().max())[0];
-                if !largest.is_finite() {
-                    return Err(GradCamError::non_finite(format!(
-                        "derivatives of the logits along layer `{layer}`"
-                    )));
-                }
-                (largest > 0.0).then_some((direction, largest))
-            } else {
-                None
-            };
-            targets.push(
-                scores
-                    .into_iter()
-                    .map(|score| match (score, &direction) {
-                        (Some(score), Some((v, largest))) => {
-                            curvature(score, v.clone(), CURVATURE_STEP / largest)
-                        }
-                        _ => Target::score(flat),
-                    })
-                    .collect(),
-            );
-        }
+                self.curvatures(layer, a, image, rows_per_pass)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let input = self.in_model_dtype(self.input.clone());
-        let layers = [layer.to_string()];
-        let captured = capture(
-            self.model,
-            &layers,
-            true,
-            input,
-            &Targets::rows_per_image(targets),
-        )?;
-        let [layer] = layers;
-        captured
-            .layers
-            .into_iter()
-            .next()
-            .and_then(|captured| captured.gradients)
-            .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
+        self.layer_gradients(layer, input, &Targets::rows_per_image(targets))
     }
 
     fn gradients(&self, layer: &str, inputs: Tensor<4>, image: usize) -> Result<Tensor<5>> {
         let [_, m] = self.scores.dims();
         let targets = (image * m..(image + 1) * m).map(|t| self.fixed_target(t, m));
         let inputs = self.in_model_dtype(inputs); // [r, c, H, W]
-        let layers = [layer.to_string()];
-        let captured = capture(
-            self.model,
-            &layers,
-            true,
-            inputs,
-            &Targets::every_image(targets),
-        )?;
-        let [layer] = layers;
-        captured
-            .layers
-            .into_iter()
-            .next()
-            .and_then(|captured| captured.gradients)
-            .ok_or_else(|| ModelError::NoGradient { name: layer }.into())
+        self.layer_gradients(layer, inputs, &Targets::every_image(targets))
     }
 }
 

@@ -35,7 +35,9 @@ impl ShapleyCam {
         Self { batch_size: 1024 }
     }
 
-    /// Rows per pass for `J A` (at least 1): more use more memory and fewer launches.
+    /// Rows per pass for `J A` (at least 1): each row is a copy of one image's activation, so a
+    /// pass holds `rows x k x h x w` floats several times over (its gradient, the layers after
+    /// it); fewer rows use less memory and run the layers before the explained one more often.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self

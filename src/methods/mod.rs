@@ -454,7 +454,7 @@ pub trait Rerun {
     /// - returns `[n, m, k, h, w]`
     ///
     /// # Errors
-    /// [`InputError::Argument`](crate::InputError::Argument) for 0 rows per pass; the model's
+    /// [`InputError::Argument`] for 0 rows per pass; the model's
     /// and the targets' errors; [`NumericalError::NonFinite`](crate::NumericalError::NonFinite)
     /// if `J A` is not finite.
     fn hessian_products(

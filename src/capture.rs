@@ -2,7 +2,7 @@
 //! there (rows repeated once per target), the targets scored on the device, and the backward
 //! through the layers after the cut when the method needs gradients.
 
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, FloatDType, Gradients, Tensor};
 
 use crate::checks::Checks;
 use crate::error::{GradCamError, ModelError, Result};
@@ -142,6 +142,52 @@ pub(crate) fn capture<M: GradCam>(
         resolved,
         classes,
         checks,
+    })
+}
+
+/// One forward and backward of the whole model for every image and target (guided
+/// backpropagation, FullGrad): the input repeated once per target as the gradient leaf, the
+/// forward under `probe`, each row scored by its target, one backward.
+pub(crate) struct WholePass {
+    /// `[n * m, c, H, W]`, the gradient leaf.
+    pub leaf: Tensor<4>,
+    pub grads: Gradients,
+    /// `[n * m]`, with autodiff.
+    pub scores: Tensor<1>,
+    /// `[n * m]` as `f32`, read with [`Resolved::class`].
+    pub classes: Tensor<1>,
+    pub resolved: Vec<Resolved>,
+}
+
+/// [`WholePass`] of `input` (`[n, c, H, W]`, in the model's dtype, without autodiff) for
+/// `targets` (`n * m`, one image's together).
+pub(crate) fn whole_pass<M: GradCam>(
+    model: &M,
+    input: Tensor<4>,
+    targets: &[Target],
+    m: usize,
+    probe: &mut Probe<'_>,
+) -> Result<WholePass> {
+    let [n, _, _, _] = input.dims();
+    let leaf = repeat_rows(input, m).autodiff().require_grad(); // [n * m, c, H, W]
+    let logits = forward(model, leaf.clone(), probe)
+        .map_err(|message| ModelError::ForwardPanicked { message })?; // [n * m, classes]
+    let (scores, classes, resolved) =
+        match score(logits.clone(), targets, [n, m], true, "the input") {
+            Ok(scored) => scored,
+            Err(error) => {
+                // Free the graph the forward built (only a backward does).
+                let _ = logits.sum().backward();
+                return Err(error);
+            }
+        };
+    let grads = scores.clone().sum().backward();
+    Ok(WholePass {
+        leaf,
+        grads,
+        scores,
+        classes,
+        resolved,
     })
 }
 

@@ -12,15 +12,14 @@
 
 use burn::tensor::Tensor;
 
-use crate::capture::{score, to_f32};
+use crate::capture::{to_f32, whole_pass};
 use crate::checks::Checks;
 use crate::error::{ModelError, Result};
 use crate::explainer::Explainer;
 use crate::explanation::ExplainedTarget;
-use crate::forward::forward;
 use crate::host::read;
 use crate::model::GradCam;
-use crate::probe::{Probe, repeat_rows};
+use crate::probe::Probe;
 use crate::readback::target_values;
 use crate::target::Targets;
 
@@ -52,37 +51,33 @@ impl<M: GradCam> Explainer<M> {
         let input = self.check_input(input)?; // [n, c, H, W]
         let [n, c, height, width] = input.dims();
         let (m, targets) = targets.resolve(n)?;
-        let leaf = repeat_rows(input, m).autodiff().require_grad(); // [n * m, c, H, W]
         let mut guided_relus = 0;
-        let logits = forward(
+        let pass = whole_pass(
             self.model(),
-            leaf.clone(),
+            input,
+            &targets,
+            m,
             &mut Probe::guiding(&mut guided_relus),
-        )
-        .map_err(|message| ModelError::ForwardPanicked { message })?; // [n * m, classes]
-        let scored = score(logits.clone(), &targets, [n, m], true, "the input");
-        let (scores, classes, resolved) = match scored {
-            Ok(scored) => scored,
-            Err(error) => {
-                // Free the graph the failed call built (only a backward does).
-                let _ = logits.sum().backward();
-                return Err(error);
-            }
-        };
-        let grads = scores.clone().sum().backward();
-        let gradients = leaf.grad(&grads).ok_or_else(|| ModelError::NoGradient {
-            name: "the input".into(),
-        })?; // [n * m, c, H, W]
+        )?;
+        let gradients = pass
+            .leaf
+            .grad(&pass.grads)
+            .ok_or_else(|| ModelError::NoGradient {
+                name: "the input".into(),
+            })?; // [n * m, c, H, W]
         let gradients = to_f32(gradients).reshape([n, m, c, height, width]);
         let mut checks = Checks::new();
-        checks.push("scores", scores.clone().without_autodiff().sum());
+        checks.push("scores", pass.scores.clone().without_autodiff().sum());
         checks.push("guided gradients", gradients.clone().sum());
-        let scores = scores.without_autodiff(); // [n * m]
+        let scores = pass.scores.without_autodiff(); // [n * m]
         let values = read(Tensor::cat(
-            [scores, classes].into_iter().chain(checks.sums()).collect(),
+            [scores, pass.classes]
+                .into_iter()
+                .chain(checks.sums())
+                .collect(),
             0,
         ));
-        let targets = target_values(&resolved, m, &values, &checks)?;
+        let targets = target_values(&pass.resolved, m, &values, &checks)?;
         Ok(GuidedBackprop {
             gradients,
             targets,

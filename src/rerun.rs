@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
-use crate::capture::{capture, score, to_f32};
+use crate::capture::{capture, to_f32, whole_pass};
 use crate::error::{GradCamError, ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
@@ -271,20 +271,17 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         let [n, c, height, width] = self.input.dims();
         let [_, m] = self.scores.dims();
         let input = self.in_model_dtype(self.input.clone());
-        let leaf = repeat_rows(input, m).autodiff().require_grad(); // [n * m, c, H, W]
-        let mut leaves = Vec::new();
-        let logits = self.forward(leaf.clone(), &mut Probe::keeping_biases(&mut leaves))?;
         // Row `t` is image `t / m` for its target `t % m`.
         let targets: Vec<Target> = (0..n * m).map(|t| self.fixed_target(t, m)).collect();
-        let scores = match score(logits.clone(), &targets, [n, m], true, "the input") {
-            Ok((scores, ..)) => scores, // [n * m]
-            Err(error) => {
-                // Free the graph the forward built (only a backward does).
-                let _ = logits.sum().backward();
-                return Err(error);
-            }
-        };
-        let grads = scores.sum().backward();
+        let mut leaves = Vec::new();
+        let pass = whole_pass(
+            self.model,
+            input,
+            &targets,
+            m,
+            &mut Probe::keeping_biases(&mut leaves),
+        )?;
+        let grads = pass.grads;
         if leaves.is_empty() {
             return Err(ModelError::NoBiases.into());
         }
@@ -293,7 +290,7 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
                 .map(to_f32)
                 .unwrap_or_else(|| Tensor::zeros(leaf.dims(), &leaf.device().without_autodiff()))
         };
-        let input = gradient(&leaf).reshape([n, m, c, height, width]);
+        let input = gradient(&pass.leaf).reshape([n, m, c, height, width]);
         let layers = leaves
             .iter()
             .map(|biased| {

@@ -92,6 +92,17 @@ pub trait GradCam: Module {
         self.layers().pop()
     }
 
+    /// Whether the logits are an affine function of `layer`'s activation: only pooling and
+    /// linear layers follow it (ResNet's `layer4`: a global average pool and `fc`). ShapleyCAM
+    /// then takes the logits' derivative along the activation, `J A = z(A) - z(0)`, from one
+    /// forward of two rows instead of one backward row per class. The default, `false`, is always
+    /// right; a wrong `true` is caught by the second difference `z(2A) - 2 z(A) + z(0)` (above
+    /// `2^-10` of the logits' scale, the rows per class run instead).
+    fn affine_after(&self, layer: &str) -> bool {
+        let _ = layer;
+        false
+    }
+
     /// The `[channels, height, width]` the model accepts; `None` where it takes any size.
     ///
     /// Inputs that do not fit are rejected with

@@ -300,12 +300,27 @@ fn every_method_matches_its_formula_on_ndarray() {
 /// roundings of gradients at most 2, times `18 / 12h` with `h = 2^-5 / max|J A|`, so
 /// `2^-24 * 6 * 48 max|J A| < 2e-5 max|J A|`, through `max_k sum_j |W_kj| / P`. Grad-CAM's weights
 /// (the same without `H A`) must fall outside it.
+///
+/// `GapLinear` declares its head affine (`J A` from two forwards), `Undeclared` is the same
+/// network without the declaration (`J A` from one backward row per class): both must match.
 fn shapley_cam_with_rest(device: &Device) {
-    let [n, k, h, w, classes, chosen] = [2, 5, 4, 6, 7, 3];
-    let p = h * w;
+    let [k, classes] = [5, 7];
     let model = GapLinear {
         fc: linear(41, [k, classes], device),
     };
+    shapley_cam_with_rest_on(&model, &model, device);
+    let undeclared = Undeclared {
+        inner: model.clone(),
+    };
+    shapley_cam_with_rest_on(&undeclared, &model, device);
+}
+
+/// ShapleyCAM's weights with the ReST score on `net`, the network `model` computes, against
+/// their closed form (see [`shapley_cam_with_rest`]).
+fn shapley_cam_with_rest_on<M: GradCam>(net: &M, model: &GapLinear, device: &Device) {
+    let [n, h, w, chosen] = [2, 4, 6, 3];
+    let [k, classes] = model.fc.weight.dims();
+    let p = h * w;
     let x = tensor(42, [n, k, h, w], 2.0, device) + 1.5;
     let xs = host(x.clone());
     let wt: Vec<f64> = host(model.fc.weight.val())
@@ -320,7 +335,7 @@ fn shapley_cam_with_rest(device: &Device) {
         .with_method(Method::ShapleyCam)
         .with_relu(false)
         .with_normalization(Normalization::Off)
-        .init(&model)
+        .init(net)
         .unwrap()
         .explain(x, &Targets::every_image([Target::rest(chosen)]))
         .unwrap();
@@ -380,6 +395,74 @@ fn shapley_cam_with_rest(device: &Device) {
             "Grad-CAM's weights passed ShapleyCAM's bound ({wrong:.2e} <= {bound:.2e})"
         );
     }
+}
+
+/// `GapLinear` without its declaration that the head is affine.
+#[derive(Module, Debug)]
+struct Undeclared {
+    inner: GapLinear,
+}
+
+impl GradCam for Undeclared {
+    fn layers(&self) -> Vec<String> {
+        self.inner.layers()
+    }
+
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        self.inner.forward_probed(x, probe)
+    }
+}
+
+/// `QuadHead` (a square after the layer) declared affine, wrongly.
+#[derive(Module, Debug)]
+struct FalselyAffine {
+    inner: QuadHead,
+}
+
+impl GradCam for FalselyAffine {
+    fn layers(&self) -> Vec<String> {
+        self.inner.layers()
+    }
+
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        self.inner.forward_probed(x, probe)
+    }
+
+    fn affine_after(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// ShapleyCAM's channel weights for the ReST score of class 1.
+fn rest_weights<M: GradCam>(net: &M, x: Tensor<4>) -> Vec<f32> {
+    let explanation = ExplainerConfig::new()
+        .with_method(Method::ShapleyCam)
+        .init(net)
+        .unwrap()
+        .explain(x, &Targets::every_image([Target::rest(1)]))
+        .unwrap();
+    host(explanation.layers[0].weights.clone().unwrap())
+}
+
+#[test]
+fn a_head_wrongly_declared_affine_gets_the_rows_per_class() {
+    // The second difference of QuadHead's logits along the layer is far from 0: the declaration
+    // is not taken, and ShapleyCAM's weights are the undeclared network's, value for value.
+    let device = Device::flex();
+    let model = QuadHead {
+        conv1: conv(51, [4, 6], 3, 1, &device),
+        conv2: conv(52, [6, 5], 3, 1, &device),
+        fc: linear(53, [5, 3], &device),
+    };
+    let x = tensor(54, [2, 4, 7, 7], 1.0, &device);
+    let plain = rest_weights(&model, x.clone());
+    let declared = rest_weights(
+        &FalselyAffine {
+            inner: model.clone(),
+        },
+        x,
+    );
+    assert_eq!(plain, declared);
 }
 
 #[test]

@@ -27,7 +27,7 @@
 //! | [`IsCam`] | `sum_k softmax_k(mean_s score(c_s x (.) M_k)) A_k` | 1 + N k forwards per image |
 //! | [`SsCam`] | `sum_k softmax_k(mean_s score(x (.) (M_k + noise_s))) A_k` | 1 + N k forwards per image |
 //! | [`SmoothGradCamPlusPlus`] | Grad-CAM++'s weights from `mean_s G_s^2`, `mean_s G_s^3` over noisy inputs | 1 + N forwards and backwards per image |
-//! | [`ShapleyCam`] | `sum_k mean_ij(G_k - (H A)_k / 2) A_k`, `H` the score's Hessian in `A` | forward + partial backward; per image `classes / 1024` passes after the layer; a forward and backward |
+//! | [`ShapleyCam`] | `sum_k mean_ij(G_k - (H A)_k / 2) A_k`, `H` the score's Hessian in `A` | forward + partial backward; per image a forward of 3 rows after the layer (affine head) or `classes / 1024` passes; a forward and backward |
 //! | [`FullGrad`] | `sum_c norm(abs(x_c dy/dx_c)) + sum_l sum_k up(norm(abs(b_lk dy/dz_lk)))` over the model's biased outputs `z_l` | forward + backward of the whole model |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
@@ -440,9 +440,12 @@ pub trait Rerun {
     /// ShapleyCAM's second-order term: for every image and target, `H A`, the Hessian of the
     /// target's score with respect to `layer`'s activations `A` (`activations`) times `A`,
     /// taken through the logits `z`: `J^T S (J A)` with `J = dz/dA` and `S` the score's Hessian
-    /// in the logits. `J A` is exact: one backward row per class after the layer, in passes of
-    /// `rows_per_pass` rows, per image; `S (J A)` is a five-point central difference of the
-    /// score's gradient along `J A` (a step of `2^-5 / max|J A|`, fourth order); `J^T` one
+    /// in the logits. `J A` is exact: `z(A) - z(0)` from one forward of three rows per image
+    /// where the model declares the logits affine in the layer
+    /// ([`GradCam::affine_after`](crate::GradCam::affine_after); the third row, `2A`, checks
+    /// it), else one backward row per class after the layer, in passes of `rows_per_pass` rows;
+    /// `S (J A)` is a five-point central difference of the score's gradient along `J A` (a step
+    /// of `2^-5 / max|J A|`, fourth order); `J^T` one
     /// forward and backward of the batch. A class or rank target is linear in the logits (`S =
     /// 0`): zeros, and no pass for a batch of such targets. The curvature of the layers between
     /// `A` and the logits is left out: none for ReLU, ReLU6, max-pooling, BatchNorm in eval mode,

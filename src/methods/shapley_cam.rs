@@ -18,12 +18,14 @@ use crate::error::{GradCamError, Result};
 /// rank) has `S = 0`, and the map is Grad-CAM's; the paper pairs the method with its ReST score,
 /// [`Target::rest`](crate::Target::rest), the logit minus the cross-entropy.
 ///
-/// Burn 0.22's autodiff takes no second derivative: `J A` costs one backward row per class after
-/// the layer (in passes of [`with_batch_size`](Self::with_batch_size) rows, 1024 by default:
-/// one pass for ImageNet's classes, each row a copy of the image's activation), and `S (J A)` a
-/// difference of the score's gradient in the logits, then one forward and backward of the batch.
-/// About 20x Grad-CAM with the ReST score on ResNet-50's `layer4` (BENCHMARKS.md); with a logit
-/// target, no more than Grad-CAM.
+/// Burn 0.22's autodiff takes no second derivative: `J A` costs a forward of three rows per
+/// image where the model declares the logits affine in the layer
+/// ([`GradCam::affine_after`](crate::GradCam::affine_after)), else one backward row per class
+/// after the layer (in passes of [`with_batch_size`](Self::with_batch_size) rows, 1024 by
+/// default: one pass for ImageNet's classes, each row a copy of the image's activation); then
+/// `S (J A)` is a difference of the score's gradient in the logits, and one forward and backward
+/// of the batch. ResNet-50's `layer4` with the ReST score: 0.59x pytorch-grad-cam, 0.08x with the
+/// rows per class (BENCHMARKS.md); with a logit target, Grad-CAM's cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShapleyCam {
     batch_size: usize,

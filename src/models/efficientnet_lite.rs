@@ -236,6 +236,11 @@ impl GradCam for EfficientNetLite0 {
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, 1000]
     }
 
+    /// A global average pool and `fc` follow `head`.
+    fn affine_after(&self, layer: &str) -> bool {
+        layer == "head"
+    }
+
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), None, None]
     }

@@ -290,6 +290,11 @@ impl GradCam for ResNet {
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, classes]
     }
 
+    /// A global average pool and `fc` follow `layer4`.
+    fn affine_after(&self, layer: &str) -> bool {
+        layer == "layer4"
+    }
+
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3), None, None]
     }
@@ -305,6 +310,80 @@ mod tests {
     /// A BatchNorm with non-trivial statistics over `conv`'s output channels.
     fn randomized(conv: &Conv2d, device: &Device) -> Option<BatchNorm> {
         Some(nontrivial_bn(conv.weight.dims()[0], device))
+    }
+
+    /// ResNet without its declaration that the logits are affine in `layer4`.
+    #[derive(Module, Debug)]
+    struct Undeclared {
+        inner: ResNet,
+    }
+
+    impl GradCam for Undeclared {
+        fn layers(&self) -> Vec<String> {
+            self.inner.layers()
+        }
+
+        fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+            self.inner.forward_probed(x, probe)
+        }
+    }
+
+    #[test]
+    fn the_logits_are_affine_in_layer4_as_declared() {
+        // ShapleyCAM's J A from two forwards (the declaration) and from one backward row per
+        // class (without it) give the same weights: both are exact but for float32 rounding of
+        // the pool's and fc's 512-term sums, at most 512 * 2^-24 = 3.1e-5 of their terms'
+        // magnitudes, so 1e-4 of the weights' scale.
+        let device = Device::flex();
+        device.seed(11);
+        let model = ResNet::resnet18(10, &device);
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+        let weights = |net: &dyn Fn(crate::ExplainerConfig) -> crate::Explanation| -> Vec<f32> {
+            let config = crate::ExplainerConfig::new()
+                .with_layer("layer4")
+                .with_method(crate::Method::ShapleyCam);
+            crate::host::read(net(config).layers[0].weights.clone().unwrap())
+        };
+        let targets = crate::Targets::every_image([crate::Target::rest(3)]);
+        let declared = weights(&|c| {
+            c.init(&model)
+                .unwrap()
+                .explain(x.clone(), &targets)
+                .unwrap()
+        });
+        let plain = Undeclared {
+            inner: model.clone(),
+        };
+        let rows = weights(&|c| {
+            c.init(&plain)
+                .unwrap()
+                .explain(x.clone(), &targets)
+                .unwrap()
+        });
+        let scale = rows.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let apart = declared
+            .iter()
+            .zip(&rows)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(apart <= 1e-4 * scale, "{apart:e} of {scale:e}");
+        // The Hessian term is there: Grad-CAM's weights for the same score are further.
+        let grad_cam = crate::host::read(
+            crate::ExplainerConfig::new()
+                .with_layer("layer4")
+                .init(&model)
+                .unwrap()
+                .explain(x.clone(), &targets)
+                .unwrap()
+                .layers[0]
+                .weights
+                .clone()
+                .unwrap(),
+        );
+        let moved = grad_cam
+            .iter()
+            .zip(&rows)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(moved > 1e-4 * scale, "{moved:e} of {scale:e}");
     }
 
     #[test]

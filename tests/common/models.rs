@@ -205,6 +205,11 @@ impl GradCam for GapLinear {
         let x = probe.bias("input", x, || Some(Tensor::zeros([k], &device)));
         self.fc.forward(x.mean_dims(&[2, 3]).flatten::<2>(1, 3)) // [n, classes]
     }
+
+    /// A global average pool and a linear layer follow the input.
+    fn affine_after(&self, layer: &str) -> bool {
+        layer == "input"
+    }
 }
 
 pub fn abs_conv(c: &Conv2d) -> Conv2d {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use burn_onnx::{LoadStrategy, ModelGen};
 use onnx_ir::Message;
 
+use crate::affine::affine_layers;
 use crate::error::{OnnxError, Result};
 use crate::graph::Graph;
 use crate::layers::{self, Layer};
@@ -103,6 +104,7 @@ pub fn generate(
         let default_layer = layers::default_layer(&layers);
         let declarations = Declarations {
             layers: &layers,
+            affine: affine_layers(&graph, &layers),
             default_layer: default_layer.clone(),
             channels: graph.input_shape[0],
             header: header(onnx, &layers, &graph),

@@ -31,6 +31,7 @@
 //! must satisfy (one image input with a dynamic batch axis, one `[n, classes]` output, rows
 //! independent after the first layer) in [`OnnxError`].
 
+mod affine;
 mod error;
 mod generate;
 mod graph;

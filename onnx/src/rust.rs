@@ -13,6 +13,8 @@ use crate::ops::probe;
 pub(crate) struct Declarations<'a> {
     /// The layers in forward order.
     pub layers: &'a [Layer],
+    /// The layers (and aliases) the logits are affine in.
+    pub affine: Vec<String>,
     /// The layer explained when none is named.
     pub default_layer: Option<String>,
     /// The input's channels (height and width are left free: the export's sizes are in the
@@ -62,6 +64,7 @@ pub(crate) fn explainable(code: &str, declarations: &Declarations<'_>) -> Result
         .flat_map(|l| std::iter::once(&l.name).chain(&l.aliases))
         .map(String::as_str)
         .collect();
+    let affine = &declarations.affine;
     let default = match &declarations.default_layer {
         Some(layer) => quote::quote! { Some(#layer.to_string()) },
         None => quote::quote! { None },
@@ -110,6 +113,13 @@ pub(crate) fn explainable(code: &str, declarations: &Declarations<'_>) -> Result
 
             fn default_layer(&self) -> Option<String> {
                 #default
+            }
+
+            /// The layers after which only affine ops of them reach the logits (pools,
+            /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+            fn affine_after(&self, layer: &str) -> bool {
+                const AFFINE: &[&str] = &[#(#affine),*];
+                AFFINE.contains(&layer)
             }
 
             fn input_shape(&self) -> [Option<usize>; 3] {

@@ -30,7 +30,8 @@ use common::{
 use gradcam::kernels::weighted_sum;
 use gradcam::methods::{CamMap, CamMethod, KpcaCam, KpcaKernel, LayerCapture, Rerun};
 use gradcam::{
-    ExplainerConfig, FactorizationConfig, Fusion, GradCamError, InputError, Method, Target, Targets,
+    ExplainerConfig, FactorizationConfig, Fusion, GradCam, GradCamError, InputError, Method,
+    Target, Targets,
 };
 
 mod tiny_residual {
@@ -1638,4 +1639,52 @@ fn grad_cam_or_a_logit_target_fails_the_shapley_cam_oracle() {
     assert!(without > 1.0, "Grad-CAM passed ({without:.2e})");
     let (logit, _) = shapley_case(&fx, Method::ShapleyCam, Target::Class);
     assert!(logit > 1.0, "a logit target passed ({logit:.2e})");
+}
+
+/// The generated network without its declarations of affine heads.
+#[derive(burn::module::Module, Debug)]
+struct Undeclared {
+    inner: tiny_residual::Model,
+}
+
+impl GradCam for Undeclared {
+    fn layers(&self) -> Vec<String> {
+        self.inner.layers()
+    }
+
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut gradcam::Probe<'_>) -> Tensor<2> {
+        self.inner.forward_probed(x, probe)
+    }
+}
+
+#[test]
+fn the_generated_model_declares_the_layers_its_logits_are_affine_in() {
+    // `head` (a ReLU) is followed by a global average pool and `fc`; `block.relu_a` by
+    // convolutions and ReLUs.
+    let device = Device::flex();
+    let net = model(&device);
+    assert!(net.affine_after("head") && net.affine_after("/head/head.1/Relu"));
+    assert!(!net.affine_after(LAYER) && !net.affine_after("stem"));
+    // ShapleyCAM's J A from two forwards there (the declaration) and from one backward row per
+    // class (without it) give the same weights: both exact but for float32 rounding of the
+    // pool's and fc's 16-term sums, far below 1e-4 of the weights' scale.
+    let fx = oracle();
+    let weights = |net: &dyn Fn(ExplainerConfig) -> gradcam::Explanation| -> Vec<f32> {
+        let config = ExplainerConfig::new()
+            .with_layer("head")
+            .with_method(Method::ShapleyCam);
+        host(net(config).layers[0].weights.clone().unwrap())
+    };
+    let targets = Targets::one_per_image(fx.classes.iter().map(|row| Target::rest(row[0])));
+    let x = input(&fx, &device);
+    let declared = weights(&|c| c.init(&net).unwrap().explain(x.clone(), &targets).unwrap());
+    let plain = Undeclared { inner: net.clone() };
+    let rows = weights(&|c| {
+        c.init(&plain)
+            .unwrap()
+            .explain(x.clone(), &targets)
+            .unwrap()
+    });
+    let scale = largest(&rows);
+    assert!(apart(&declared, &rows) <= 1e-4 * scale);
 }

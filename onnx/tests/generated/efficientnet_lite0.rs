@@ -5357,6 +5357,12 @@ impl gradcam::GradCam for Model {
     fn default_layer(&self) -> Option<String> {
         Some("head".to_string())
     }
+    /// The layers after which only affine ops of them reach the logits (pools,
+    /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+    fn affine_after(&self, layer: &str) -> bool {
+        const AFFINE: &[&str] = &["/head/Clip", "head"];
+        AFFINE.contains(&layer)
+    }
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3usize), None, None]
     }

@@ -1960,6 +1960,18 @@ impl gradcam::GradCam for Model {
     fn default_layer(&self) -> Option<String> {
         Some("features".to_string())
     }
+    /// The layers after which only affine ops of them reach the logits (pools,
+    /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+    fn affine_after(&self, layer: &str) -> bool {
+        const AFFINE: &[&str] = &[
+            "/features/features.18/features.18.2/Clip",
+            "features.18.2",
+            "features.18",
+            "features",
+            "/GlobalAveragePool",
+        ];
+        AFFINE.contains(&layer)
+    }
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3usize), None, None]
     }

@@ -234,6 +234,19 @@ impl gradcam::GradCam for Model {
     fn default_layer(&self) -> Option<String> {
         Some("model".to_string())
     }
+    /// The layers after which only affine ops of them reach the logits (pools,
+    /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+    fn affine_after(&self, layer: &str) -> bool {
+        const AFFINE: &[&str] = &[
+            "/model/block/relu_b/Relu",
+            "model.block.relu_b",
+            "model.block",
+            "/model/classifier/Conv",
+            "model.classifier",
+            "model",
+        ];
+        AFFINE.contains(&layer)
+    }
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3usize), None, None]
     }

@@ -3803,6 +3803,19 @@ impl gradcam::GradCam for Model {
     fn default_layer(&self) -> Option<String> {
         Some("layer4".to_string())
     }
+    /// The layers after which only affine ops of them reach the logits (pools,
+    /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+    fn affine_after(&self, layer: &str) -> bool {
+        const AFFINE: &[&str] = &[
+            "/layer4/layer4.2/relu_2/Relu",
+            "layer4.2.relu_2",
+            "layer4.2",
+            "layer4",
+            "/avgpool/GlobalAveragePool",
+            "avgpool",
+        ];
+        AFFINE.contains(&layer)
+    }
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3usize), None, None]
     }

@@ -319,6 +319,17 @@ impl gradcam::GradCam for Model {
     fn default_layer(&self) -> Option<String> {
         Some("head".to_string())
     }
+    /// The layers after which only affine ops of them reach the logits (pools,
+    /// reshapes, sums, linear layers): ShapleyCAM's `J A` from two forwards there.
+    fn affine_after(&self, layer: &str) -> bool {
+        const AFFINE: &[&str] = &[
+            "/head/head.1/Relu",
+            "head.1",
+            "head",
+            "/GlobalAveragePool",
+        ];
+        AFFINE.contains(&layer)
+    }
     fn input_shape(&self) -> [Option<usize>; 3] {
         [Some(3usize), None, None]
     }

@@ -100,9 +100,7 @@ pub(crate) fn capture<M: GradCam>(
     let (scores, classes, resolved) = match scored {
         Ok(scored) => scored,
         Err(error) => {
-            if logits.is_tracked() {
-                let _ = logits.sum().backward();
-            }
+            free_graph(logits);
             return Err(error);
         }
     };
@@ -176,8 +174,7 @@ pub(crate) fn whole_pass<M: GradCam>(
         match score(logits.clone(), targets, [n, m], true, "the input") {
             Ok(scored) => scored,
             Err(error) => {
-                // Free the graph the forward built (only a backward does).
-                let _ = logits.sum().backward();
+                free_graph(logits);
                 return Err(error);
             }
         };
@@ -189,6 +186,14 @@ pub(crate) fn whole_pass<M: GradCam>(
         classes,
         resolved,
     })
+}
+
+/// Free the autodiff graph of a forward that will not be differentiated: until a backward runs,
+/// it stays alive in Burn's graph registry, and only a backward frees it.
+pub(crate) fn free_graph(logits: Tensor<2>) {
+    if logits.is_tracked() {
+        let _ = logits.sum().backward();
+    }
 }
 
 /// The logits checked and scored: each target's score `[n * m]` (differentiable with

@@ -11,7 +11,7 @@ use nalgebra::DMatrix;
 use crate::capture::capture;
 use crate::error::{GradCamError, ModelError, Result};
 use crate::explainer::Explainer;
-use crate::host::read;
+use crate::host::read_finite;
 use crate::model::GradCam;
 use crate::nmf::{factorize, random_start};
 use crate::postprocess::{normalize_min_max, upsample};
@@ -80,10 +80,7 @@ impl FactorizationConfig {
         }
         let [n, c, h, w] = activations.dims();
         let device = activations.device().without_autodiff();
-        let values = read(activations); // [n, c, h, w]
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(GradCamError::non_finite("activations to factorize"));
-        }
+        let values = read_finite(activations, "activations to factorize")?; // [n, c, h, w]
         let p = h * w;
         let value = |ch: usize, j: usize| values[((j / p) * c + ch) * p + j % p];
         let offsets: Vec<f32> = (0..c)

@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor};
 
-use crate::capture::{capture, to_f32, whole_pass};
+use crate::capture::{capture, free_graph, to_f32, whole_pass};
 use crate::error::{GradCamError, ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
@@ -13,7 +13,7 @@ use crate::host::read;
 use crate::methods::{BiasGradient, BiasGradients, Chunks, Rerun};
 use crate::model::GradCam;
 use crate::probe::{Probe, Replace, repeat_rows};
-use crate::target::{Resolved, ScoreFn, Target, Targets, score_rows};
+use crate::target::{Resolved, ScoreFn, Target, Targets, row_scores, score_rows};
 
 /// Where the classes of a capture's rank targets come from.
 pub(crate) enum RankedClasses<'a> {
@@ -131,7 +131,7 @@ impl<M: GradCam> Reruns<'_, M> {
         rows_per_pass: usize,
     ) -> Result<Tensor<2>> {
         let a = self.in_model_dtype(activations); // [1, k, h, w]
-        if self.model.affine_after(layer) {
+        let classes = if self.model.affine_after(layer) {
             // An affine head: J A = z(A) - z(0), checked by z(2A) - 2 z(A) + z(0) = 0.
             let rows = Tensor::cat(vec![a.clone() * 2.0, a.clone(), a.clone().zeros_like()], 0);
             let z = to_f32(self.logits_with_layer(layer, rows, image)?); // [3, classes]
@@ -140,14 +140,16 @@ impl<M: GradCam> Reruns<'_, M> {
                 .abs()
                 .max()
                 .reshape([1]);
+            let classes = z.dims()[1];
             let values = read(Tensor::cat(vec![second, z.abs().max().reshape([1])], 0));
             let (second, scale) = (values[0], values[1]);
             if second <= AFFINE_CHECK * scale {
                 return Ok(z1 - z0);
             }
-        }
-        let classes = self.logits_with_layer(layer, a.clone(), image)?.dims()[1];
-        let device = a.device().without_autodiff();
+            classes
+        } else {
+            self.logits_with_layer(layer, a.clone(), image)?.dims()[1]
+        };
         let chunks = Chunks::new(rows_per_pass);
         let mut derivatives = Vec::new();
         for (first, rows) in chunks.of(classes)? {
@@ -163,14 +165,15 @@ impl<M: GradCam> Reruns<'_, M> {
                 .into());
             }
             // Row i scores class first + i.
-            let picks: Vec<f32> = (0..rows * classes)
-                .map(|j| f32::from(u8::from(j % classes == first + j / classes)))
-                .collect();
-            let picks = Tensor::<2>::from_data(
-                TensorData::new(picks, [rows, classes]),
-                (&device, DType::F32),
-            );
-            let grads = (logits * picks).sum().backward();
+            let picks: Vec<Resolved> = (first..first + rows).map(Resolved::Class).collect();
+            let (scores, _) = match row_scores(logits.clone(), &picks) {
+                Ok(scored) => scored, // [r]
+                Err(error) => {
+                    free_graph(logits);
+                    return Err(error);
+                }
+            };
+            let grads = scores.sum().backward();
             let g = leaf
                 .grad(&grads)
                 .map(to_f32)
@@ -383,11 +386,4 @@ fn curvature(score: ScoreFn, v: Tensor<2>, h: f32) -> Target {
 fn flat(z: Tensor<2>) -> Tensor<1> {
     let [rows, _] = z.dims();
     z.sum_dim(1).reshape([rows]) * 0.0
-}
-
-/// Free the autodiff graph of a forward that will not be differentiated (only a backward does).
-fn free_graph(logits: Tensor<2>) {
-    if logits.is_tracked() {
-        let _ = logits.sum().backward();
-    }
 }

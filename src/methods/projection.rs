@@ -4,8 +4,8 @@
 use burn::tensor::{DType, Tensor, TensorData};
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use crate::error::{GradCamError, Result};
-use crate::host::read;
+use crate::error::Result;
+use crate::host::read_finite;
 
 /// Each map `[k, h, w]` as the matrix `X` (`h w` rows, `k` columns) with centred columns,
 /// projected on its first right singular vector: `X v_1`, as pytorch-grad-cam's
@@ -108,10 +108,7 @@ pub(crate) fn project_each(
 ) -> Result<Tensor<3>> {
     let [b, k, h, w] = x.dims();
     let device = x.device().without_autodiff();
-    let values = read(x);
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(GradCamError::non_finite(what));
-    }
+    let values = read_finite(x, what)?;
     let p = h * w;
     let mut out = Vec::with_capacity(b * p);
     for map in values.chunks_exact(k * p) {
@@ -150,6 +147,8 @@ pub(crate) fn top_eigenpair(gram: DMatrix<f64>) -> (nalgebra::DVector<f64>, f64)
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
+    use crate::error::GradCamError;
+    use crate::host::read;
     use burn::tensor::Device;
 
     #[test]

@@ -18,7 +18,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::weighted_sum;
 use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
 use gradcam::{
-    CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, Target, Targets,
+    CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, SessConfig, Target,
+    Targets,
 };
 
 fn main() {
@@ -355,15 +356,17 @@ enum Variant {
     Guided,
     Dff,
     ShapleyRest,
+    Sess,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 6] = [
         Variant::EigenSmooth,
         Variant::AugSmooth,
         Variant::Guided,
         Variant::Dff,
         Variant::ShapleyRest,
+        Variant::Sess,
     ];
 
     fn name(self) -> &'static str {
@@ -373,12 +376,14 @@ impl Variant {
             Variant::Guided => "guided",
             Variant::Dff => "dff",
             Variant::ShapleyRest => "shapley-cam+rest",
+            Variant::Sess => "grad-cam+sess",
         }
     }
 
     fn cases(self) -> &'static [&'static str] {
         match self {
-            Variant::Guided => &["flex/1"],
+            // SESS explains 122 patches of a 224 x 224 image: one image is a long call.
+            Variant::Guided | Variant::Sess => &["flex/1"],
             _ => &["flex/8"],
         }
     }
@@ -394,6 +399,7 @@ fn option_row(option: Variant, model: &str, case: &str) -> Box<dyn FnMut()> {
         Variant::Guided => (config, Call::Guided),
         Variant::Dff => (config, Call::Factorize),
         Variant::ShapleyRest => (config.with_method(Method::ShapleyCam), Call::ExplainRest),
+        Variant::Sess => (config.with_sess(SessConfig::new()), Call::Explain),
         Variant::EigenSmooth | Variant::AugSmooth => (config, Call::Explain),
     };
     explainer_row(config, call, model, case)

@@ -90,8 +90,11 @@ TORCHCAM = {
 }
 # Grad-CAM's options and guided backpropagation (GuidedBackpropReLUModel explains the first image
 # of a batch: run it at batch 1), Deep Feature Factorization (16 concepts, its default), and
-# ShapleyCAM with the ReST score of each image's top class (with a logit its Hessian term is 0).
-OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff", "shapley-cam+rest")
+# ShapleyCAM with the ReST score of each image's top class (with a logit its Hessian term is 0),
+# and SESS over GradCAM with its defaults (12 scales, 122 patches of a 224 x 224 image: run it at
+# batch 1).
+OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff", "shapley-cam+rest",
+           "grad-cam+sess")
 MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS
 
 
@@ -174,6 +177,14 @@ def child(spec):
             _, maps = dff(x, n_components=16)
             assert len(maps) == spec["batch"], len(maps)
             return maps
+    elif spec["mode"] == "grad-cam+sess":
+        from pytorch_grad_cam.sess import SESS
+        sess = SESS(model=model, target_layers=[layer])
+
+        def call():
+            out = sess(input_tensor=x, targets=None)
+            assert out.shape == (spec["batch"], size, size), out.shape
+            return out
     elif spec["mode"] in OPTIONS:
         import pytorch_grad_cam
         cam = pytorch_grad_cam.GradCAM(model=model, target_layers=[layer])

@@ -33,7 +33,7 @@ Residual layers: torchvision's blocks call one in-place ReLU twice; pgc hooks a 
 run on a copy whose blocks have two non-in-place ReLUs (the same function): the copy's
 `layer4[1].relu_a` is the ONNX node `/layer4/layer4.1/relu/Relu` of the original's export.
 
-Usage: make_onnx_fixtures.py [--large | --only-smoothing]
+Usage: make_onnx_fixtures.py [--large | --only-smoothing | --only-sess]
 """
 import copy
 import json
@@ -1191,6 +1191,87 @@ def make_smoothing(tiny):
     print(f"   smoothing: classes {classes.tolist()}")
 
 
+def make_sess(tiny):
+    """pgc's SESS (base GradCAM at block.relu_a, each image's top class) on tiny_residual, for
+    `onnx/tests/sess.rs`. Two settings over the same 18 patches per image (scales 64, 82, 100,
+    118 of 4 at pgc's ratio 2/7; window 64, step 48, so windows overlap and border windows are
+    moved back inside): 'mean' (pre_filter_ratio 0.25, mean fusion above theta 0, blurred,
+    softmax scores: pgc's defaults otherwise) and 'max' (nothing filtered, max fusion, no blur,
+    logit scores). Every patch's Grad-CAM map is recorded inside pgc, so the test can hand
+    gradcam's SESS pgc's own patch maps and check the composition (scores, filter, weights,
+    paste, fusion, blur, normalisation) to float32 rounding. `sess.safetensors` holds
+
+      classes         [2] int64     each image's top class (the input is smoothing.safetensors's)
+      <s>/pgc         [2, 64, 64]   pgc SESS's output, s = mean, max
+      <s>/range       [2]           the range of its fused map before the last min-max
+      <s>/scores      [2, 18]       pgc's patch scores (softmax for mean, logits for max;
+                                    clipped at 0), in patch order
+      patch/raw       [36, 32, 32]  pgc's float32 Grad-CAM map of every patch (before the ReLU),
+                                    image by image in patch order
+      patch/means     [36, 8]       the channel means of the patch's activations (which patch)
+      logit_scale     [1]           the largest |logit| over the patches (float32 model)
+    """
+    import pytorch_grad_cam as pgc  # noqa: PLC0415
+    from pytorch_grad_cam.sess import SESS  # noqa: PLC0415
+
+    x = np.concatenate([small_input(load_photo(REPO / "assets" / f"{p}.png")) for p in PHOTOS])
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        classes = tiny(xt).argmax(1).numpy().astype(np.int64)
+    targets = [ClassifierOutputTarget(int(c)) for c in classes]
+    settings = {
+        "mean": dict(pre_filter_ratio=0.25, pool="mean", smooth=True, use_softmax_scores=True),
+        "max": dict(pre_filter_ratio=0.0, pool="max", smooth=False, use_softmax_scores=False),
+    }
+    tensors = {"classes": classes}  # the input: smoothing.safetensors's (the same photos)
+    original_cam, original_scores = pgc.GradCAM.get_cam_image, SESS.get_scores
+    maps, scores = [], []
+
+    def logged_cam(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+        cam = original_cam(self, input_tensor, target_layer, targets, activations, grads,
+                           eigen_smooth)
+        maps.extend(zip(activations.mean(axis=(2, 3)), cam))
+        return cam
+
+    def logged_scores(self, patches, target):
+        out = original_scores(self, patches, target)
+        scores.append(out)
+        return out
+
+    pgc.GradCAM.get_cam_image, SESS.get_scores = logged_cam, logged_scores
+    try:
+        for name, setting in settings.items():
+            maps.clear()
+            scores.clear()
+            sess = SESS(model=tiny, target_layers=[tiny.block.relu_a], num_scales=4,
+                        window_size=64, step_size=48, batch_size=8, **setting)
+            heat = sess(input_tensor=xt, targets=targets)  # [2, H, W]
+            tensors[f"{name}/pgc"] = heat.astype(np.float32)
+            tensors[f"{name}/scores"] = np.stack(scores[:2]).astype(np.float32)
+            records = list(maps)
+            fused = [sess.forward_single_image(xt[i:i + 1], targets[i]) for i in range(2)]
+            tensors[f"{name}/range"] = np.array([f.max() - f.min() for f in fused], np.float32)
+        patches = [p for i in range(2) for p in sess.collect_patches(xt[i:i + 1], 64, 48)[0]]
+    finally:
+        pgc.GradCAM.get_cam_image, SESS.get_scores = original_cam, original_scores
+    assert len(records) == 36, len(records)  # the 'max' run: every patch once
+    # pgc explains each image's patches in the order of their scores (`np.argsort`, as there):
+    # put them back in patch order.
+    at = [i * 18 + int(p) for i in range(2) for p in np.argsort(tensors["max/scores"][i])]
+    means, raws = np.zeros((36, 8), np.float32), np.zeros((36, 32, 32), np.float32)
+    for (m, c), patch in zip(records, at):
+        means[patch], raws[patch] = m, c
+    tensors["patch/means"], tensors["patch/raw"] = means, raws
+    with torch.no_grad():
+        logits = tiny(torch.cat(patches))
+    tensors["logit_scale"] = np.array([float(logits.abs().max())], np.float32)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              str(SMALL / "sess.safetensors"),
+              metadata={"generator": "scripts/make_onnx_fixtures.py (make_sess)"})
+    print(f"   sess: classes {classes.tolist()}, {len(patches)} patches, ranges "
+          f"{tensors['mean/range'].tolist()} / {tensors['max/range'].tolist()}")
+
+
 def unsupported_op():
     """A graph with an operator no importer knows, for `onnx/tests/errors.rs`."""
     import onnx  # noqa: PLC0415
@@ -1252,6 +1333,9 @@ def main():
     if "--only-smoothing" in sys.argv[1:]:  # one oracle, without exporting the graphs again
         make_smoothing(randomise(TinyResidual(), 0))
         return
+    if "--only-sess" in sys.argv[1:]:
+        make_sess(randomise(TinyResidual(), 0))
+        return
 
     tiny = randomise(TinyResidual(), 0)
     make("tiny_residual", tiny, tiny, small_input,
@@ -1282,6 +1366,7 @@ def main():
     make_targets(tiny)
     make_guided(thin)
     make_smoothing(tiny)
+    make_sess(tiny)
     unsupported_op()
 
     if large:

@@ -84,7 +84,9 @@ impl<M: GradCam> Explainer<M> {
     ) -> Result<Explanation> {
         let mut explanations = AUGMENTATIONS
             .iter()
-            .map(|augmentation| self.explain_once(augmentation.apply(input.clone()), targets))
+            .map(|augmentation| {
+                self.explain_unaugmented(augmentation.apply(input.clone()), targets)
+            })
             .collect::<Result<Vec<_>>>()?;
         // From zeros (`0 + x` is exact): the six summed in order.
         let zeros = explanations[AS_IS].heatmap.zeros_like(); // [n, m, H, W]

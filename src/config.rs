@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{InputError, Result};
 use crate::methods::{CamMethod, GradCam as GradCamMethod};
 use crate::postprocess::{Fusion, Normalization};
+use crate::sess::SessConfig;
 
 /// Configuration of an explainer: build one with [`ExplainerConfig::init`].
 ///
@@ -47,6 +48,9 @@ pub struct ExplainerConfig {
     /// Augmentation smoothing: the heatmap averaged over six augmented inputs (see
     /// [`ExplainerConfig::with_aug_smooth`]).
     pub aug_smooth: bool,
+    /// SESS: the heatmap fused from the method's maps of patches of the input at several scales
+    /// (see [`ExplainerConfig::with_sess`]).
+    pub sess: Option<SessConfig>,
 }
 
 impl fmt::Debug for ExplainerConfig {
@@ -59,6 +63,7 @@ impl fmt::Debug for ExplainerConfig {
             .field("method", &self.method)
             .field("eigen_smooth", &self.eigen_smooth)
             .field("aug_smooth", &self.aug_smooth)
+            .field("sess", &self.sess)
             .finish()
     }
 }
@@ -80,6 +85,7 @@ impl ExplainerConfig {
             method: Arc::new(GradCamMethod),
             eigen_smooth: false,
             aug_smooth: false,
+            sess: None,
         }
     }
 
@@ -147,6 +153,34 @@ impl ExplainerConfig {
     pub fn with_aug_smooth(mut self, aug_smooth: bool) -> Self {
         self.aug_smooth = aug_smooth;
         self
+    }
+
+    /// SESS, pytorch-grad-cam's meta-method (Tyagi et al., ECCV 2022): the input resized to
+    /// several scales, a window slid over each, every patch explained by the configured method
+    /// for the class the whole image resolved to, weighted by its softmax score, pasted back,
+    /// fused per pixel, blurred and normalised (see [`SessConfig`]). With the defaults a 224 x 224
+    /// input makes 122 patches: a forward of each to score it and an explanation of each, plus
+    /// one of the whole input, whose layers' maps and targets the explanation keeps. Applies to
+    /// [`Explainer::explain`](crate::Explainer::explain) and
+    /// [`Explainer::stream`](crate::Explainer::stream) (with augmentation smoothing, each of the
+    /// six inputs is explained with SESS); [`Explainer::explain_capture`](crate::Explainer::explain_capture)
+    /// refuses it.
+    ///
+    /// ```
+    /// use gradcam::{ExplainerConfig, SessConfig, SessPool};
+    ///
+    /// let config = ExplainerConfig::new().with_sess(SessConfig::new().with_pool(SessPool::Max));
+    /// assert_eq!(config.sess.unwrap().pool, SessPool::Max);
+    /// ```
+    pub fn with_sess(mut self, sess: SessConfig) -> Self {
+        self.sess = Some(sess);
+        self
+    }
+
+    /// Whether a call explains other inputs than the one given (augmentation smoothing, SESS),
+    /// which a [`Capture`](crate::Capture) cannot hold.
+    pub(crate) fn explains_other_inputs(&self) -> bool {
+        self.aug_smooth || self.sess.is_some()
     }
 
     /// The layers to explain among `available` (what the model announces, in forward order):

@@ -121,7 +121,8 @@ impl<M: GradCam> Explainer<M> {
     /// - the explanation's maps are `[n, m, ..]` for `m` targets per image.
     ///
     /// With [`ExplainerConfig::with_aug_smooth`] the heatmap averages six augmented calls (the
-    /// layers' maps and the targets are the unaugmented input's).
+    /// layers' maps and the targets are the unaugmented input's); with
+    /// [`ExplainerConfig::with_sess`] it is SESS's fusion of patches (the same holds).
     ///
     /// # Errors
     /// An input that is empty, has the wrong shape, is too small, lives on another device or has
@@ -132,10 +133,23 @@ impl<M: GradCam> Explainer<M> {
         if self.config.aug_smooth {
             return self.explain_aug_smoothed(input, targets);
         }
-        self.explain_once(input, targets)
+        self.explain_unaugmented(input, targets)
     }
 
-    /// One call of [`Explainer::explain`] on `input` as it is (no augmentation smoothing).
+    /// [`Explainer::explain`] of `input` as it is: with SESS if configured, else one call.
+    pub(crate) fn explain_unaugmented(
+        &self,
+        input: Tensor<4>,
+        targets: &Targets,
+    ) -> Result<Explanation> {
+        match &self.config.sess {
+            Some(sess) => self.explain_sess(sess, input, targets),
+            None => self.explain_once(input, targets),
+        }
+    }
+
+    /// One call of [`Explainer::explain`] on `input` as it is (no augmentation smoothing, no
+    /// SESS).
     pub(crate) fn explain_once(&self, input: Tensor<4>, targets: &Targets) -> Result<Explanation> {
         let pending = self.submit(input, targets)?;
         let host = read(pending.values(false));
@@ -193,12 +207,13 @@ impl<M: GradCam> Explainer<M> {
     /// [`GradCamError::Method`](crate::GradCamError::Method) if it returns maps of the wrong
     /// shape; [`NumericalError::NonFinite`](crate::NumericalError::NonFinite) if a map holds NaN
     /// or infinity; [`InputError::Argument`] with
-    /// [`ExplainerConfig::with_aug_smooth`] (a capture holds one input, not six).
+    /// [`ExplainerConfig::with_aug_smooth`] or [`ExplainerConfig::with_sess`] (a capture holds
+    /// one input; they explain several).
     pub fn explain_capture(&self, capture: &Capture) -> Result<Explanation> {
-        if self.config.aug_smooth {
+        if self.config.explains_other_inputs() {
             return Err(InputError::Argument {
-                what: "augmentation smoothing explains six augmented inputs and a capture holds \
-                       one: call explain, or turn aug_smooth off for explain_capture"
+                what: "augmentation smoothing and SESS explain other inputs than the captured \
+                       one: call explain, or turn aug_smooth and sess off for explain_capture"
                     .into(),
             }
             .into());

@@ -14,7 +14,9 @@ mod explainer;
 mod explanation;
 mod feature_factorization;
 mod forward;
+mod gaussian_blur;
 mod guided;
+mod linear_resize;
 mod maps;
 mod model;
 mod nmf;
@@ -23,6 +25,7 @@ mod probe;
 mod readback;
 mod rerun;
 mod scores;
+mod sess;
 mod stream;
 mod target;
 
@@ -53,6 +56,7 @@ pub use model::GradCam;
 pub use parameters::cast_model;
 pub use postprocess::{Fusion, Normalization};
 pub use probe::{LayerInfo, Probe, batch_norm_bias};
+pub use sess::{SessConfig, SessPool, SessScales};
 pub use stream::{Stream, StreamedBatch};
 pub use target::{ScoreFn, Target, Targets};
 

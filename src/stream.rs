@@ -124,7 +124,7 @@ impl<'a, M: GradCam, I: Iterator<Item = Tensor<4>>> Stream<'a, M, I> {
     /// Submit one batch and issue its read: the first poll of the read runs Burn's queued work
     /// for the batch and the copy back, and returns while the device computes.
     fn issue(&self, batch: Tensor<4>) -> InFlight {
-        if self.explainer.config().aug_smooth {
+        if self.explainer.config().explains_other_inputs() {
             let explained = self.explainer.explain(batch, &self.targets);
             return InFlight::Done(Box::new(explained.map(|explanation| StreamedBatch {
                 heatmaps: crate::host::read(explanation.heatmap.clone()),

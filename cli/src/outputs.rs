@@ -31,6 +31,8 @@ pub struct Summary {
     pub eigen_smooth: bool,
     /// `--aug-smooth`.
     pub aug_smooth: bool,
+    /// `--sess`.
+    pub sess: bool,
     /// `--device`.
     pub device: String,
     /// Wall time of the whole run, decoding and writing included.
@@ -168,6 +170,7 @@ impl Outputs {
                 relu: !args.no_relu,
                 eigen_smooth: args.eigen_smooth,
                 aug_smooth: args.aug_smooth,
+                sess: args.sess,
                 device: value_name(args.device),
                 seconds: 0.0,
                 photos: Vec::new(),

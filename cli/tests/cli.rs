@@ -7,7 +7,7 @@ use std::process::Command;
 use burn::tensor::Device;
 use gradcam::image::{guided_to_rgb, load_image};
 use gradcam::models::{SqueezeNet, load_weights};
-use gradcam::{ExplainerConfig, Target, Targets, guided_grad_cam};
+use gradcam::{ExplainerConfig, SessConfig, Target, Targets, guided_grad_cam};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -265,6 +265,57 @@ fn smoothing_flags_give_the_librarys_smoothed_maps() {
         ExplainerConfig::new()
             .with_eigen_smooth(smooth)
             .with_aug_smooth(smooth)
+            .init(&model)
+            .unwrap()
+            .explain(input.clone(), &Targets::class(285))
+            .unwrap()
+            .heatmap_values(0, 0)
+            .unwrap()
+    };
+    assert!(max_diff(&written, &map(true)) <= 1e-5);
+    assert!(max_diff(&written, &map(false)) > 1e-2);
+}
+
+#[test]
+fn sess_gives_the_librarys_sess_map() {
+    let root = scratch("sess");
+    let out = root.join("out");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--class", "285", "--sess", "--raw", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["sess"], true);
+    let (_, written) = read_npy(&out.join("chelsea.285.npy"));
+
+    // Bound: as for the smoothing flags, the same float32 computation in another process; the
+    // plain Grad-CAM map (a deliberately wrong answer) is far off.
+    let device = Device::flex();
+    let model = load_weights(
+        SqueezeNet::new(&device),
+        repo("assets/squeezenet1_1.safetensors"),
+    )
+    .unwrap();
+    let photo = load_image(repo("assets/chelsea.png")).unwrap();
+    let input = SqueezeNet::preprocess()
+        .to_tensor(&[photo], &device)
+        .unwrap();
+    let map = |sess: bool| {
+        let config = ExplainerConfig::new();
+        let config = if sess {
+            config.with_sess(SessConfig::new())
+        } else {
+            config
+        };
+        config
             .init(&model)
             .unwrap()
             .explain(input.clone(), &Targets::class(285))

@@ -319,13 +319,15 @@ impl Weights {
 /// The fused map of one image so far.
 enum Fused {
     /// The sum of the counted values and their count per pixel.
-    Mean {
-        theta: f32,
-        total: Tensor<4>,
-        counts: Tensor<4>,
-    },
+    Mean { theta: f32, sums: Box<Sums> },
     /// The maximum so far (from 0).
-    Max(Tensor<4>),
+    Max(Box<Tensor<4>>),
+}
+
+/// Mean fusion's running sums, `[1, m, H, W]` each.
+struct Sums {
+    total: Tensor<4>,
+    counts: Tensor<4>,
 }
 
 impl Fused {
@@ -337,10 +339,12 @@ impl Fused {
         match pool {
             SessPool::Mean => Self::Mean {
                 theta,
-                total: zeros.clone(),
-                counts: zeros,
+                sums: Box::new(Sums {
+                    total: zeros.clone(),
+                    counts: zeros,
+                }),
             },
-            SessPool::Max => Self::Max(zeros),
+            SessPool::Max => Self::Max(Box::new(zeros)),
         }
     }
 
@@ -350,19 +354,18 @@ impl Fused {
     /// - `pasted`: `[b, m, H, W]`; `kept`: `[b, m, 1, 1]` of 0 and 1
     fn add(self, pasted: Tensor<4>, kept: Tensor<4>) -> Self {
         match self {
-            Self::Mean {
-                theta,
-                total,
-                counts,
-            } => {
+            Self::Mean { theta, sums } => {
                 let counted = to_f32(pasted.clone().greater_elem(theta).float()) * kept; // [b, m, H, W]
+                let Sums { total, counts } = *sums;
                 Self::Mean {
                     theta,
-                    total: total + (pasted * counted.clone()).sum_dim(0),
-                    counts: counts + counted.sum_dim(0),
+                    sums: Box::new(Sums {
+                        total: total + (pasted * counted.clone()).sum_dim(0),
+                        counts: counts + counted.sum_dim(0),
+                    }),
                 }
             }
-            Self::Max(max) => Self::Max(max.max_pair((pasted * kept).max_dim(0))),
+            Self::Max(max) => Self::Max(Box::new(max.max_pair((pasted * kept).max_dim(0)))),
         }
     }
 
@@ -373,8 +376,8 @@ impl Fused {
     fn result(self) -> Tensor<4> {
         match self {
             // Where no patch counted the total is 0 too: 0 / 1.
-            Self::Mean { total, counts, .. } => total / counts.clamp_min(1.0),
-            Self::Max(max) => max,
+            Self::Mean { sums, .. } => sums.total / sums.counts.clamp_min(1.0),
+            Self::Max(max) => *max,
         }
     }
 }

@@ -254,7 +254,7 @@ fn enlarge(x: &[f64], scale: usize) -> Vec<f64> {
     // other, clamped at the borders.
     let taps = |o: usize| -> [(usize, f64); 2] {
         let near = o / 2;
-        let far = if o % 2 == 0 {
+        let far = if o.is_multiple_of(2) {
             near.saturating_sub(1)
         } else {
             (near + 1).min(SIDE - 1)
@@ -332,19 +332,18 @@ fn check(device: &Device, wrong: impl Fn(SessConfig) -> SessConfig) -> Result<f6
             .unwrap();
         let ours = host(explanation.heatmap);
         let (expected, bounds) = closed_form(&case, &wrong(sess.clone()));
-        for image in 0..N {
+        for (image, bound) in bounds.into_iter().enumerate() {
             let at = image * 64..(image + 1) * 64;
             let difference = ours[at.clone()]
                 .iter()
                 .zip(&expected[at])
                 .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-            if difference > bounds[image] {
+            if difference > bound {
                 return Err(format!(
-                    "{sess:?}, image {image}: {difference:.3e} over the bound {:.3e}",
-                    bounds[image]
+                    "{sess:?}, image {image}: {difference:.3e} over the bound {bound:.3e}"
                 ));
             }
-            worst = worst.max(difference / bounds[image]);
+            worst = worst.max(difference / bound);
         }
     }
     Ok(worst)

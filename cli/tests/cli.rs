@@ -221,20 +221,14 @@ fn guided_writes_the_librarys_guided_grad_cam_as_pytorch_grad_cam_pictures_it() 
     assert!(bytes_apart(&picture(1)) > 16);
 }
 
-#[test]
-fn smoothing_flags_give_the_librarys_smoothed_maps() {
-    let root = scratch("smoothing");
-    let out = root.join("out");
+/// `gradcam chelsea.png --class 285 --raw` with `flags`: the summary, and the map it wrote.
+fn written_with(name: &str, flags: &[&str]) -> (serde_json::Value, Vec<f32>) {
+    let out = scratch(name).join("out");
     let run = gradcam()
         .arg(repo("assets/chelsea.png"))
-        .args([
-            "--class",
-            "285",
-            "--eigen-smooth",
-            "--aug-smooth",
-            "--raw",
-            "--out",
-        ])
+        .args(["--class", "285", "--raw"])
+        .args(flags)
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
@@ -243,14 +237,13 @@ fn smoothing_flags_give_the_librarys_smoothed_maps() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let summary: serde_json::Value =
+    let summary =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["eigen_smooth"], true);
-    assert_eq!(summary["aug_smooth"], true);
-    let (_, written) = read_npy(&out.join("chelsea.285.npy"));
+    (summary, read_npy(&out.join("chelsea.285.npy")).1)
+}
 
-    // Bound: the same float32 computation in another process (a thread's summation order), far
-    // under 1e-5 of a [0, 1] map; the unsmoothed map (a deliberately wrong answer) is far off.
+/// The library's map of class 285 on chelsea.png by SqueezeNet under `config`.
+fn library_map(config: ExplainerConfig) -> Vec<f32> {
     let device = Device::flex();
     let model = load_weights(
         SqueezeNet::new(&device),
@@ -261,70 +254,37 @@ fn smoothing_flags_give_the_librarys_smoothed_maps() {
     let input = SqueezeNet::preprocess()
         .to_tensor(&[photo], &device)
         .unwrap();
-    let map = |smooth: bool| {
-        ExplainerConfig::new()
-            .with_eigen_smooth(smooth)
-            .with_aug_smooth(smooth)
-            .init(&model)
-            .unwrap()
-            .explain(input.clone(), &Targets::class(285))
-            .unwrap()
-            .heatmap_values(0, 0)
-            .unwrap()
-    };
-    assert!(max_diff(&written, &map(true)) <= 1e-5);
-    assert!(max_diff(&written, &map(false)) > 1e-2);
+    config
+        .init(&model)
+        .unwrap()
+        .explain(input, &Targets::class(285))
+        .unwrap()
+        .heatmap_values(0, 0)
+        .unwrap()
+}
+
+// Bound of the next two: the same float32 computation in another process (a thread's summation
+// order), far under 1e-5 of a [0, 1] map; the plain map (a deliberately wrong answer) is far off.
+
+#[test]
+fn smoothing_flags_give_the_librarys_smoothed_maps() {
+    let (summary, written) = written_with("smoothing", &["--eigen-smooth", "--aug-smooth"]);
+    assert_eq!(summary["eigen_smooth"], true);
+    assert_eq!(summary["aug_smooth"], true);
+    let smoothed = ExplainerConfig::new()
+        .with_eigen_smooth(true)
+        .with_aug_smooth(true);
+    assert!(max_diff(&written, &library_map(smoothed)) <= 1e-5);
+    assert!(max_diff(&written, &library_map(ExplainerConfig::new())) > 1e-2);
 }
 
 #[test]
 fn sess_gives_the_librarys_sess_map() {
-    let root = scratch("sess");
-    let out = root.join("out");
-    let run = gradcam()
-        .arg(repo("assets/chelsea.png"))
-        .args(["--class", "285", "--sess", "--raw", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let (summary, written) = written_with("sess", &["--sess"]);
     assert_eq!(summary["sess"], true);
-    let (_, written) = read_npy(&out.join("chelsea.285.npy"));
-
-    // Bound: as for the smoothing flags, the same float32 computation in another process; the
-    // plain Grad-CAM map (a deliberately wrong answer) is far off.
-    let device = Device::flex();
-    let model = load_weights(
-        SqueezeNet::new(&device),
-        repo("assets/squeezenet1_1.safetensors"),
-    )
-    .unwrap();
-    let photo = load_image(repo("assets/chelsea.png")).unwrap();
-    let input = SqueezeNet::preprocess()
-        .to_tensor(&[photo], &device)
-        .unwrap();
-    let map = |sess: bool| {
-        let config = ExplainerConfig::new();
-        let config = if sess {
-            config.with_sess(SessConfig::new())
-        } else {
-            config
-        };
-        config
-            .init(&model)
-            .unwrap()
-            .explain(input.clone(), &Targets::class(285))
-            .unwrap()
-            .heatmap_values(0, 0)
-            .unwrap()
-    };
-    assert!(max_diff(&written, &map(true)) <= 1e-5);
-    assert!(max_diff(&written, &map(false)) > 1e-2);
+    let sess = ExplainerConfig::new().with_sess(SessConfig::new());
+    assert!(max_diff(&written, &library_map(sess)) <= 1e-5);
+    assert!(max_diff(&written, &library_map(ExplainerConfig::new())) > 1e-2);
 }
 
 #[test]

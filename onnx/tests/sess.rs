@@ -254,10 +254,13 @@ fn sess_with_max_fusion_and_logit_scores_matches_pytorch_grad_cam() {
     eprintln!("sess max: worst difference / bound {ratio:.1e}, difference {difference:.1e}");
 }
 
+/// A change to a setting.
+type Alter = fn(SessConfig) -> SessConfig;
+
 #[test]
 fn other_settings_fail_the_oracle() {
     let fx = oracle();
-    let wrong: [(&str, fn(SessConfig) -> SessConfig); 4] = [
+    let wrong: [(&str, Alter); 4] = [
         ("mean", |c| c.with_smooth(false)),
         ("mean", |c| c.with_pool(SessPool::Max)),
         ("mean", |c| c.with_softmax_scores(false)),

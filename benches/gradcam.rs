@@ -72,14 +72,21 @@ fn main() {
     // Grad-CAM's options, guided backpropagation and Deep Feature Factorization (`-- option/`):
     // eigen smoothing, augmentation smoothing (six explanations), the guided input gradient
     // (pytorch-grad-cam's GuidedBackpropReLUModel explains one image a call: batch 1), 16 concepts,
-    // and ShapleyCAM with the ReST score (with a logit its second-order term is 0).
+    // ShapleyCAM with the ReST score (with a logit its second-order term is 0), and SESS over
+    // Grad-CAM with its defaults.
     if !filters.is_empty() {
         for (model, ..) in MODELS {
             for option in Variant::ALL {
                 for case in option.cases() {
                     let name = format!("option/{}/{model}/{case}", option.name());
                     if wanted(&name) && case_of(case).is_some() {
-                        report(&name, option_row(option, model, case), 5);
+                        // A SESS call explains 244 patches: fewer samples.
+                        let samples = if matches!(option, Variant::Sess) {
+                            3
+                        } else {
+                            5
+                        };
+                        report(&name, option_row(option, model, case), samples);
                     }
                 }
             }

@@ -1195,14 +1195,14 @@ def make_sess(tiny):
     """pgc's SESS (base GradCAM at block.relu_a, each image's top class) on tiny_residual, for
     `onnx/tests/sess.rs`. Two settings over the same 18 patches per image (scales 64, 82, 100,
     118 of 4 at pgc's ratio 2/7; window 64, step 48, so windows overlap and border windows are
-    moved back inside): 'mean' (pre_filter_ratio 0.25, mean fusion above theta 0, blurred,
-    softmax scores: pgc's defaults otherwise) and 'max' (nothing filtered, max fusion, no blur,
-    logit scores). Every patch's Grad-CAM map is recorded inside pgc, so the test can hand
+    moved back inside): 'default' (pgc's defaults otherwise: nothing filtered, mean fusion above
+    theta 0, blurred, softmax scores), 'mean' (the same with pre_filter_ratio 0.25) and 'max'
+    (nothing filtered, max fusion, no blur, logit scores). Every patch's Grad-CAM map is recorded inside pgc, so the test can hand
     gradcam's SESS pgc's own patch maps and check the composition (scores, filter, weights,
     paste, fusion, blur, normalisation) to float32 rounding. `sess.safetensors` holds
 
       classes         [2] int64     each image's top class (the input is smoothing.safetensors's)
-      <s>/pgc         [2, 64, 64]   pgc SESS's output, s = mean, max
+      <s>/pgc         [2, 64, 64]   pgc SESS's output, s = default, mean, max
       <s>/range       [2]           the range of its fused map before the last min-max
       <s>/scores      [2, 18]       pgc's patch scores (softmax for mean, logits for max;
                                     clipped at 0), in patch order
@@ -1220,6 +1220,7 @@ def make_sess(tiny):
         classes = tiny(xt).argmax(1).numpy().astype(np.int64)
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     settings = {
+        "default": dict(),
         "mean": dict(pre_filter_ratio=0.25, pool="mean", smooth=True, use_softmax_scores=True),
         "max": dict(pre_filter_ratio=0.0, pool="max", smooth=False, use_softmax_scores=False),
     }

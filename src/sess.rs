@@ -286,6 +286,27 @@ fn window_starts(length: usize, step: usize, window: usize) -> Vec<usize> {
     starts
 }
 
+/// Scores clipped at 0: a negative score cannot weight a map.
+fn clipped(mut scores: Vec<f32>) -> Vec<f32> {
+    scores.iter_mut().for_each(|s| *s = s.max(0.0));
+    scores
+}
+
+/// `target` on the softmax of the logits: a patch's weight score, pytorch-grad-cam's
+/// `target(softmax(outputs))` (a class: its probability).
+fn probability(target: &Target) -> Target {
+    let target = target.clone();
+    Target::score(move |logits| {
+        let p = softmax(logits, 1); // [r, classes]
+        let rows = p.dims()[0];
+        match &target {
+            Target::Class(class) => p.narrow(1, *class, 1).reshape([rows]),
+            Target::Top(rank) => p.topk(*rank, 1).narrow(1, rank - 1, 1).reshape([rows]),
+            Target::Score(f) => f(p),
+        }
+    })
+}
+
 /// Each patch's weight under each target and whether it takes part, from their scores.
 struct Weights {
     /// `[p * m]`, patch-major: `score / best score` (1 when the best is not positive).
@@ -468,6 +489,13 @@ impl<M: GradCam> Explainer<M> {
 
     /// SESS's map of one image for its targets `rows`.
     ///
+    /// Without a pre-filter, each patch is scored by the forward that explains it: its weight's
+    /// score (the softmax probability of the class) rides along as one more target per target,
+    /// a few more rows after the layer instead of pytorch-grad-cam's separate forward of every
+    /// patch. With one, every score is needed before the filter picks the patches to explain:
+    /// a forward of every patch first, as pytorch-grad-cam. Either way the patches' maps wait,
+    /// `[patches, m, window, window]`, until the best score is known.
+    ///
     /// # Shapes
     /// - `image`: `[1, c, H, W]`, checked
     /// - returns `[1, m, H, W]`
@@ -486,29 +514,50 @@ impl<M: GradCam> Explainer<M> {
             .iter()
             .map(|&size| upsample(image.clone(), size)) // [1, c, sh, sw]
             .collect();
-        let batch = |patches: &[&Patch]| -> Tensor<4> {
+        let batch = |patches: &[usize]| -> Tensor<4> {
             let cuts = patches
                 .iter()
-                .map(|p| {
-                    scaled[p.scale]
+                .map(|&p| {
+                    let patch = &layout.patches[p];
+                    scaled[patch.scale]
                         .clone()
-                        .narrow(2, p.top, window)
-                        .narrow(3, p.left, window) // [1, c, window, window]
+                        .narrow(2, patch.top, window)
+                        .narrow(3, patch.left, window) // [1, c, window, window]
                 })
                 .collect();
             Tensor::cat(cuts, 0) // [b, c, window, window]
         };
 
-        // Every patch's score under each target; negative scores cannot weight a map.
-        let all: Vec<&Patch> = layout.patches.iter().collect();
-        let mut scores = Vec::with_capacity(all.len() * m);
-        for chunk in all.chunks(sess.batch_size) {
-            scores.extend(self.patch_scores(batch(chunk), rows, sess.softmax_scores)?);
-        }
-        scores.iter_mut().for_each(|s| *s = s.max(0.0));
-        let weights = Weights::new(&scores, m, sess.pre_filter_ratio);
+        // The patches' maps, chunk by chunk, and their weights.
+        let all: Vec<usize> = (0..layout.patches.len()).collect();
+        let mut explained: Vec<(Vec<usize>, Tensor<4>)> = Vec::new();
+        let weights = if sess.pre_filter_ratio == 0.0 {
+            let mut scores = Vec::with_capacity(all.len() * m);
+            for chunk in all.chunks(sess.batch_size) {
+                let (heat, chunk_scores) = self.explain_patches(batch(chunk), rows, Some(sess))?;
+                scores.extend(chunk_scores);
+                explained.push((chunk.to_vec(), heat));
+            }
+            Weights::new(&clipped(scores), m, 0.0)
+        } else {
+            let mut scores = Vec::with_capacity(all.len() * m);
+            for chunk in all.chunks(sess.batch_size) {
+                scores.extend(self.patch_scores(batch(chunk), rows, sess.softmax_scores)?);
+            }
+            let weights = Weights::new(&clipped(scores), m, sess.pre_filter_ratio);
+            let survivors: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&p| weights.kept[p * m..(p + 1) * m].contains(&1.0))
+                .collect();
+            for chunk in survivors.chunks(sess.batch_size) {
+                let (heat, _) = self.explain_patches(batch(chunk), rows, None)?;
+                explained.push((chunk.to_vec(), heat));
+            }
+            weights
+        };
 
-        // The surviving patches explained, weighted, pasted back and fused.
+        // Weighted, pasted back and fused.
         let device = image.device();
         let per_patch = |values: &[f32], chunk: &[usize]| {
             let picked: Vec<f32> = chunk
@@ -518,18 +567,15 @@ impl<M: GradCam> Explainer<M> {
             let b = chunk.len();
             Tensor::<4>::from_data(TensorData::new(picked, [b, m, 1, 1]), (&device, DType::F32))
         };
-        let survivors: Vec<usize> = (0..all.len())
-            .filter(|&p| weights.kept[p * m..(p + 1) * m].contains(&1.0))
-            .collect();
         let zeros = Tensor::<4>::zeros([1, m, height, width], (&device, DType::F32));
         let mut fused = Fused::new(sess.pool, sess.theta, zeros);
-        for chunk in survivors.chunks(sess.batch_size) {
-            let patches: Vec<&Patch> = chunk.iter().map(|&p| all[p]).collect();
-            let targets = Targets::rows_per_image(vec![rows.to_vec(); chunk.len()]);
-            let heat = self.explain_once(batch(&patches), &targets)?.heatmap; // [b, m, w, w]
+        for (chunk, heat) in explained {
+            let chunk = chunk.as_slice();
             let weighted = heat * per_patch(&weights.weights, chunk); // [b, m, w, w]
-            let (lefts, rights): (Vec<_>, Vec<_>) =
-                patches.iter().map(|p| pasting.of(p, window)).unzip();
+            let (lefts, rights): (Vec<_>, Vec<_>) = chunk
+                .iter()
+                .map(|&p| pasting.of(&layout.patches[p], window))
+                .unzip();
             let lefts = Tensor::stack::<3>(lefts, 0).unsqueeze_dim::<4>(1); // [b, 1, H, w]
             let rights = Tensor::stack::<3>(rights, 0).unsqueeze_dim::<4>(1); // [b, 1, w, W]
             let pasted = lefts
@@ -544,6 +590,41 @@ impl<M: GradCam> Explainer<M> {
         } else {
             map
         })
+    }
+
+    /// The maps of a batch of patches for the targets `rows`, and, with `scored`'s settings,
+    /// their scores (patch-major `[b * m]`): each target's weight score as one more target (on
+    /// the softmax), or the target's own score (on the logits).
+    ///
+    /// # Shapes
+    /// - `patches`: `[b, c, window, window]`
+    /// - returns `[b, m, window, window]`
+    fn explain_patches(
+        &self,
+        patches: Tensor<4>,
+        rows: &[Target],
+        scored: Option<&SessConfig>,
+    ) -> Result<(Tensor<4>, Vec<f32>)> {
+        let (b, m) = (patches.dims()[0], rows.len());
+        let softmax_scores = scored.is_some_and(|sess| sess.softmax_scores);
+        let mut targets = rows.to_vec();
+        if softmax_scores {
+            targets.extend(rows.iter().map(probability));
+        }
+        let explanation = self.explain_once(patches, &Targets::rows_per_image(vec![targets; b]))?;
+        let heat = explanation.heatmap.narrow(1, 0, m); // [b, m, window, window]
+        let scores = match scored {
+            None => Vec::new(),
+            Some(_) => {
+                let first = if softmax_scores { m } else { 0 };
+                explanation
+                    .targets
+                    .iter()
+                    .flat_map(|row| row[first..first + m].iter().map(|t| t.score))
+                    .collect()
+            }
+        };
+        Ok((heat, scores))
     }
 
     /// The score of every patch under each target, on the softmax of its logits (or the

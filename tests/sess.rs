@@ -37,15 +37,17 @@ const WINDOW: usize = 4;
 /// The windows' corners along a side of 8 and of 16 (stride 3).
 const STARTS: [&[usize]; 2] = [&[0, 3, 4], &[0, 3, 6, 9, 12]];
 
-/// The settings compared: mean fusion with a filter and the blur, and max fusion of logit
-/// scores without it.
-fn settings() -> [SessConfig; 2] {
+/// The settings compared: mean fusion with the blur (pytorch-grad-cam's defaults: each patch
+/// scored by the forward that explains it), the same with a filter (every patch scored first),
+/// and max fusion of logit scores without the blur.
+fn settings() -> [SessConfig; 3] {
     let common = SessConfig::new()
         .with_scales(SessScales::Sizes(vec![SIDE, 2 * SIDE]))
         .with_window(WINDOW)
         .with_step(3)
         .with_batch_size(7);
     [
+        common.clone(),
         common.clone().with_pre_filter_ratio(0.25),
         common
             .with_pool(SessPool::Max)

@@ -159,8 +159,9 @@ impl ExplainerConfig {
     /// several scales, a window slid over each, every patch explained by the configured method
     /// for the class the whole image resolved to, weighted by its softmax score, pasted back,
     /// fused per pixel, blurred and normalised (see [`SessConfig`]). With the defaults a 224 x 224
-    /// input makes 122 patches: a forward of each to score it and an explanation of each, plus
-    /// one of the whole input, whose layers' maps and targets the explanation keeps. Applies to
+    /// input makes 122 patches: an explanation of each (which scores it too; with a pre-filter,
+    /// a forward of each first), plus one of the whole input, whose layers' maps and targets the
+    /// explanation keeps. Applies to
     /// [`Explainer::explain`](crate::Explainer::explain) and
     /// [`Explainer::stream`](crate::Explainer::stream) (with augmentation smoothing, each of the
     /// six inputs is explained with SESS); [`Explainer::explain_capture`](crate::Explainer::explain_capture)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{InputError, Result};
 use crate::methods::{CamMethod, GradCam as GradCamMethod};
 use crate::postprocess::{Fusion, Normalization};
-use crate::sess::SessConfig;
+use crate::sess::config::SessConfig;
 
 /// Configuration of an explainer: build one with [`ExplainerConfig::init`].
 ///

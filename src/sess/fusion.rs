@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::SessPool;
+use super::config::SessPool;
 use crate::capture::to_f32;
 
 /// Each patch's weight under each target and whether it takes part, from their scores.

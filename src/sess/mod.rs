@@ -10,7 +10,7 @@
 //! resized to the input; the patches are fused per pixel (the mean of the values above `theta`,
 //! or the maximum), blurred, and min-max normalised per map.
 
-mod config;
+pub(crate) mod config;
 mod fusion;
 
 use burn::tensor::activation::softmax;

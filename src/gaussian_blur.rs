@@ -56,7 +56,7 @@ fn blur_axis(maps: Tensor<4>, axis: usize, kernel: &[f32]) -> Tensor<4> {
         .enumerate()
         .map(|(k, &weight)| padded.clone().narrow(axis, k, len).mul_scalar(weight))
         .reduce(|sum, term| sum + term)
-        .unwrap_or(padded.narrow(axis, reach, len))
+        .unwrap_or_else(|| padded.narrow(axis, reach, len))
 }
 
 /// `cv2.GaussianBlur(map, (size, size), sigma)` of every `[h, w]` map: the rows filtered, then

@@ -32,7 +32,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{DELTA, Fixture, fixture, generated, here, host, input};
+use common::{DELTA, Fixture, apart, fixture, generated, here, host, input, largest};
 use gradcam::methods::{CamMap, CamMethod, LayerCapture, Rerun};
 use gradcam::{
     ExplainerConfig, GradCamError, InputError, Method, SessConfig, SessPool, SessScales, Target,
@@ -99,13 +99,13 @@ impl PgcPatchMaps {
         let (_, means) = &fx.tensors["patch/means"];
         let (_, maps) = &fx.tensors["patch/raw"];
         // Activations, like maps, lie within DELTA of their scale of float64's on each side.
-        let scale = means.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let scale = largest(means);
         let tolerance = 2.0 * DELTA * scale;
         let k = means.len() / (2 * PATCHES);
         for (i, a) in means.chunks_exact(k).enumerate() {
             for b in means.chunks_exact(k).skip(i + 1) {
                 assert!(
-                    distance(a, b) > 2.0 * tolerance,
+                    apart(a, b) > 2.0 * tolerance,
                     "two patches too alike to tell apart"
                 );
             }
@@ -117,13 +117,6 @@ impl PgcPatchMaps {
             asked: Arc::new(Mutex::new(vec![0; 2 * PATCHES])),
         }
     }
-}
-
-/// The largest `|a - b|`.
-fn distance(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()))
 }
 
 impl CamMethod for PgcPatchMaps {
@@ -151,7 +144,7 @@ impl CamMethod for PgcPatchMaps {
             let (patch, apart) = self
                 .means
                 .chunks_exact(k)
-                .map(|theirs| distance(&means, theirs))
+                .map(|theirs| apart(&means, theirs))
                 .enumerate()
                 .min_by(|x, y| x.1.total_cmp(&y.1))
                 .unwrap();
@@ -235,10 +228,7 @@ fn case(fx: &Fixture, name: &str, alter: impl Fn(SessConfig) -> SessConfig) -> (
         );
         let bound = 4.0 * (weight + rho) / ranges[image] as f64;
         let at = image * height * width..(image + 1) * height * width;
-        let difference = ours[at.clone()]
-            .iter()
-            .zip(&pgc[at])
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        let difference = apart(&ours[at.clone()], &pgc[at]);
         assert!(
             difference <= bound,
             "image {image}: difference {difference:.3e} over the bound {bound:.3e}"

@@ -25,7 +25,8 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{
-    DELTA, Fixture, Oracle, compare_with, fixture, generated, heatmap_bound, here, host, input,
+    DELTA, Fixture, Oracle, apart, compare_with, fixture, generated, heatmap_bound, here, host,
+    input, largest,
 };
 use gradcam::kernels::weighted_sum;
 use gradcam::methods::{CamMap, CamMethod, KpcaCam, KpcaKernel, LayerCapture, Rerun};
@@ -39,18 +40,6 @@ mod tiny_residual {
 }
 
 const LAYER: &str = "block.relu_a";
-
-/// The largest `|a - b|` of two maps.
-fn apart(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
-}
-
-/// The largest `|v|` of a map.
-fn largest(values: &[f32]) -> f64 {
-    values.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64))
-}
 
 fn model(device: &Device) -> tiny_residual::Model {
     let weights = generated(&here("tests/fixtures"), "tiny_residual");

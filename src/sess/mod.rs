@@ -39,8 +39,18 @@ fn clipped(mut scores: Vec<f32>) -> Vec<f32> {
     scores
 }
 
-/// `target` on the softmax of the logits: a patch's weight score, pytorch-grad-cam's
-/// `target(softmax(outputs))` (a class: its probability).
+/// The targets whose scores weight the patches: each target on the softmax of the logits
+/// (pytorch-grad-cam's `target(softmax(outputs))`: a class's probability), or the target itself
+/// on the logits.
+fn weight_targets(rows: &[Target], softmax_scores: bool) -> Vec<Target> {
+    if softmax_scores {
+        rows.iter().map(probability).collect()
+    } else {
+        rows.to_vec()
+    }
+}
+
+/// `target` on the softmax of the logits.
 fn probability(target: &Target) -> Target {
     let target = target.clone();
     Target::score(move |logits| {
@@ -260,7 +270,8 @@ impl<M: GradCam> Explainer<M> {
         let softmax_scores = scored.is_some_and(|sess| sess.softmax_scores);
         let mut targets = rows.to_vec();
         if softmax_scores {
-            targets.extend(rows.iter().map(probability));
+            // On the logits the weight targets are the targets: their scores come with them.
+            targets.extend(weight_targets(rows, true));
         }
         let explanation = self.explain_once(patches, &Targets::rows_per_image(vec![targets; b]))?;
         let heat = explanation.heatmap.narrow(1, 0, m); // [b, m, window, window]
@@ -278,8 +289,7 @@ impl<M: GradCam> Explainer<M> {
         Ok((heat, scores))
     }
 
-    /// The score of every patch under each target, on the softmax of its logits (or the
-    /// logits), patch-major `[b * m]`.
+    /// The score of every patch under each target's [`weight_targets`], patch-major `[b * m]`.
     ///
     /// # Shapes
     /// - `patches`: `[b, c, window, window]`
@@ -301,14 +311,9 @@ impl<M: GradCam> Explainer<M> {
             .into());
         }
         let logits = to_f32(logits); // [b, classes]
-        let scored = if softmax_scores {
-            softmax(logits, 1)
-        } else {
-            logits
-        };
-        let columns = resolve_classes(rows, classes)?
+        let columns = resolve_classes(&weight_targets(rows, softmax_scores), classes)?
             .iter()
-            .map(|target| score_rows(scored.clone(), target))
+            .map(|target| score_rows(logits.clone(), target))
             .collect::<Result<Vec<_>>>()?; // m x [b]
         read_finite(Tensor::stack::<2>(columns, 1), "SESS patch scores") // [b, m]
     }

@@ -96,6 +96,18 @@ pub fn fixture(dir: &Path, name: &str) -> Fixture {
     }
 }
 
+/// The largest `|a - b|` of two maps.
+pub fn apart(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
+}
+
+/// The largest `|v|` of a map.
+pub fn largest(values: &[f32]) -> f64 {
+    values.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64))
+}
+
 pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
@@ -200,7 +212,7 @@ pub fn compare_with<M: GradCam>(
             &oracle.raw64[at.clone()],
             &oracle.spread[at],
         );
-        let scale = theirs.iter().fold(0.0f64, |a, v| a.max(v.abs() as f64));
+        let scale = largest(theirs);
         let e = DELTA * scale;
         // Each value's error over its bound: DELTA of the scale, plus the kink envelope.
         let raw_ratio = ours

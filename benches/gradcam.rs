@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use gradcam::kernels::weighted_sum;
-use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, load_weights};
+use gradcam::models::{EfficientNetLite0, ResNet, SqueezeNet, Vit, VitConfig, load_weights};
 use gradcam::{
     CamMethod, ExplainerConfig, FactorizationConfig, GradCam, Method, Probe, SessConfig, Target,
     Targets,
@@ -42,10 +42,12 @@ fn main() {
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     println!("| bench | median ms | min ms | samples |\n|---|---|---|---|");
     for case in CASES {
-        for (model, ..) in MODELS {
+        for (model, ..) in MODELS.iter().chain(&TRANSFORMERS) {
             for what in ["grad_cam", "forward"] {
                 let name = format!("{what}/{model}/{case}");
-                let named = !case.ends_with("/64") || !filters.is_empty();
+                // The ViT and batch 64 only when a filter names them.
+                let named = !filters.is_empty()
+                    || !(case.ends_with("/64") || TRANSFORMERS.iter().any(|(t, ..)| t == model));
                 if named && wanted(&name) && case_of(case).is_some() {
                     report(&name, row(what, model, case), 5);
                 }
@@ -58,6 +60,10 @@ fn main() {
     if !filters.is_empty() {
         for (model, cases, many) in METHOD_CASES {
             for method in Method::ALL {
+                // LeGrad explains a transformer's attention: the ViT's rows only.
+                if method.reads_attention() && !TRANSFORMERS.iter().any(|(t, ..)| *t == model) {
+                    continue;
+                }
                 let forwards = method.runs_many_forwards();
                 for case in if forwards { many } else { cases }.iter() {
                     let name = format!("method/{method}/{model}/{case}");
@@ -259,9 +265,10 @@ fn report(name: &str, mut call: Box<dyn FnMut()>, samples: usize) {
 
 /// The method rows: SqueezeNet `fire9` and ResNet-50 `layer4` at batches 8 and 32; Score-CAM
 /// and Ablation-CAM at the batches after the second list.
-const METHOD_CASES: [(&str, &[&str], &[&str]); 2] = [
+const METHOD_CASES: [(&str, &[&str], &[&str]); 3] = [
     ("squeezenet", &["flex/8", "flex/32"], &["flex/1", "flex/8"]),
     ("resnet50", &["flex/8", "flex/32"], &["flex/1"]),
+    ("vit_b16", &["flex/1", "flex/8"], &[]),
 ];
 
 /// One timed call of `method`: explain each image's top-1 class at the model's layer of
@@ -281,8 +288,9 @@ fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
 fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -> Box<dyn FnMut()> {
     let (_, size, layer) = *MODELS
         .iter()
+        .chain(&TRANSFORMERS)
         .find(|(name, ..)| *name == model)
-        .expect("a model of MODELS");
+        .expect("a model of MODELS or TRANSFORMERS");
     let config = config.with_layer(layer);
     fn boxed<M: GradCam + 'static>(
         config: ExplainerConfig,
@@ -338,6 +346,7 @@ fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -
     match model {
         "squeezenet" => boxed(config, call, squeezenet(), size, case),
         "lite0" => boxed(config, call, lite0(), size, case),
+        "vit_b16" => boxed(config, call, vit_b16(), size, case),
         _ => boxed(config, call, resnet50(), size, case),
     }
 }
@@ -516,6 +525,9 @@ const MODELS: [(&str, usize, &str); 3] = [
     ("resnet50", 224, "layer4"),
 ];
 
+/// The benchmarked transformers, as [`MODELS`]: only when a filter names them.
+const TRANSFORMERS: [(&str, usize, &str); 1] = [("vit_b16", 224, "blocks.11.norm1")];
+
 #[cfg(feature = "wgpu")]
 const BACKENDS: &[&str] = &["flex", "ndarray", "wgpu"];
 #[cfg(not(feature = "wgpu"))]
@@ -620,8 +632,9 @@ fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
     }
     let (_, size, _) = *MODELS
         .iter()
+        .chain(&TRANSFORMERS)
         .find(|(name, ..)| *name == model)
-        .expect("a model of MODELS");
+        .expect("a model of MODELS or TRANSFORMERS");
     fn boxed<M: GradCam + 'static>(model: M, size: usize, case: &str) -> Box<dyn FnMut()> {
         let (device, batch) = case_of(case).expect("a backend of this build");
         let model = model.to_device(&device);
@@ -631,6 +644,7 @@ fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
     match model {
         "squeezenet" => boxed(squeezenet(), size, case),
         "lite0" => boxed(lite0(), size, case),
+        "vit_b16" => boxed(vit_b16(), size, case),
         _ => boxed(resnet50(), size, case),
     }
 }
@@ -660,6 +674,14 @@ fn lite0() -> EfficientNetLite0 {
     } else {
         model
     }
+}
+
+/// ViT-B/16 (torchvision's `vit_b_16` shape), random weights from seed 0: time does not
+/// depend on the weights, and pytorch-grad-cam's side (`bench_pgc.py`) is random too.
+fn vit_b16() -> Vit {
+    let device = Device::flex();
+    device.seed(0);
+    VitConfig::new(224, 16, 768, 12, 12, 3072, 1000).init(&device)
 }
 
 fn resnet50() -> ResNet {

@@ -9,6 +9,10 @@ Models (same weights / target layers as the fixtures where there are any):
               input 224, target layer head (1x1 conv -> BN -> ReLU6, 7x7x1280)
   resnet50    torchvision.models.resnet50(weights=None) after torch.manual_seed(0), eval,
               input 224, target layer layer4 (7x7x2048)
+  vit_b16     torchvision.models.vit_b_16(weights=None) after torch.manual_seed(0), eval,
+              input 224; only the `legrad` mode: torchcam's `LeGrad(model,
+              list(model.encoder.layers))` (every block, as ours by default), called after
+              `model(x)` with each image's top class; maps at the 14x14 grid
 
 For every row (model, batch) and mode, in a fresh subprocess (so the peak RSS belongs to that
 measurement only; torch.set_num_threads(os.cpu_count()) unless --threads):
@@ -59,6 +63,7 @@ MODELS = {
     "squeezenet": (227, "fire9"),
     "lite0": (224, "head"),
     "resnet50": (224, "layer4"),
+    "vit_b16": (224, "every encoder block"),
 }
 ALIASES = {"squeezenet1_1": "squeezenet", "efficientnet_lite0": "lite0", "efficientnet-lite0": "lite0"}
 DEFAULT_BATCHES = (1, 8, 32)
@@ -93,9 +98,10 @@ TORCHCAM = {
 # ShapleyCAM with the ReST score of each image's top class (with a logit its Hessian term is 0),
 # and SESS over GradCAM with its defaults (12 scales, 122 patches of a 224 x 224 image: run it at
 # batch 1).
+# torchcam's LeGrad on torchvision's vit_b_16 (random weights), every encoder block, as ours.
 OPTIONS = ("grad-cam+eigen-smooth", "grad-cam+aug-smooth", "guided", "dff", "shapley-cam+rest",
            "grad-cam+sess")
-MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS
+MODES = ("forward",) + tuple(METHODS) + tuple(TORCHCAM) + OPTIONS + ("legrad",)
 
 
 def cpu_model():
@@ -130,6 +136,11 @@ def build(name):
         torch.manual_seed(0)
         m = torchvision.models.resnet50(weights=None).eval()
         return m, m.layer4, size
+    if name == "vit_b16":
+        import torchvision
+        torch.manual_seed(0)
+        m = torchvision.models.vit_b_16(weights=None).eval()
+        return m, list(m.encoder.layers), size
     raise ValueError(name)
 
 
@@ -177,6 +188,15 @@ def child(spec):
             _, maps = dff(x, n_components=16)
             assert len(maps) == spec["batch"], len(maps)
             return maps
+    elif spec["mode"] == "legrad":
+        from torchcam.methods import LeGrad
+        extractor = LeGrad(model, layer)
+
+        def call():
+            out = model(x)
+            cams = extractor(class_idx=out.argmax(1).tolist())
+            assert cams[0].shape[0] == spec["batch"], cams[0].shape
+            return cams
     elif spec["mode"] == "grad-cam+sess":
         from pytorch_grad_cam.sess import SESS
         sess = SESS(model=model, target_layers=[layer])

@@ -20,7 +20,23 @@ The network (random weights, torch.manual_seed(0); weights scaled so that attent
 uniform): 8 x 8 patches of a 32 x 32 image (a 4 x 4 grid) embedded to 32 dims, a class token and
 learned positions, 2 pre-norm blocks (2-head attention, GELU MLP of 64), a final LayerNorm and a
 10-class head on the class token. Usage: make_vit_fixture.py
+
+`make_vit_fixture.py --legrad` writes tests/fixtures/tiny_vit_legrad.safetensors from the committed
+weights and input (the files above, unchanged): torchcam 0.5.0's LeGrad on a twin of the network
+whose blocks hold `self_attention`, a batch-first `nn.MultiheadAttention` (`in_proj` = q; k; v,
+`out_proj` = proj), as torchcam requires, in float64, with `score_projection` = head(norm(mean of
+the tokens)):
+
+  twin/logits                [1, 10]   the twin's logits (float64), to check the twin
+  classes                    [2]       the top-1 and top-2 classes (int64)
+  ref/<c>/grad<l>            [1, 2, 17, 17]  d s^l / d A^l for class rank c (0, 1), block l (0, 1)
+  torchcam/<c>/raw           [1, 4, 4] LeGrad over both blocks, normalized=False
+  torchcam/<c>/cam           [1, 4, 4] the same, normalised (torchcam's default)
+  torchcam/<c>/last          [1, 4, 4] LeGrad of the last block only, normalised
+  wrong/<c>/no-relu          [1, 4, 4] the gradients averaged without their ReLU, normalised
+  wrong/<c>/prefix-kept      [1, 4, 4] the first 16 keys (class token in, last patch out), normalised
 """
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,5 +157,97 @@ def main():
     print(f"wrote {out}: class {cls}, logits {logits.detach().numpy().round(2)}, pgc f32 vs f64 {d:.2e}")
 
 
+class MhaBlock(nn.Module):
+    """Block with its attention in a batch-first nn.MultiheadAttention, as torchcam's LeGrad needs."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(DIM), nn.LayerNorm(DIM)
+        self.self_attention = nn.MultiheadAttention(DIM, HEADS, batch_first=True)
+        self.fc1, self.fc2 = nn.Linear(DIM, MLP), nn.Linear(MLP, DIM)
+
+    def forward(self, x):
+        y = self.norm1(x)
+        a, _ = self.self_attention(y, y, y, need_weights=False)
+        x = x + a
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class TwinVit(TinyVit):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([MhaBlock(), MhaBlock()])
+
+
+def twin_from_burn(weights):
+    """The twin with the committed Burn-layout weights (Linear [in, out], LayerNorm gamma/beta)."""
+    w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
+    model = TwinVit().double().eval()
+    state = {}
+    for key, value in w.items():
+        parts = key.split(".")
+        if parts[-1] in ("gamma", "beta"):
+            key = ".".join(parts[:-1] + [{"gamma": "weight", "beta": "bias"}[parts[-1]]])
+        elif len(parts) > 1 and parts[-2] in ("q", "k", "v", "proj", "fc1", "fc2", "head") and parts[-1] == "weight":
+            value = value.T
+        state[key] = value
+    for i in range(2):
+        b = f"blocks.{i}"
+        state[f"{b}.self_attention.in_proj_weight"] = torch.cat([state.pop(f"{b}.{p}.weight") for p in "qkv"])
+        state[f"{b}.self_attention.in_proj_bias"] = torch.cat([state.pop(f"{b}.{p}.bias") for p in "qkv"])
+        state[f"{b}.self_attention.out_proj.weight"] = state.pop(f"{b}.proj.weight")
+        state[f"{b}.self_attention.out_proj.bias"] = state.pop(f"{b}.proj.bias")
+    model.load_state_dict({k: v.contiguous() for k, v in state.items()})
+    return model
+
+
+def legrad():
+    from safetensors.numpy import load_file
+    from torchcam.methods import LeGrad
+
+    weights = load_file(str(REPO / "tests" / "fixtures" / "tiny_vit.safetensors"))
+    oracle = load_file(str(REPO / "tests" / "fixtures" / "tiny_vit_oracle.safetensors"))
+    model = twin_from_burn(weights)
+    x = torch.from_numpy(oracle["input"]).double()
+    project = lambda tokens: model.head(model.norm(tokens.mean(dim=1)))
+    logits = model(x)
+    d = np.abs(logits.detach().numpy() - oracle["logits"]).max()
+    assert d < 1e-4, f"the twin's logits are {d} from the network's"
+    classes = [int(c) for c in logits[0].argsort(descending=True)[:2]]
+    assert classes[0] == int(oracle["class"][0])
+    tensors = {"twin/logits": logits.detach().numpy(), "classes": np.array(classes, dtype=np.int64)}
+    blocks = [model.blocks[0], model.blocks[1]]
+
+    def normalise(cam):
+        cam = cam - cam.amin(dim=(-2, -1), keepdim=True)
+        return cam / (cam.amax(dim=(-2, -1), keepdim=True) + 1e-8)
+
+    for rank, cls in enumerate(classes):
+        with LeGrad(model, blocks, score_projection=project) as cam:
+            model(x)
+            grads = [
+                torch.autograd.grad(cam.hook_a[i][:, cls].sum(), cam.hook_attn[i], retain_graph=True)[0]
+                for i in range(2)
+            ]
+            tensors[f"torchcam/{rank}/raw"] = cam(cls, normalized=False)[0].detach().numpy()[None]
+        for i, g in enumerate(grads):
+            tensors[f"ref/{rank}/grad{i}"] = g.detach().numpy()
+        with LeGrad(model, blocks, score_projection=project) as cam:
+            model(x)
+            tensors[f"torchcam/{rank}/cam"] = cam(cls)[0].detach().numpy()[None]
+        with LeGrad(model, [model.blocks[1]], score_projection=project) as cam:
+            model(x)
+            tensors[f"torchcam/{rank}/last"] = cam(cls)[0].detach().numpy()[None]
+        mean = lambda g, keys: g.mean(dim=(1, 2))[:, keys].reshape(1, GRID, GRID)
+        tensors[f"wrong/{rank}/no-relu"] = normalise(sum(mean(g, slice(1, None)) for g in grads) / 2).numpy()
+        tensors[f"wrong/{rank}/prefix-kept"] = normalise(
+            sum(mean(g.relu(), slice(0, GRID * GRID)) for g in grads) / 2
+        ).numpy()
+    out = REPO / "tests" / "fixtures" / "tiny_vit_legrad.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(out),
+              metadata={"twin_vs_network_logits": f"{d:.3e}", "classes": str(classes)})
+    print(f"wrote {out}: classes {classes}, twin vs network {d:.2e}")
+
+
 if __name__ == "__main__":
-    main()
+    legrad() if "--legrad" in sys.argv[1:] else main()

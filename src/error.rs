@@ -348,6 +348,30 @@ pub enum ModelError {
     )]
     NoBiases,
 
+    /// LeGrad needs each transformer block's attention probabilities and scores, and the
+    /// forward routed no attention through [`Probe::attention`](crate::Probe::attention).
+    #[error(
+        "LeGrad explains a transformer's attention, and the forward routed none through the \
+         probe: pass each block's attention probabilities (after the softmax) through \
+         `probe.attention(name, probabilities, grid, special)` and continue from what it returns, \
+         and the block's output through `probe.block_output(name, tokens, |t| head(t))`; for a \
+         convolutional network, use another method"
+    )]
+    NoAttention,
+
+    /// A transformer block routed through the probe for LeGrad lacks one of its two parts.
+    #[error(
+        "block `{name}` {problem}: LeGrad needs every block's attention probabilities through \
+         `probe.attention(name, ..)`, the attention continued from what it returns, then the \
+         block's output through `probe.block_output(name, ..)` under the same name"
+    )]
+    UnroutedBlock {
+        /// The block's name.
+        name: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
     /// A tensor from before the explained layer was combined with one after it without
     /// [`Probe::carry`](crate::Probe::carry): the rows after the layer are repeated once per
     /// target, and the two no longer fit.

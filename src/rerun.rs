@@ -10,9 +10,9 @@ use crate::error::{GradCamError, ModelError, Result};
 use crate::explanation::ExplainedTarget;
 use crate::forward::forward;
 use crate::host::read;
-use crate::methods::{BiasGradient, BiasGradients, Chunks, Rerun};
+use crate::methods::{AttentionGradient, BiasGradient, BiasGradients, Chunks, Rerun};
 use crate::model::GradCam;
-use crate::probe::{Probe, Replace, repeat_rows};
+use crate::probe::{Attention, Probe, Replace, repeat_rows};
 use crate::target::{Resolved, ScoreFn, Target, Targets, row_scores, score_rows};
 
 /// Where the classes of a capture's rank targets come from.
@@ -324,6 +324,48 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         Ok(BiasGradients { input, layers })
     }
 
+    fn attention_gradients(&self) -> Result<Vec<AttentionGradient>> {
+        let [n, m] = self.scores.dims();
+        let input = repeat_rows(self.in_model_dtype(self.input.clone()), m); // [n * m, c, H, W]
+        let mut attention = Attention::default();
+        let logits = self.forward(input, &mut Probe::keeping_attention(&mut attention));
+        let scored = logits.and_then(|logits| {
+            free_graph(logits);
+            let picks: Vec<Resolved> = (0..n * m).map(|t| self.fixed(t, m)).collect();
+            block_scores(&attention, &picks)
+        });
+        let total = match scored {
+            Ok(total) => total,
+            Err(error) => {
+                // A tracked graph stays alive until a backward consumes it.
+                for block in attention.scores {
+                    free_graph(block.scores);
+                }
+                return Err(error);
+            }
+        };
+        let grads = total.backward();
+        attention
+            .leaves
+            .iter()
+            .map(|block| {
+                let g = block.leaf.grad(&grads).map(to_f32).ok_or_else(|| {
+                    ModelError::UnroutedBlock {
+                        name: block.name.clone(),
+                        problem: "has a score that does not depend on its attention",
+                    }
+                })?; // [n * m, heads, queries, keys]
+                let [_, heads, queries, keys] = g.dims();
+                Ok(AttentionGradient {
+                    name: block.name.clone(),
+                    gradients: g.reshape([n, m, heads, queries, keys]),
+                    grid: block.grid,
+                    special: block.special,
+                })
+            })
+            .collect()
+    }
+
     fn hessian_products(
         &self,
         layer: &str,
@@ -357,6 +399,50 @@ impl<M: GradCam> Rerun for Reruns<'_, M> {
         let inputs = self.in_model_dtype(inputs); // [r, c, H, W]
         self.layer_gradients(layer, inputs, &Targets::every_image(targets))
     }
+}
+
+/// The sum over every block and row of the row's target scored on the block's projected
+/// logits (`picks`, one per row), after checking that the blocks' attention and outputs pair
+/// up, by name and in forward order.
+fn block_scores(attention: &Attention, picks: &[Resolved]) -> Result<Tensor<1>> {
+    let unrouted = |name: &str, problem| ModelError::UnroutedBlock {
+        name: name.to_string(),
+        problem,
+    };
+    if attention.leaves.is_empty() {
+        return Err(match attention.scores.first() {
+            Some(block) => unrouted(&block.name, "routes its output but no attention"),
+            None => ModelError::NoAttention,
+        }
+        .into());
+    }
+    let mut total = Vec::with_capacity(attention.leaves.len());
+    for (i, leaf) in attention.leaves.iter().enumerate() {
+        let block = attention
+            .scores
+            .get(i)
+            .filter(|block| block.name == leaf.name)
+            .ok_or_else(|| unrouted(&leaf.name, "routes its attention but not its output"))?;
+        let got = block.scores.dims();
+        if got[0] != picks.len() {
+            return Err(ModelError::OutputShape {
+                got,
+                expected_rows: picks.len(),
+            }
+            .into());
+        }
+        let (scores, _) = row_scores(to_f32(block.scores.clone()), picks)?; // [rows]
+        total.push(scores.sum());
+    }
+    if let Some(extra) = attention.scores.get(attention.leaves.len()) {
+        return Err(unrouted(&extra.name, "routes its output but no attention").into());
+    }
+    let total = Tensor::cat(total, 0).sum();
+    if !total.is_tracked() {
+        let name = &attention.leaves[0].name;
+        return Err(unrouted(name, "has a score that does not depend on its attention").into());
+    }
+    Ok(total)
 }
 
 /// The second difference along the activation, over the logits' scale, above which a head

@@ -185,6 +185,9 @@ impl Rerun for Served {
     fn bias_gradients(&self) -> gradcam::Result<gradcam::methods::BiasGradients> {
         unreachable!("the fixtures hold no gradients of the whole model; no method here asks")
     }
+    fn attention_gradients(&self) -> gradcam::Result<Vec<gradcam::methods::AttentionGradient>> {
+        unreachable!("the fixtures hold no attention; no method here asks")
+    }
     fn hessian_products(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<5>> {
         unreachable!("the fixtures hold no Hessian products; no method here asks")
     }
@@ -782,12 +785,14 @@ fn cheap() -> Vec<Method> {
 /// The methods whose map is not a formula of the layer's activations and gradients: the
 /// fixtures hold neither SmoothGrad-CAM++'s gradients of noisy inputs, FullGrad's of the whole
 /// model nor ShapleyCAM's Hessian products (all three are checked against their anchors in
-/// gradcam-onnx's tests/smoothing.rs).
+/// gradcam-onnx's tests/smoothing.rs); LeGrad explains a transformer's attention, which these
+/// convolutional networks lack (checked against torchcam in tests/vit.rs).
 fn beyond_the_layer(method: Method) -> bool {
-    matches!(
-        method,
-        Method::SmoothGradCamPlusPlus | Method::FullGrad | Method::ShapleyCam
-    )
+    method.reads_attention()
+        || matches!(
+            method,
+            Method::SmoothGradCamPlusPlus | Method::FullGrad | Method::ShapleyCam
+        )
 }
 
 #[test]

@@ -8,8 +8,9 @@ mod common;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use common::models::{GapLinear, TinyNet, linear};
+use common::models::{GapLinear, TinyNet, convolutional, linear};
 use common::{Iv, gamma, host, tensor};
 use gradcam::kernels::weighted_sum;
 use gradcam::methods::{AblationCam, IsCam, Method, ScoreCam, SmoothGradCamPlusPlus, SsCam};
@@ -32,6 +33,7 @@ const SQRT: u8 = 4; // finite scores, infinite gradients at zero inputs
 const STALE: u8 = 6; // passes the pre-cut tensor to a second explained layer
 const PANICS: u8 = 7; // its forward panics
 const UNUSED: u8 = 8; // the logits use channel 0 only
+const HALF_BLOCK: u8 = 10; // routes an attention through the probe, not the block's output
 
 impl GradCam for Broken {
     fn layers(&self) -> Vec<String> {
@@ -55,6 +57,12 @@ impl GradCam for Broken {
                 let probed = probe.bias("input", probed, || Some(Tensor::zeros([2], &device)));
                 let first = probed.narrow(1, 0, 1);
                 first.clone().repeat_dim(1, 2) * 0.5 + first * 0.5
+            }
+            HALF_BLOCK => {
+                // The channels as two heads' attention over 4 keys on a 2 x 2 grid.
+                let [n, c, h, w] = probed.dims();
+                let a = softmax(probed.reshape([n, c, h, w]), 3);
+                probe.attention("block", a, [2, 2], 0)
             }
             _ => probed,
         };
@@ -427,7 +435,7 @@ fn nan_and_infinity_never_reach_an_ok_explanation() {
     values[16 + 5] = f32::NAN; // image 0, channel 1
     values[32 + 16 + 7] = f32::INFINITY; // image 1, channel 1
     let poisoned = Tensor::<4>::from_data(TensorData::new(values, [2, 2, 4, 4]), &device);
-    for method in Method::ALL {
+    for method in convolutional() {
         let result = ExplainerConfig::new()
             .with_method(method)
             .with_layer("input")
@@ -457,7 +465,7 @@ fn nan_and_infinity_never_reach_an_ok_explanation() {
     w[3] = f32::NAN;
     poisoned_model.conv1.weight =
         Param::from_tensor(Tensor::from_data(TensorData::new(w, [8, 3, 3, 3]), &device));
-    for method in Method::ALL {
+    for method in convolutional() {
         let result = ExplainerConfig::new()
             .with_method(method)
             .init(&poisoned_model)
@@ -612,6 +620,36 @@ fn many_forward_methods_report_progress_and_any_chunk_size_gives_the_same_map() 
 }
 
 #[test]
+fn legrad_on_a_model_without_attention_or_half_a_block_says_so() {
+    let device = Device::flex();
+    let x = tensor(8, [1, 2, 4, 4], 1.0, &device);
+    let legrad = |how| {
+        ExplainerConfig::new()
+            .with_method(Method::LeGrad)
+            .with_layer("input")
+            .init(&broken(how, &device))
+            .unwrap()
+            .explain(x.clone(), &Targets::class(1))
+            .unwrap_err()
+    };
+    let err = legrad(UNUSED);
+    assert!(
+        matches!(err, GradCamError::Model(gradcam::ModelError::NoAttention)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("probe.attention"), "{err}");
+    let err = legrad(HALF_BLOCK);
+    assert!(
+        matches!(
+            &err,
+            GradCamError::Model(gradcam::ModelError::UnroutedBlock { name, .. }) if name == "block"
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("probe.block_output"), "{err}");
+}
+
+#[test]
 fn fullgrad_on_a_model_that_routes_no_bias_says_so() {
     let device = Device::flex();
     let x = tensor(8, [1, 2, 4, 4], 1.0, &device);
@@ -727,12 +765,11 @@ proptest! {
     #[test]
     fn maps_are_finite_in_the_unit_interval(
         seed in 0u64..1000, n in 1usize..4, k in 1usize..6, h in 1usize..7, w in 1usize..7,
-        method in 0usize..Method::ALL.len(), relu in any::<bool>(),
+        method in prop::sample::select(convolutional()), relu in any::<bool>(),
     ) {
         let device = Device::flex();
         let model = gap(seed, k, 3, &device);
         let x = tensor(seed + 1, [n, k, h, w], 2.0, &device);
-        let method = Method::ALL[method];
         let e = ExplainerConfig::new().with_method(method).with_relu(relu).init(&model).unwrap()
             .explain(x, &Targets::top(1)).unwrap();
         for v in host(e.heatmap).iter().chain(&host(e.layers[0].cam.clone())) {
@@ -825,7 +862,7 @@ proptest! {
 
     #[test]
     fn relu_on_equals_relu_off_where_the_raw_map_is_positive(
-        seed in 0u64..1000, method in 0usize..Method::ALL.len(),
+        seed in 0u64..1000, method in prop::sample::select(convolutional()),
     ) {
         // A positive input and positive weights for class 0 make every method's map positive
         // (Grad-CAM-family weights and products are positive); then the ReLU changes nothing.
@@ -833,7 +870,6 @@ proptest! {
         let mut model = gap(seed, 3, 2, &device);
         model.fc.weight = Param::from_tensor(model.fc.weight.val().abs() + 0.1);
         let x = tensor(seed + 9, [1, 3, 4, 4], 1.0, &device).abs() + 0.5;
-        let method = Method::ALL[method];
         let run = |relu| host(ExplainerConfig::new().with_method(method).with_relu(relu).init(&model).unwrap()
             .explain(x.clone(), &Targets::class(0)).unwrap().heatmap);
         let raw = host(ExplainerConfig::new().with_method(method).with_relu(false).init(&model).unwrap()

@@ -8,119 +8,20 @@ mod common;
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::DELTA;
-use gradcam::models::load_weights;
-use gradcam::{ExplainerConfig, GradCam, Method, Probe, Targets};
+use gradcam::methods::LeGrad;
+use gradcam::models::{Vit, VitConfig, load_weights};
+use gradcam::{ExplainerConfig, GradCam, GradCamError, Method, Probe, Targets};
 
 const DIM: usize = 32;
-const HEADS: usize = 2;
 const GRID: usize = 4;
 
-#[derive(Module, Debug)]
-struct Block {
-    norm1: LayerNorm,
-    norm2: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    proj: Linear,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Block {
-    fn new(device: &Device) -> Self {
-        let linear = |i, o| LinearConfig::new(i, o).init(device);
-        Self {
-            norm1: LayerNormConfig::new(DIM).init(device),
-            norm2: LayerNormConfig::new(DIM).init(device),
-            q: linear(DIM, DIM),
-            k: linear(DIM, DIM),
-            v: linear(DIM, DIM),
-            proj: linear(DIM, DIM),
-            fc1: linear(DIM, 64),
-            fc2: linear(64, DIM),
-        }
-    }
-
-    /// A pre-norm block whose first norm is an explainable layer.
-    ///
-    /// # Shapes
-    /// - `x`: `[n, 1 + GRID * GRID, DIM]`; returns `[n', 1 + GRID * GRID, DIM]`
-    fn forward(&self, x: Tensor<3>, name: &str, probe: &mut Probe) -> Tensor<3> {
-        let y = probe.tokens(name, self.norm1.forward(x.clone()), [GRID, GRID], 1);
-        let [n, t, d] = y.dims();
-        let x = Probe::carry(x, n); // the residual, to the rows the probe returned
-        let split = |z: Tensor<3>| z.reshape([n, t, HEADS, d / HEADS]).swap_dims(1, 2); // [n, heads, t, hd]
-        let q = split(self.q.forward(y.clone()));
-        let k = split(self.k.forward(y.clone()));
-        let v = split(self.v.forward(y));
-        let scale = ((d / HEADS) as f64).powf(-0.5);
-        let attention = softmax(q.matmul(k.swap_dims(2, 3)) * scale, 3); // [n, heads, t, t]
-        let mixed = attention.matmul(v).swap_dims(1, 2).reshape([n, t, d]);
-        let x = x + self.proj.forward(mixed);
-        x.clone()
-            + self
-                .fc2
-                .forward(gelu(self.fc1.forward(self.norm2.forward(x))))
-    }
-}
-
-#[derive(Module, Debug)]
-struct TinyVit {
-    patch: Conv2d,
-    cls: Param<Tensor<3>>,
-    pos: Param<Tensor<3>>,
-    blocks: Vec<Block>,
-    norm: LayerNorm,
-    head: Linear,
-}
-
-impl TinyVit {
-    fn new(device: &Device) -> Self {
-        Self {
-            patch: Conv2dConfig::new([3, DIM], [8, 8])
-                .with_stride([8, 8])
-                .init(device),
-            cls: Param::from_tensor(Tensor::zeros([1, 1, DIM], device)),
-            pos: Param::from_tensor(Tensor::zeros([1, 1 + GRID * GRID, DIM], device)),
-            blocks: vec![Block::new(device), Block::new(device)],
-            norm: LayerNormConfig::new(DIM).init(device),
-            head: LinearConfig::new(DIM, 10).init(device),
-        }
-    }
-}
-
-impl GradCam for TinyVit {
-    fn layers(&self) -> Vec<String> {
-        vec!["blocks.0.norm1".into(), "blocks.1.norm1".into()]
-    }
-
-    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
-        // The patch embedding's bias through the probe: FullGrad's one biased layer here, as
-        // pytorch-grad-cam's (which takes every Conv2d) on a ViT.
-        let x = self.patch.forward(x); // [n, DIM, 4, 4]
-        let x = probe.bias("patch", x, || self.patch.bias.as_ref().map(|b| b.val()));
-        let [n, d, h, w] = x.dims();
-        let x = x.reshape([n, d, h * w]).swap_dims(1, 2); // [n, 16, DIM], row-major grid
-        let cls = self.cls.val().repeat_dim(0, n); // [n, 1, DIM]
-        let mut x = Tensor::cat(vec![cls, x], 1) + self.pos.val(); // [n, 17, DIM]
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, &format!("blocks.{i}.norm1"), probe);
-        }
-        let x = self.norm.forward(x);
-        let rows = x.dims()[0];
-        self.head.forward(x.narrow(1, 0, 1).reshape([rows, DIM])) // [n', 10]
-    }
-
-    fn input_shape(&self) -> [Option<usize>; 3] {
-        [Some(3), Some(32), Some(32)]
-    }
+/// The fixture's network (`scripts/make_vit_fixture.py`): 32 x 32 images in 8 x 8 patches, 32
+/// dims, 2 heads, 2 blocks, an MLP of 64, 10 classes; the weights of `tiny_vit.safetensors`.
+fn tiny_vit(device: &Device) -> Vit {
+    let model = VitConfig::new(32, 8, DIM, 2, 2, 64, 10).init(device);
+    load_weights(model, root("tests/fixtures/tiny_vit.safetensors")).unwrap()
 }
 
 fn root(path: &str) -> std::path::PathBuf {
@@ -154,15 +55,8 @@ fn max_diff(a: &[f32], b: &[f64]) -> f64 {
 fn a_vit_layer_explained_through_its_tokens_matches_pytorch_grad_cam() {
     let device = Device::flex();
     let fx = fixture();
-    let model = load_weights(
-        TinyVit::new(&device),
-        root("tests/fixtures/tiny_vit.safetensors"),
-    )
-    .unwrap();
-    let (shape, input) = &fx["input"];
-    let input: Vec<f32> = input.iter().map(|v| *v as f32).collect();
-    let shape: [usize; 4] = shape.as_slice().try_into().unwrap();
-    let input = Tensor::<4>::from_data(TensorData::new(input, shape), &device);
+    let model = tiny_vit(&device);
+    let input = vit_input(&device);
     let class = fx["class"].1[0] as usize;
 
     let logits: Vec<f32> = model
@@ -272,4 +166,247 @@ fn a_vit_layer_explained_through_its_tokens_matches_pytorch_grad_cam() {
             "{method}"
         );
     }
+}
+
+/// LeGrad's fixture (`make_vit_fixture.py --legrad`): torchcam 0.5.0 on the float64 twin.
+fn legrad_fixture() -> common::Tensors {
+    common::read_fixture(&root("tests/fixtures/tiny_vit_legrad.safetensors")).0
+}
+
+/// The fixture's input, on `device`.
+fn vit_input(device: &Device) -> Tensor<4> {
+    let fx = fixture();
+    let (shape, input) = &fx["input"];
+    let input: Vec<f32> = input.iter().map(|v| *v as f32).collect();
+    let shape: [usize; 4] = shape.as_slice().try_into().unwrap();
+    Tensor::<4>::from_data(TensorData::new(input, shape), device)
+}
+
+/// One block's relevance from the float64 reference gradients `[1, heads, 17, 17]`: the ReLU's
+/// mean over heads and queries, grid keys only.
+fn reference_relevance(g: &[f64]) -> Vec<f64> {
+    let t = 1 + GRID * GRID;
+    let rows = g.len() / (t * t) * t; // heads x queries
+    (1..t)
+        .map(|key| (0..rows).map(|r| g[r * t + key].max(0.0)).sum::<f64>() / rows as f64)
+        .collect()
+}
+
+/// The range `max - min`.
+fn range(v: &[f64]) -> f64 {
+    let lo = v.iter().fold(f64::INFINITY, |a, x| a.min(*x));
+    let hi = v.iter().fold(f64::NEG_INFINITY, |a, x| a.max(*x));
+    hi - lo
+}
+
+/// Our LeGrad of the tiny ViT against torchcam 0.5.0's on its float64 twin, on `device`: both
+/// blocks (raw and normalised) and the last block alone, for the top-1 and top-2 classes
+/// explained in one call (the input's rows repeated once per target). Returns the largest
+/// difference over its bound.
+///
+/// Bound: our float32 gradients `G^l = ds^l/dA^l` are within `DELTA max|G^l|` of the float64
+/// ones (`common::DELTA`, relative to each tensor's largest magnitude); the ReLU is 1-Lipschitz
+/// and the means are convex combinations, so a raw-map value moves by at most `E = DELTA
+/// mean_l max|G^l|` over the blocks averaged; min-max normalisation `(x - min) / (max - min)`,
+/// with `x`, `min` and `max` each within `E`, by at most `4 E / (R - 2 E)`, `R` the reference
+/// map's range; plus `1e-7 / R` for the normalisers' epsilons (torchcam's 1e-8, ours 1e-7) and
+/// 1e-6 for float32 rounding of ours. Four wrong maps fail it: ours transposed, the gradients
+/// without their ReLU, the class token kept among the keys (the last patch dropped), and the
+/// last block's map against both blocks'.
+fn legrad_check(device: &Device) -> f64 {
+    let fx = legrad_fixture();
+    let model = tiny_vit(device);
+    let input = vit_input(device);
+    let classes: Vec<usize> = fx["classes"].1.iter().map(|c| *c as usize).collect();
+    let targets = Targets::every_image(classes.clone());
+    let explain = |method: LeGrad| {
+        ExplainerConfig::new()
+            .with_method(method)
+            .with_layer("blocks.1.norm1")
+            .init(&model)
+            .unwrap()
+            .explain(input.clone(), &targets)
+            .unwrap()
+    };
+    let both = explain(LeGrad::new());
+    let last = explain(LeGrad::new().with_blocks(["blocks.1"]));
+    assert_eq!(both.layers[0].raw.dims(), [1, 2, GRID, GRID]);
+    let values = |t: &Tensor<4>, rank: usize| -> Vec<f32> {
+        t.clone()
+            .narrow(1, rank, 1)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap()
+    };
+    let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let mut worst = 0.0f64;
+    for rank in 0..classes.len() {
+        let grads = [0, 1].map(|l| fx[&format!("ref/{rank}/grad{l}")].1.clone());
+        let e_both = DELTA * (largest(&grads[0]) + largest(&grads[1])) / 2.0;
+        let e_last = DELTA * largest(&grads[1]);
+        let reference_raw = &fx[&format!("torchcam/{rank}/raw")].1;
+        let r_both = range(reference_raw);
+        let r_last = range(&reference_relevance(&grads[1]));
+        let normalised = |e: f64, r: f64| 4.0 * e / (r - 2.0 * e) + 1e-7 / r + 1e-6;
+        let raw = values(&both.layers[0].raw, rank);
+        let cam = values(&both.layers[0].cam, rank);
+        let cam_last = values(&last.layers[0].cam, rank);
+        let cases = [
+            ("raw", &raw, reference_raw, e_both),
+            (
+                "normalised",
+                &cam,
+                &fx[&format!("torchcam/{rank}/cam")].1,
+                normalised(e_both, r_both),
+            ),
+            (
+                "last block",
+                &cam_last,
+                &fx[&format!("torchcam/{rank}/last")].1,
+                normalised(e_last, r_last),
+            ),
+        ];
+        for (what, ours, theirs, bound) in cases {
+            assert!(
+                bound < 0.01,
+                "{what}: the bound ({bound}) would not tell maps apart"
+            );
+            let d = max_diff(ours, theirs);
+            eprintln!(
+                "LeGrad {what}, class rank {rank}: {d:.2e} from torchcam (bound {bound:.2e})"
+            );
+            assert!(
+                d <= bound,
+                "LeGrad {what}, class rank {rank}: {d} (bound {bound})"
+            );
+            worst = worst.max(d / bound);
+        }
+        let bound = normalised(e_both, r_both);
+        let transposed: Vec<f32> = (0..GRID * GRID)
+            .map(|i| cam[(i % GRID) * GRID + i / GRID])
+            .collect();
+        let wrong = [
+            (
+                "transposed",
+                max_diff(&transposed, &fx[&format!("torchcam/{rank}/cam")].1),
+            ),
+            (
+                "no ReLU",
+                max_diff(&cam, &fx[&format!("wrong/{rank}/no-relu")].1),
+            ),
+            (
+                "class token kept",
+                max_diff(&cam, &fx[&format!("wrong/{rank}/prefix-kept")].1),
+            ),
+            (
+                "last block only",
+                max_diff(&cam, &fx[&format!("torchcam/{rank}/last")].1),
+            ),
+        ];
+        for (what, d) in wrong {
+            assert!(
+                d > bound,
+                "a wrong LeGrad map ({what}) passes: {d} <= {bound}"
+            );
+        }
+    }
+    worst
+}
+
+#[test]
+fn legrad_matches_torchcam_on_flex_and_ndarray() {
+    let worst = legrad_check(&Device::flex());
+    eprintln!("flex: worst difference / bound {worst:.1e}");
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)] // burn-ndarray is deprecated upstream, still supported here
+    {
+        let worst = legrad_check(&Device::ndarray());
+        eprintln!("ndarray: worst difference / bound {worst:.1e}");
+    }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
+fn wgpu_legrad_matches_torchcam() {
+    let device = Device::wgpu(Default::default());
+    let identity = device
+        .identity()
+        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
+    eprintln!("wgpu adapter: {}", identity.name);
+    let worst = legrad_check(&device);
+    eprintln!("wgpu: worst difference / bound {worst:.1e}");
+}
+
+/// A block LeGrad is asked for and the model lacks is an error naming the blocks there are.
+#[test]
+fn legrad_names_the_blocks_there_are() {
+    let device = Device::flex();
+    let model = tiny_vit(&device);
+    let err = ExplainerConfig::new()
+        .with_method(LeGrad::new().with_blocks(["blocks.7"]))
+        .init(&model)
+        .unwrap()
+        .explain(vit_input(&device), &Targets::top(1))
+        .unwrap_err();
+    assert!(matches!(err, GradCamError::Input(_)), "{err}");
+    assert!(err.to_string().contains("blocks.0, blocks.1"), "{err}");
+}
+
+/// The tiny ViT with its input announced as a layer too: a layer off the blocks' grid.
+#[derive(burn::module::Module, Debug)]
+struct WithInput {
+    vit: Vit,
+}
+
+impl GradCam for WithInput {
+    fn layers(&self) -> Vec<String> {
+        let mut layers = vec!["input".to_string()];
+        layers.extend(self.vit.layers());
+        layers
+    }
+
+    fn forward_probed(&self, x: Tensor<4>, probe: &mut Probe) -> Tensor<2> {
+        let x = probe.layer("input", x);
+        self.vit.forward_probed(x, probe)
+    }
+}
+
+/// Explained at a layer off the blocks' grid (the 32 x 32 input), LeGrad's map is its grid map
+/// upsampled to the input (bilinear, as the explainer upsamples every map): the same tensor
+/// operation on the same values, so equal to the last float32 bit; a map left on the grid would
+/// not be 32 x 32.
+#[test]
+fn legrad_at_a_layer_off_the_grid_is_the_grid_map_upsampled() {
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let device = Device::flex();
+    let model = WithInput {
+        vit: tiny_vit(&device),
+    };
+    let input = vit_input(&device);
+    let raw = |layer: &str| {
+        ExplainerConfig::new()
+            .with_method(Method::LeGrad)
+            .with_layer(layer)
+            .init(&model)
+            .unwrap()
+            .explain(input.clone(), &Targets::top(1))
+            .unwrap()
+            .layers[0]
+            .raw
+            .clone()
+    };
+    let on_grid = raw("blocks.1.norm1"); // [1, 1, 4, 4]
+    let off_grid = raw("input"); // [1, 1, 32, 32]
+    assert_eq!(off_grid.dims(), [1, 1, 32, 32]);
+    let upsampled = interpolate(
+        on_grid,
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size([32, 32]),
+    );
+    let [a, b] = [off_grid, upsampled].map(|t| t.into_data().try_into_vec::<f32>().unwrap());
+    assert_eq!(a, b);
 }

@@ -15,7 +15,7 @@ use gradcam::image::{
     Colormap, Preprocess, load_image, overlay, save_png, side_by_side, signed_to_diverging,
 };
 use gradcam::models::{EfficientNetLite0, SqueezeNet, imagenet_classes, load_weights};
-use gradcam::{ExplainerConfig, GradCam, Method, Normalization, Probe, Targets};
+use gradcam::{CamMethod, ExplainerConfig, GradCam, Method, Normalization, Probe, Targets};
 use gradcam_lab::ablation::{Ablation, AblationCase, mean_ci, relu_ablation};
 use gradcam_lab::shapes_net_weights;
 use gradcam_lab::synthetic::{SCENE_SIZE, Scene, ShapesNet, scene, scene_batch};
@@ -170,11 +170,14 @@ fn main() {
         }
     }
     if methods.is_empty() {
-        // Element-wise Grad-CAM's map is a sum of ReLUs and FullGrad's a sum of normalised
-        // magnitudes: never negative, the switch is moot.
+        // Element-wise Grad-CAM's map is a sum of ReLUs, FullGrad's a sum of normalised
+        // magnitudes and LeGrad's a mean of ReLUs (of a transformer's attention gradients, which
+        // this network lacks): never negative, the switch is moot.
         methods = Method::ALL
             .into_iter()
-            .filter(|m| !matches!(m, Method::ElementWiseGradCam | Method::FullGrad))
+            .filter(|m| {
+                !m.reads_attention() && !matches!(m, Method::ElementWiseGradCam | Method::FullGrad)
+            })
             .collect();
     }
     let device = Device::flex();

@@ -472,6 +472,9 @@ impl Rerun for NoRerun {
     fn bias_gradients(&self) -> gradcam::Result<gradcam::methods::BiasGradients> {
         unreachable!("KPCA-CAM reads only the activations")
     }
+    fn attention_gradients(&self) -> gradcam::Result<Vec<gradcam::methods::AttentionGradient>> {
+        unreachable!("KPCA-CAM reads only the activations")
+    }
     fn hessian_products(&self, _: &str, _: Tensor<4>, _: usize) -> gradcam::Result<Tensor<5>> {
         unreachable!("KPCA-CAM reads only the activations")
     }

@@ -29,6 +29,7 @@
 //! | [`SmoothGradCamPlusPlus`] | Grad-CAM++'s weights from `mean_s G_s^2`, `mean_s G_s^3` over noisy inputs | 1 + N forwards and backwards per image |
 //! | [`ShapleyCam`] | `sum_k mean_ij(G_k - (H A)_k / 2) A_k`, `H` the score's Hessian in `A` | forward + partial backward; per image a forward of 3 rows after the layer (affine head) or `classes / 1024` passes; a forward and backward |
 //! | [`FullGrad`] | `sum_c norm(abs(x_c dy/dx_c)) + sum_l sum_k up(norm(abs(b_lk dy/dz_lk)))` over the model's biased outputs `z_l` | forward + backward of the whole model |
+//! | [`LeGrad`] | `mean_l mean_{heads, queries} ReLU(ds^l/dA^l)` over transformer blocks `l`, `A^l` the attention probabilities, `s^l` the block's own score | forward + backward of the whole model |
 //!
 //! `A` is the layer's activation `[k, h, w]`, `G = dy/dA` the gradient of the target score.
 //!
@@ -276,6 +277,7 @@ builtin_methods! {
     SmoothGradCamPlusPlus => smooth_grad_cam_plus_plus::SmoothGradCamPlusPlus,
     FullGrad => full_grad::FullGrad,
     ShapleyCam => shapley_cam::ShapleyCam,
+    LeGrad => legrad::LeGrad,
 }
 
 pub use kpca_cam::KpcaKernel;
@@ -326,6 +328,14 @@ pub trait CamMethod: fmt::Debug + Send + Sync {
     /// Ablation-CAM, IS-CAM, SS-CAM): tens to thousands of forwards per image, where the others
     /// run one. Tests and benchmarks give such methods fewer cases. Default: no.
     fn runs_many_forwards(&self) -> bool {
+        false
+    }
+
+    /// Whether the method explains a transformer's attention (LeGrad): it needs a model whose
+    /// blocks route through [`Probe::attention`](crate::Probe::attention) and
+    /// [`Probe::block_output`](crate::Probe::block_output), and returns
+    /// [`ModelError::NoAttention`](crate::ModelError::NoAttention) on any other. Default: no.
+    fn reads_attention(&self) -> bool {
         false
     }
 
@@ -437,6 +447,20 @@ pub trait Rerun {
     /// model's and the targets' errors.
     fn bias_gradients(&self) -> Result<BiasGradients>;
 
+    /// The gradient of every target's score, as each transformer block's own projection scores
+    /// it ([`Probe::block_output`](crate::Probe::block_output)), with respect to that block's
+    /// attention probabilities ([`Probe::attention`](crate::Probe::attention)) (LeGrad): one
+    /// forward of the input repeated once per target and one backward, each block's output
+    /// handed on without autodiff so that its score reaches its own attention only. A rank
+    /// target stays the class the unperturbed input ranked there.
+    ///
+    /// # Errors
+    /// [`ModelError::NoAttention`](crate::ModelError::NoAttention) if the forward routed no
+    /// attention; [`ModelError::UnroutedBlock`](crate::ModelError::UnroutedBlock) if a block
+    /// routed its attention without its output (or the other way), or its score does not reach
+    /// its attention; the model's and the targets' errors.
+    fn attention_gradients(&self) -> Result<Vec<AttentionGradient>>;
+
     /// ShapleyCAM's second-order term: for every image and target, `H A`, the Hessian of the
     /// target's score with respect to `layer`'s activations `A` (`activations`) times `A`,
     /// taken through the logits `z`: `J^T S (J A)` with `J = dz/dA` and `S` the score's Hessian
@@ -489,6 +513,21 @@ pub struct BiasGradient {
     pub gradients: Tensor<5>,
 }
 
+/// One transformer block as LeGrad reads it: the gradient of its score with respect to its
+/// attention probabilities.
+#[derive(Debug, Clone)]
+pub struct AttentionGradient {
+    /// The name passed to [`Probe::attention`](crate::Probe::attention) and
+    /// [`Probe::block_output`](crate::Probe::block_output).
+    pub name: String,
+    /// `ds/dA` for every image and target, `[n, m, heads, queries, keys]`.
+    pub gradients: Tensor<5>,
+    /// The keys after the first `special` lie on this `[height, width]` grid, row-major.
+    pub grid: [usize; 2],
+    /// Keys before the grid (a class token, register tokens).
+    pub special: usize,
+}
+
 /// Progress of a method that runs many forwards: called after each chunk.
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
@@ -515,6 +554,10 @@ impl CamMethod for Method {
 
     fn runs_many_forwards(&self) -> bool {
         self.build().runs_many_forwards()
+    }
+
+    fn reads_attention(&self) -> bool {
+        self.build().reads_attention()
     }
 
     fn compute(&self, layer: &LayerCapture, model: &dyn Rerun) -> Result<CamMap> {

@@ -1,12 +1,14 @@
 //! Ready-made explainable models: SqueezeNet 1.1 and EfficientNet-Lite0 with real ImageNet
 //! weights (converted by `scripts/`, shipped in `assets/`), and torchvision-layout ResNets that
-//! load a user's own weights.
+//! load a user's own weights; a Vision Transformer in torchvision's layout, routed through the
+//! probe for its token layers and LeGrad.
 
 mod efficientnet_lite;
 mod fold;
 mod layers;
 mod resnet;
 mod squeezenet;
+mod vit;
 
 use std::path::Path;
 
@@ -22,6 +24,7 @@ use crate::error::{GradCamError, InputError, Result};
 pub use efficientnet_lite::{ConvBn, EfficientNetLite0, MbConv};
 pub use resnet::{Block, Downsample, ResNet};
 pub use squeezenet::{Fire, SqueezeNet};
+pub use vit::{EncoderBlock, Vit, VitConfig};
 
 /// The 1000 ImageNet class names, in the standard order.
 pub fn imagenet_classes() -> Vec<&'static str> {

@@ -1,7 +1,8 @@
 //! The probe a model's forward passes its activations through, and its modes: pass through,
 //! record, cut and capture ([`cut`]), replace one layer ([`replace`]), guide every ReLU, keep
-//! every bias's leaf ([`biases`]).
+//! every bias's leaf ([`biases`]), keep every block's attention leaf and score ([`attention`]).
 
+mod attention;
 mod biases;
 mod cut;
 mod replace;
@@ -9,6 +10,7 @@ mod rows;
 
 use burn::tensor::Tensor;
 
+pub(crate) use attention::Attention;
 pub(crate) use biases::BiasLeaf;
 pub use biases::batch_norm_bias;
 pub(crate) use cut::{CapturedLayer, Cut};
@@ -26,9 +28,11 @@ pub struct LayerInfo {
 
 /// What the model's forward passes its activations through.
 ///
-/// Built by the explainer, which keeps what the probe records; a model only calls
-/// [`Probe::layer`] (or [`Probe::tokens`], [`Probe::carry`]). [`Probe::passthrough`] gives the
-/// one to use for an ordinary forward.
+/// Built by the explainer, which keeps what the probe records; a model calls [`Probe::layer`]
+/// (or [`Probe::tokens`], [`Probe::carry`]) for its explainable layers, and optionally
+/// [`Probe::relu`] (guided backpropagation), [`Probe::bias`] (FullGrad), [`Probe::attention`]
+/// and [`Probe::block_output`] (LeGrad). [`Probe::passthrough`] gives the one to use for an
+/// ordinary forward.
 #[derive(Debug)]
 pub struct Probe<'a> {
     mode: Mode<'a>,
@@ -45,6 +49,9 @@ enum Mode<'a> {
     Guided(&'a mut usize),
     /// FullGrad: every layer passes through, every [`Probe::bias`] gets a gradient leaf.
     Biases(&'a mut Vec<BiasLeaf>),
+    /// LeGrad: every layer passes through, every [`Probe::attention`] gets a gradient leaf,
+    /// every [`Probe::block_output`] is scored.
+    Attention(&'a mut Attention),
 }
 
 impl Probe<'static> {
@@ -88,6 +95,96 @@ impl<'a> Probe<'a> {
     pub(crate) fn keeping_biases(leaves: &'a mut Vec<BiasLeaf>) -> Self {
         Self {
             mode: Mode::Biases(leaves),
+        }
+    }
+
+    /// A probe that adds a gradient leaf to every [`Probe::attention`] and scores every
+    /// [`Probe::block_output`], keeping both in `attention`.
+    pub(crate) fn keeping_attention(attention: &'a mut Attention) -> Self {
+        Self {
+            mode: Mode::Attention(attention),
+        }
+    }
+
+    /// A transformer block's attention probabilities (after the softmax), routed through the
+    /// probe for LeGrad ([`LeGrad`](crate::methods::LeGrad)), which differentiates the block's
+    /// score ([`Probe::block_output`], under the same `name`) with respect to them. The keys
+    /// after the first `special` (a class token, register tokens) lie on a `[height, width]`
+    /// grid, row-major, as in [`Probe::tokens`]. Returns `probabilities` (with a zero-valued
+    /// gradient leaf added while LeGrad explains): continue the attention with it
+    /// (`probabilities.matmul(values)`).
+    ///
+    /// ```
+    /// use burn::tensor::activation::softmax;
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::Probe;
+    ///
+    /// let device = Device::flex();
+    /// let logits = Tensor::<4>::ones([1, 2, 17, 17], &device); // [n, heads, queries, keys]
+    /// let mut probe = Probe::passthrough();
+    /// let a = probe.attention("blocks.0", softmax(logits, 3), [4, 4], 1);
+    /// assert_eq!(a.dims(), [1, 2, 17, 17]);
+    /// ```
+    ///
+    /// # Shapes
+    /// - `probabilities`: `[n, heads, queries, special + height * width]`; returns the same
+    ///
+    /// # Panics
+    /// If the key count is not `special + height * width`: the model's own layout, a contract
+    /// of its code rather than of its input.
+    pub fn attention(
+        &mut self,
+        name: &str,
+        probabilities: Tensor<4>,
+        [height, width]: [usize; 2],
+        special: usize,
+    ) -> Tensor<4> {
+        let keys = probabilities.dims()[3];
+        assert_eq!(
+            keys,
+            special + height * width,
+            "attention `{name}`: {keys} keys, not {special} special + {height} x {width}"
+        );
+        match &mut self.mode {
+            Mode::Attention(attention) => {
+                attention.leaf(name, probabilities, [height, width], special)
+            }
+            _ => probabilities,
+        }
+    }
+
+    /// A transformer block's output tokens, routed through the probe for LeGrad with the
+    /// block's class scores: `project` maps the tokens to logits as the model's head would
+    /// (torchcam's `score_projection`; for a ViT, its final norm and head on the tokens' mean,
+    /// `head(norm(mean_t(tokens)))`). `project` is called only while LeGrad explains. Returns
+    /// `tokens` (while LeGrad explains, without autodiff: each block's score is differentiated
+    /// with respect to its own attention only).
+    ///
+    /// ```
+    /// use burn::nn::LinearConfig;
+    /// use burn::tensor::{Device, Tensor};
+    /// use gradcam::Probe;
+    ///
+    /// let device = Device::flex();
+    /// let head = LinearConfig::new(8, 10).init(&device);
+    /// let tokens = Tensor::<3>::ones([1, 17, 8], &device);
+    /// let mut probe = Probe::passthrough();
+    /// let out = probe.block_output("blocks.0", tokens, |t| head.forward(t.mean_dim(1).squeeze_dim(1)));
+    /// assert_eq!(out.dims(), [1, 17, 8]);
+    /// ```
+    ///
+    /// # Shapes
+    /// - `tokens`: `[n, tokens, dim]`; `project` returns `[n, classes]`
+    /// - returns `[n, tokens, dim]`
+    pub fn block_output(
+        &mut self,
+        name: &str,
+        tokens: Tensor<3>,
+        project: impl FnOnce(Tensor<3>) -> Tensor<2>,
+    ) -> Tensor<3> {
+        match &mut self.mode {
+            Mode::Attention(attention) => attention.score(name, tokens, project),
+            _ => tokens,
         }
     }
 
@@ -171,7 +268,7 @@ impl<'a> Probe<'a> {
             }
             Mode::Cut(cut) => cut.layer(name, activation),
             Mode::Replace(replace) => replace.layer(name, activation),
-            Mode::Guided(_) | Mode::Biases(_) => activation,
+            Mode::Guided(_) | Mode::Biases(_) | Mode::Attention(_) => activation,
         }
     }
 
@@ -216,7 +313,10 @@ impl<'a> Probe<'a> {
             special + height * width,
             "layer `{name}`: {count} tokens, not {special} special + {height} x {width}"
         );
-        if matches!(self.mode, Mode::Pass | Mode::Guided(_) | Mode::Biases(_)) {
+        if matches!(
+            self.mode,
+            Mode::Pass | Mode::Guided(_) | Mode::Biases(_) | Mode::Attention(_)
+        ) {
             return tokens;
         }
         let leading = tokens.clone().narrow(1, 0, special); // [n, special, dim]

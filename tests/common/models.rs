@@ -5,9 +5,19 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use gradcam::methods::{CamMethod, Method};
 use gradcam::{GradCam, Probe, batch_norm_bias};
 
 use super::{gamma, host, tensor};
+
+/// Every built-in method these networks can run: all but those that explain a transformer's
+/// attention (LeGrad), which none of them has (LeGrad is checked on a ViT in tests/vit.rs).
+pub fn convolutional() -> Vec<Method> {
+    Method::ALL
+        .into_iter()
+        .filter(|m| !m.reads_attention())
+        .collect()
+}
 
 pub fn conv(seed: u64, [i, o]: [usize; 2], k: usize, stride: usize, device: &Device) -> Conv2d {
     let mut c = Conv2dConfig::new([i, o], [k, k])

@@ -26,7 +26,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use gradcam::image::{Colormap, Preprocess, Resize};
 use gradcam::models::imagenet_classes;
-use gradcam::{ExplainerConfig, GradCam, Method, SessConfig, Target, Targets, guided_grad_cam};
+use gradcam::{
+    CamMethod, ExplainerConfig, GradCam, Method, SessConfig, Target, Targets, guided_grad_cam,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{Backend, Precision};
@@ -52,12 +54,18 @@ pub struct Args {
     /// The layer to explain (default: the model's last convolutional block).
     #[arg(long)]
     pub layer: Option<String>,
-    /// The CAM method.
+    /// The CAM method (every built-in one that explains a convolutional network: LeGrad, which
+    /// explains a transformer's attention, is the library's).
     #[arg(
         long,
         default_value_t = Method::GradCam,
-        value_parser = PossibleValuesParser::new(Method::ALL.map(Method::name))
-            .try_map(|name| name.parse::<Method>())
+        value_parser = PossibleValuesParser::new(
+            Method::ALL
+                .into_iter()
+                .filter(|m| !m.reads_attention())
+                .map(Method::name)
+        )
+        .try_map(|name| name.parse::<Method>())
     )]
     pub method: Method,
     /// Explain this class for every photo (instead of the top predictions).

@@ -676,3 +676,33 @@ fn wgpu_writes_nothing_outside_out() {
         "the caches went elsewhere"
     );
 }
+
+/// The command's networks are convolutional: LeGrad (a transformer's attention) is not among its
+/// methods, and asking for it is a usage error that lists the ones there are, before any photo.
+#[test]
+fn legrad_is_not_a_method_of_the_command() {
+    let out = scratch("legrad");
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--method", "legrad", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("grad-cam") && stderr.contains("shapley-cam"),
+        "{stderr}"
+    );
+    let run = gradcam()
+        .arg(repo("assets/chelsea.png"))
+        .args(["--method", "shapley-cam", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -3,7 +3,8 @@
 
 Writes tests/fixtures/tiny_vit.safetensors, the weights, in Burn's layout (Linear weights [in, out], LayerNorm gamma/beta), keys as the Rust
   test's `TinyVit` fields: patch.{weight,bias}, cls, pos, blocks.<i>.{norm1,norm2}.{gamma,beta},
-  blocks.<i>.{q,k,v,proj,fc1,fc2}.{weight,bias}, norm.{gamma,beta}, head.{weight,bias}; and
+  blocks.<i>.{qkv,proj,fc1,fc2}.{weight,bias} (qkv: q, k and v concatenated along the output, as
+  torchvision's in_proj), norm.{gamma,beta}, head.{weight,bias}; and
 tests/fixtures/tiny_vit_oracle.safetensors:
 
   input          [1, 3, 32, 32]   chelsea.png, PIL bilinear to 32 x 32, /255, ImageNet mean/std
@@ -35,6 +36,17 @@ the tokens)):
   torchcam/<c>/last          [1, 4, 4] LeGrad of the last block only, normalised
   wrong/<c>/no-relu          [1, 4, 4] the gradients averaged without their ReLU, normalised
   wrong/<c>/prefix-kept      [1, 4, 4] the first 16 keys (class token in, last patch out), normalised
+
+`make_vit_fixture.py --torchvision` writes tests/fixtures/tiny_torchvision_vit.pth, the state_dict
+of a torchvision `VisionTransformer` of the same shape (seed 0; the class token, positions, q/k
+and head scaled up as above, since torchvision starts the head at zero), and
+tests/fixtures/tiny_torchvision_vit_legrad.safetensors, for `models::load_torchvision_vit`:
+
+  logits                     [1, 10]   its float64 logits on the input of tiny_vit_oracle
+  class                      [1]       the top class (int64)
+  ref/grad<l>                [1, 2, 17, 17]  d s^l / d A^l, float64, block l (0, 1)
+  torchcam/raw, torchcam/cam [1, 4, 4] torchcam's LeGrad with its built-in projection for
+                                       torchvision ViTs, every block: raw and normalised
 """
 import sys
 from pathlib import Path
@@ -105,6 +117,10 @@ def burn_weights(model):
         elif isinstance(module, nn.Linear) and parts[-1] == "weight":
             v = v.T
         out[key] = np.ascontiguousarray(v, dtype=np.float32)
+    for i in range(len(model.blocks)):  # q, k, v as one [in, 3 out] projection
+        for p, axis in (("weight", 1), ("bias", 0)):
+            out[f"blocks.{i}.qkv.{p}"] = np.ascontiguousarray(
+                np.concatenate([out.pop(f"blocks.{i}.{x}.{p}") for x in "qkv"], axis=axis))
     return out
 
 
@@ -188,13 +204,13 @@ def twin_from_burn(weights):
         parts = key.split(".")
         if parts[-1] in ("gamma", "beta"):
             key = ".".join(parts[:-1] + [{"gamma": "weight", "beta": "bias"}[parts[-1]]])
-        elif len(parts) > 1 and parts[-2] in ("q", "k", "v", "proj", "fc1", "fc2", "head") and parts[-1] == "weight":
+        elif len(parts) > 1 and parts[-2] in ("qkv", "proj", "fc1", "fc2", "head") and parts[-1] == "weight":
             value = value.T
         state[key] = value
     for i in range(2):
         b = f"blocks.{i}"
-        state[f"{b}.self_attention.in_proj_weight"] = torch.cat([state.pop(f"{b}.{p}.weight") for p in "qkv"])
-        state[f"{b}.self_attention.in_proj_bias"] = torch.cat([state.pop(f"{b}.{p}.bias") for p in "qkv"])
+        state[f"{b}.self_attention.in_proj_weight"] = state.pop(f"{b}.qkv.weight")
+        state[f"{b}.self_attention.in_proj_bias"] = state.pop(f"{b}.qkv.bias")
         state[f"{b}.self_attention.out_proj.weight"] = state.pop(f"{b}.proj.weight")
         state[f"{b}.self_attention.out_proj.bias"] = state.pop(f"{b}.proj.bias")
     model.load_state_dict({k: v.contiguous() for k, v in state.items()})
@@ -249,5 +265,49 @@ def legrad():
     print(f"wrote {out}: classes {classes}, twin vs network {d:.2e}")
 
 
+def torchvision_vit():
+    from safetensors.numpy import load_file
+    from torchcam.methods import LeGrad
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=SIDE, patch_size=PATCH, num_layers=2, num_heads=HEADS,
+                              hidden_dim=DIM, mlp_dim=MLP, num_classes=CLASSES).eval()
+    with torch.no_grad():
+        model.class_token.copy_(torch.randn(1, 1, DIM) * 0.5)
+        model.encoder.pos_embedding.copy_(torch.randn(1, 1 + GRID * GRID, DIM) * 0.5)
+        for layer in model.encoder.layers:
+            layer.self_attention.in_proj_weight[: 2 * DIM].mul_(3.0)
+        model.heads.head.weight.copy_(torch.randn(CLASSES, DIM) * 0.5)
+        model.heads.head.bias.copy_(torch.randn(CLASSES) * 0.1)
+    pth = REPO / "tests" / "fixtures" / "tiny_torchvision_vit.pth"
+    torch.save(model.state_dict(), str(pth))
+
+    oracle = load_file(str(REPO / "tests" / "fixtures" / "tiny_vit_oracle.safetensors"))
+    model64 = model.double()
+    x = torch.from_numpy(oracle["input"]).double()
+    logits = model64(x)
+    cls = int(logits.argmax())
+    tensors = {"logits": logits.detach().numpy(), "class": np.array([cls], dtype=np.int64)}
+    blocks = list(model64.encoder.layers)
+    with LeGrad(model64, blocks) as cam:
+        model64(x)
+        for i in range(len(blocks)):
+            g = torch.autograd.grad(cam.hook_a[i][:, cls].sum(), cam.hook_attn[i], retain_graph=True)[0]
+            tensors[f"ref/grad{i}"] = g.detach().numpy()
+        tensors["torchcam/raw"] = cam(cls, normalized=False)[0].detach().numpy()
+    with LeGrad(model64, blocks) as cam:
+        model64(x)
+        tensors["torchcam/cam"] = cam(cls)[0].detach().numpy()
+    out = REPO / "tests" / "fixtures" / "tiny_torchvision_vit_legrad.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(out), metadata={"class": str(cls)})
+    print(f"wrote {pth} and {out}: class {cls}, logits {logits.detach().numpy().round(2)}")
+
+
 if __name__ == "__main__":
-    legrad() if "--legrad" in sys.argv[1:] else main()
+    if "--legrad" in sys.argv[1:]:
+        legrad()
+    elif "--torchvision" in sys.argv[1:]:
+        torchvision_vit()
+    else:
+        main()

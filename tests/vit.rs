@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::DELTA;
 use gradcam::methods::LeGrad;
-use gradcam::models::{Vit, VitConfig, load_weights};
+use gradcam::models::{Vit, VitConfig, load_torchvision_vit, load_weights};
 use gradcam::{ExplainerConfig, GradCam, GradCamError, Method, Probe, Targets};
 
 const DIM: usize = 32;
@@ -20,7 +20,10 @@ const GRID: usize = 4;
 /// The fixture's network (`scripts/make_vit_fixture.py`): 32 x 32 images in 8 x 8 patches, 32
 /// dims, 2 heads, 2 blocks, an MLP of 64, 10 classes; the weights of `tiny_vit.safetensors`.
 fn tiny_vit(device: &Device) -> Vit {
-    let model = VitConfig::new(32, 8, DIM, 2, 2, 64, 10).init(device);
+    // PyTorch's `nn.LayerNorm` epsilon, where torchvision's ViTs (the default) use 1e-6.
+    let model = VitConfig::new(32, 8, DIM, 2, 2, 64, 10)
+        .with_eps(1e-5)
+        .init(device);
     load_weights(model, root("tests/fixtures/tiny_vit.safetensors")).unwrap()
 }
 
@@ -409,4 +412,67 @@ fn legrad_at_a_layer_off_the_grid_is_the_grid_map_upsampled() {
     );
     let [a, b] = [off_grid, upsampled].map(|t| t.into_data().try_into_vec::<f32>().unwrap());
     assert_eq!(a, b);
+}
+
+/// A torchvision `VisionTransformer` (`make_vit_fixture.py --torchvision`: its `.pth` state_dict)
+/// loaded with `load_torchvision_vit`: its logits are torchvision's, and LeGrad equals torchcam's
+/// with torchcam's own projection for torchvision ViTs (`heads(encoder.ln(mean of the tokens))`,
+/// no `score_projection` given), every block.
+///
+/// Bound: the logits within `DELTA` of the float64 ones relative to their largest magnitude
+/// (`common::DELTA`; a name not mapped fails the load, a square `Linear` left transposed moves
+/// them by far more); the normalised map as in `legrad_check`, `4 E / (R - 2 E) + 1e-7
+/// / R + 1e-6` with `E = DELTA mean_l max|G^l|`. The map transposed fails it.
+#[test]
+fn a_torchvision_vit_loads_and_its_legrad_is_torchcams() {
+    let device = Device::flex();
+    let fx = common::read_fixture(&root(
+        "tests/fixtures/tiny_torchvision_vit_legrad.safetensors",
+    ))
+    .0;
+    let model = load_torchvision_vit(
+        VitConfig::new(32, 8, DIM, 2, 2, 64, 10).init(&device),
+        root("tests/fixtures/tiny_torchvision_vit.pth"),
+    )
+    .unwrap();
+    let input = vit_input(&device);
+    let logits: Vec<f32> = model
+        .forward_probed(input.clone(), &mut Probe::passthrough())
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    let reference = &fx["logits"].1;
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let d = max_diff(&logits, reference);
+    eprintln!(
+        "torchvision ViT logits: {d:.2e} from float64 (bound {:.2e})",
+        DELTA * scale
+    );
+    assert!(d <= DELTA * scale, "{logits:?} vs {reference:?}");
+
+    let class = fx["class"].1[0] as usize;
+    let e = ExplainerConfig::new()
+        .with_method(Method::LeGrad)
+        .init(&model)
+        .unwrap()
+        .explain(input, &Targets::class(class))
+        .unwrap();
+    let cam: Vec<f32> = e.layers[0].cam.clone().into_data().try_into_vec().unwrap();
+    let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let e_both = DELTA * (largest(&fx["ref/grad0"].1) + largest(&fx["ref/grad1"].1)) / 2.0;
+    let r = range(&fx["torchcam/raw"].1);
+    let bound = 4.0 * e_both / (r - 2.0 * e_both) + 1e-7 / r + 1e-6;
+    assert!(
+        bound < 0.01,
+        "the bound ({bound}) would not tell maps apart"
+    );
+    let theirs = &fx["torchcam/cam"].1;
+    let d = max_diff(&cam, theirs);
+    eprintln!("torchvision ViT LeGrad: {d:.2e} from torchcam (bound {bound:.2e})");
+    assert!(d <= bound, "{d} (bound {bound})");
+    let transposed: Vec<f32> = (0..GRID * GRID)
+        .map(|i| cam[(i % GRID) * GRID + i / GRID])
+        .collect();
+    let wrong = max_diff(&transposed, theirs);
+    assert!(wrong > bound, "a transposed map passes: {wrong} <= {bound}");
 }

@@ -70,16 +70,77 @@ pub fn load_weights<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M
 ///
 /// # Errors
 /// As [`load_weights`].
-pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<ResNet> {
-    let path = path.as_ref();
+pub fn load_torchvision(model: ResNet, path: impl AsRef<Path>) -> Result<ResNet> {
+    load_pytorch(
+        model,
+        path.as_ref(),
+        &[
+            (r"downsample\.0\.", "downsample.conv."),
+            (r"downsample\.1\.", "downsample.bn."),
+        ],
+        |key| key.ends_with("num_batches_tracked"),
+    )
+}
+
+/// Load torchvision `VisionTransformer` weights (`vit_b_16` and the like: a `state_dict` saved
+/// as `.pth`/`.pt`, or exported as `.safetensors`) into a [`Vit`] of the same shape
+/// ([`VitConfig`], whose layer-norm epsilon defaults to torchvision's).
+///
+/// torchvision's names become the model's (`conv_proj` to `patch`, `class_token` to `cls`,
+/// `encoder.pos_embedding` to `pos`, `encoder.layers.encoder_layer_<i>` to `blocks.<i>` with
+/// `ln_1`, `self_attention.in_proj`, `self_attention.out_proj`, `ln_2`, `mlp.0`, `mlp.3` to
+/// `norm1`, `qkv`, `proj`, `norm2`, `fc1`, `fc2`, `encoder.ln` to `norm`, `heads.head` to
+/// `head`); `Linear` weights are transposed, float tensors cast to the model's float type.
+///
+/// # Errors
+/// As [`load_weights`]; a head other than one `Linear` (`heads.pre_logits`) is a tensor the
+/// model does not have.
+pub fn load_torchvision_vit(model: Vit, path: impl AsRef<Path>) -> Result<Vit> {
+    const BLOCK: &str = r"^encoder\.layers\.encoder_layer_(\d+)\.";
+    load_pytorch(
+        model,
+        path.as_ref(),
+        &[
+            (r"^conv_proj\.", "patch."),
+            (r"^class_token$", "cls"),
+            (r"^encoder\.pos_embedding$", "pos"),
+            (&format!("{BLOCK}ln_1\\."), "blocks.$1.norm1."),
+            (&format!("{BLOCK}ln_2\\."), "blocks.$1.norm2."),
+            (
+                &format!("{BLOCK}self_attention\\.in_proj_"),
+                "blocks.$1.qkv.",
+            ),
+            (
+                &format!("{BLOCK}self_attention\\.out_proj\\."),
+                "blocks.$1.proj.",
+            ),
+            (&format!("{BLOCK}mlp\\.0\\."), "blocks.$1.fc1."),
+            (&format!("{BLOCK}mlp\\.3\\."), "blocks.$1.fc2."),
+            (r"^encoder\.ln\.", "norm."),
+            (r"^heads\.head\.", "head."),
+        ],
+        |_| false,
+    )
+}
+
+/// Load a PyTorch `state_dict` (`.pth`/`.pt`, or `.safetensors`) into `model`: its keys renamed
+/// by the regular expressions `remaps` (`(pattern, replacement)`, in order), PyTorch's layouts
+/// adapted to Burn's (`Linear` transposed, norms' `weight`/`bias` to `gamma`/`beta`), float
+/// tensors cast to the model's float type; keys for which `ignored` is true may be left over.
+fn load_pytorch<M: Module>(
+    mut model: M,
+    path: &Path,
+    remaps: &[(&str, &str)],
+    ignored: fn(&str) -> bool,
+) -> Result<M> {
     let safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let dtype = float_dtype(&model);
     let result = if safetensors {
         let bytes = read_safetensors(path)?;
-        let mut store = SafetensorsStore::from_bytes(Some(bytes))
-            .allow_partial(true)
-            .with_key_remapping(r"downsample\.0\.", "downsample.conv.")
-            .with_key_remapping(r"downsample\.1\.", "downsample.bn.");
+        let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true);
+        for (pattern, replacement) in remaps {
+            store = store.with_key_remapping(*pattern, *replacement);
+        }
         store = match dtype {
             Some(dtype) => {
                 store.with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
@@ -97,15 +158,15 @@ pub fn load_torchvision(mut model: ResNet, path: impl AsRef<Path>) -> Result<Res
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
-        let mut store = PytorchStore::from_file(path)
-            .allow_partial(true)
-            .with_key_remapping(r"downsample\.0\.", "downsample.conv.")
-            .with_key_remapping(r"downsample\.1\.", "downsample.bn.");
+        let mut store = PytorchStore::from_file(path).allow_partial(true);
+        for (pattern, replacement) in remaps {
+            store = store.with_key_remapping(*pattern, *replacement);
+        }
         model
             .load_from(&mut store)
             .map_err(|e| weights_error(path, e.to_string(), Some(Box::new(e))))
     }?;
-    check_applied(path, result, |key| key.ends_with("num_batches_tracked"))?;
+    check_applied(path, result, ignored)?;
     check_finite(path, &model)?;
     // A `.pth` store keeps the file's float type: cast to the model's.
     Ok(match dtype {

@@ -29,13 +29,18 @@ pub struct VitConfig {
     pub mlp: usize,
     /// Classes.
     pub classes: usize,
+    /// The layer norms' epsilon: torchvision's `1e-6` (PyTorch's `nn.LayerNorm` default is
+    /// `1e-5`).
+    #[config(default = 1e-6)]
+    pub eps: f64,
 }
 
 impl VitConfig {
-    /// A model with random weights: load real ones with
-    /// [`load_weights`](crate::models::load_weights), keys as the fields' paths (`patch.weight`,
-    /// `cls`, `pos`, `blocks.0.q.weight`, ..., `norm.gamma`, `head.weight`; `Linear` weights
-    /// `[in, out]`, torchvision's `in_proj_weight` split into `q`, `k`, `v`).
+    /// A model with random weights: load torchvision's with
+    /// [`load_torchvision_vit`](crate::models::load_torchvision_vit), or a file whose keys are
+    /// the fields' paths (`patch.weight`, `cls`, `pos`, `blocks.0.qkv.weight`, ...,
+    /// `norm.gamma`, `head.weight`; `Linear` weights `[in, out]`) with
+    /// [`load_weights`](crate::models::load_weights).
     ///
     /// # Panics
     /// If `patch` does not divide `image` or `heads` does not divide `dim`: the configuration's
@@ -65,7 +70,7 @@ impl VitConfig {
             cls: tokens.init([1, 1, self.dim], device),
             pos: tokens.init([1, 1 + grid * grid, self.dim], device),
             blocks: (0..self.depth).map(|_| self.block(device)).collect(),
-            norm: LayerNormConfig::new(self.dim).init(device),
+            norm: self.norm(device),
             head: LinearConfig::new(self.dim, self.classes).init(device),
             image: self.image,
             grid,
@@ -73,14 +78,18 @@ impl VitConfig {
         }
     }
 
+    fn norm(&self, device: &Device) -> LayerNorm {
+        LayerNormConfig::new(self.dim)
+            .with_epsilon(self.eps)
+            .init(device)
+    }
+
     fn block(&self, device: &Device) -> EncoderBlock {
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         EncoderBlock {
-            norm1: LayerNormConfig::new(self.dim).init(device),
-            norm2: LayerNormConfig::new(self.dim).init(device),
-            q: linear(self.dim, self.dim),
-            k: linear(self.dim, self.dim),
-            v: linear(self.dim, self.dim),
+            norm1: self.norm(device),
+            norm2: self.norm(device),
+            qkv: linear(self.dim, 3 * self.dim),
             proj: linear(self.dim, self.dim),
             fc1: linear(self.dim, self.mlp),
             fc2: linear(self.mlp, self.dim),
@@ -95,12 +104,9 @@ pub struct EncoderBlock {
     pub norm1: LayerNorm,
     /// Before the MLP.
     pub norm2: LayerNorm,
-    /// The queries' projection (torchvision: the first third of `in_proj`).
-    pub q: Linear,
-    /// The keys' projection.
-    pub k: Linear,
-    /// The values' projection.
-    pub v: Linear,
+    /// The queries', keys' and values' projections, in that order along the output
+    /// (torchvision's `in_proj`).
+    pub qkv: Linear,
     /// The heads' output projection (torchvision: `out_proj`).
     pub proj: Linear,
     /// The MLP's first layer.
@@ -156,9 +162,10 @@ impl Vit {
         let x = Probe::carry(x, n); // the residual, to the rows the probe returned
         let hd = d / self.heads;
         let split = |z: Tensor<3>| z.reshape([n, t, self.heads, hd]).swap_dims(1, 2); // [n, heads, t, hd]
-        let q = split(block.q.forward(y.clone()));
-        let k = split(block.k.forward(y.clone()));
-        let v = split(block.v.forward(y));
+        let qkv = block.qkv.forward(y); // [n, t, 3 dim]
+        let q = split(qkv.clone().narrow(2, 0, d));
+        let k = split(qkv.clone().narrow(2, d, d));
+        let v = split(qkv.narrow(2, 2 * d, d));
         let scale = (hd as f64).powf(-0.5);
         let attention = softmax(q.matmul(k.swap_dims(2, 3)) * scale, 3); // [n, heads, t, t]
         let attention = probe.attention(&name, attention, grid, 1);

@@ -36,6 +36,18 @@ fn fixture() -> common::Tensors {
     common::read_fixture(&root("tests/fixtures/tiny_vit_oracle.safetensors")).0
 }
 
+/// The model's logits on `input`: their largest difference from `reference` and the bound,
+/// `DELTA` times the reference's largest magnitude (`common::DELTA`).
+fn logits_apart(model: &impl GradCam, input: Tensor<4>, reference: &[f64]) -> (f64, f64) {
+    let logits: Vec<f32> = model
+        .forward_probed(input, &mut Probe::passthrough())
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    (max_diff(&logits, reference), DELTA * scale)
+}
+
 fn max_diff(a: &[f32], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
@@ -62,14 +74,11 @@ fn a_vit_layer_explained_through_its_tokens_matches_pytorch_grad_cam() {
     let input = vit_input(&device);
     let class = fx["class"].1[0] as usize;
 
-    let logits: Vec<f32> = model
-        .forward_probed(input.clone(), &mut Probe::passthrough())
-        .into_data()
-        .try_into_vec()
-        .unwrap();
-    let reference = &fx["logits"].1;
-    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(max_diff(&logits, reference) <= DELTA * scale, "{logits:?}");
+    let (d, bound) = logits_apart(&model, input.clone(), &fx["logits"].1);
+    assert!(
+        d <= bound,
+        "the logits are {d} from the reference's (bound {bound})"
+    );
 
     // The bounds from the float64 reference at the layer ([1, 32, 4, 4]).
     let a = &fx["ref/activations"].1;
@@ -436,19 +445,12 @@ fn a_torchvision_vit_loads_and_its_legrad_is_torchcams() {
     )
     .unwrap();
     let input = vit_input(&device);
-    let logits: Vec<f32> = model
-        .forward_probed(input.clone(), &mut Probe::passthrough())
-        .into_data()
-        .try_into_vec()
-        .unwrap();
-    let reference = &fx["logits"].1;
-    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let d = max_diff(&logits, reference);
-    eprintln!(
-        "torchvision ViT logits: {d:.2e} from float64 (bound {:.2e})",
-        DELTA * scale
+    let (d, bound) = logits_apart(&model, input.clone(), &fx["logits"].1);
+    eprintln!("torchvision ViT logits: {d:.2e} from float64 (bound {bound:.2e})");
+    assert!(
+        d <= bound,
+        "the logits are {d} from float64's (bound {bound})"
     );
-    assert!(d <= DELTA * scale, "{logits:?} vs {reference:?}");
 
     let class = fx["class"].1[0] as usize;
     let e = ExplainerConfig::new()

@@ -16,6 +16,8 @@ use common::methods as formula;
 use common::models::{
     GapLinear, TinyNet, abs_conv, abs_linear, assert_no_kink, conv, convolutional, linear,
 };
+#[cfg(feature = "wgpu")]
+use common::wgpu_device;
 use common::{Iv, U, assert_inside, gamma, host, max_abs_diff, tensor};
 use gradcam::methods::{Method, RandomCam, SsCam};
 use gradcam::{
@@ -580,17 +582,6 @@ fn deep_feature_factorization_rebuilds_the_layer_on_flex_and_ndarray() {
 fn wgpu_deep_feature_factorization_equals_flexs() {
     let reference = factorization_on(&Device::flex(), None);
     factorization_on(&wgpu_device(), Some(reference));
-}
-
-/// The wgpu device, after checking that an adapter really exists (no silent skip).
-#[cfg(feature = "wgpu")]
-fn wgpu_device() -> Device {
-    let device = Device::wgpu(Default::default());
-    let identity = device
-        .identity()
-        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
-    eprintln!("wgpu adapter: {}", identity.name);
-    device
 }
 
 #[cfg(feature = "wgpu")]

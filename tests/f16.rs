@@ -151,10 +151,7 @@ fn f16_maps_agree_with_f32_and_pytorch_grad_cam_within_what_the_f16_network_chan
 #[test]
 #[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
 fn wgpu_f16_maps_are_f32_arithmetic_and_agree_with_pytorch_grad_cam() {
-    let device = Device::wgpu(Default::default());
-    device
-        .identity()
-        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
+    let device = common::wgpu_device();
     assert!(
         device.supports_dtype(FloatDType::F16),
         "this adapter has no shader f16"

@@ -387,11 +387,7 @@ fn a_wrong_closed_form_fails() {
 #[test]
 #[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
 fn wgpu_sess_matches_its_closed_form() {
-    let device = Device::wgpu(Default::default());
-    let identity = device
-        .identity()
-        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
-    eprintln!("wgpu adapter: {}", identity.name);
+    let device = common::wgpu_device();
     let worst = check(&device, |s| s).unwrap();
     eprintln!("wgpu: worst difference / bound {worst:.1e}");
 }

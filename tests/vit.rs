@@ -342,11 +342,7 @@ fn legrad_matches_torchcam_on_flex_and_ndarray() {
 #[test]
 #[ignore = "needs a Vulkan driver (CI: lavapipe): cargo test --features flex,ndarray,wgpu -- --ignored wgpu"]
 fn wgpu_legrad_matches_torchcam() {
-    let device = Device::wgpu(Default::default());
-    let identity = device
-        .identity()
-        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
-    eprintln!("wgpu adapter: {}", identity.name);
+    let device = common::wgpu_device();
     let worst = legrad_check(&device);
     eprintln!("wgpu: worst difference / bound {worst:.1e}");
 }

@@ -69,6 +69,21 @@ pub fn tensor<const D: usize>(
     Tensor::from_data(TensorData::new(values(seed, len, scale), shape), device)
 }
 
+/// The wgpu device, after checking that an adapter really exists (no silent skip); its name on
+/// stderr (CI's is lavapipe, software Vulkan).
+///
+/// # Panics
+/// Without a wgpu adapter: the `--ignored wgpu` tests need a Vulkan driver.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Device {
+    let device = Device::wgpu(Default::default());
+    let identity = device
+        .identity()
+        .expect("a wgpu adapter: install a Vulkan driver (lavapipe: mesa-vulkan-drivers)");
+    eprintln!("wgpu adapter: {}", identity.name);
+    device
+}
+
 /// A tensor's values on the host, as `f32`.
 pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.without_autodiff()

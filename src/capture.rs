@@ -209,14 +209,7 @@ pub(crate) fn score(
     first_layer: &str,
 ) -> Result<(Tensor<1>, Tensor<1>, Vec<Resolved>)> {
     let [rows, classes] = logits.dims();
-    let expected_rows = if gradients { n * m } else { n };
-    if rows != expected_rows {
-        return Err(ModelError::OutputShape {
-            got: [rows, classes],
-            expected_rows,
-        }
-        .into());
-    }
+    ModelError::check_rows([rows, classes], if gradients { n * m } else { n })?;
     if classes == 0 {
         return Err(ModelError::ZeroClasses { rows }.into());
     }

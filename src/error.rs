@@ -482,6 +482,16 @@ pub enum EnvironmentError {
     },
 }
 
+impl ModelError {
+    /// [`ModelError::OutputShape`] unless logits of shape `got` have `expected_rows` rows.
+    pub(crate) fn check_rows(got: [usize; 2], expected_rows: usize) -> Result<()> {
+        if got[0] == expected_rows {
+            return Ok(());
+        }
+        Err(ModelError::OutputShape { got, expected_rows }.into())
+    }
+}
+
 impl GradCamError {
     /// An [`InputError::Argument`] with this message.
     pub(crate) fn argument(what: impl Into<String>) -> Self {

@@ -56,14 +56,7 @@ impl<M: GradCam> Reruns<'_, M> {
     /// Each of image `image`'s targets on every row of `logits`, `[r, m]`: a rank stays the
     /// class the unperturbed image ranked there.
     fn targets_of(&self, logits: Tensor<2>, image: usize, rows: usize) -> Result<Tensor<2>> {
-        let got = logits.dims();
-        if got[0] != rows {
-            return Err(ModelError::OutputShape {
-                got,
-                expected_rows: rows,
-            }
-            .into());
-        }
+        ModelError::check_rows(logits.dims(), rows)?;
         let logits = to_f32(logits);
         let [_, m] = self.scores.dims();
         let scores = (image * m..(image + 1) * m)
@@ -423,14 +416,7 @@ fn block_scores(attention: &Attention, picks: &[Resolved]) -> Result<Tensor<1>> 
             .get(i)
             .filter(|block| block.name == leaf.name)
             .ok_or_else(|| unrouted(&leaf.name, "routes its attention but not its output"))?;
-        let got = block.scores.dims();
-        if got[0] != picks.len() {
-            return Err(ModelError::OutputShape {
-                got,
-                expected_rows: picks.len(),
-            }
-            .into());
-        }
+        ModelError::check_rows(block.scores.dims(), picks.len())?;
         let (scores, _) = row_scores(to_f32(block.scores.clone()), picks)?; // [rows]
         total.push(scores.sum());
     }

@@ -27,14 +27,8 @@ pub(super) fn probabilities<M: GradCam>(
             images.clone().narrow(0, start, end - start),
             &mut Probe::passthrough(),
         );
-        let [rows, k] = logits.dims();
-        if rows != end - start {
-            return Err(crate::ModelError::OutputShape {
-                got: [rows, k],
-                expected_rows: end - start,
-            }
-            .into());
-        }
+        let [_, k] = logits.dims();
+        crate::ModelError::check_rows(logits.dims(), end - start)?;
         if let Some(&class) = classes[start..end].iter().find(|&&c| c >= k) {
             return Err(crate::InputError::ClassOutOfRange {
                 class,

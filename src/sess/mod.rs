@@ -302,14 +302,8 @@ impl<M: GradCam> Explainer<M> {
         let b = patches.dims()[0];
         let logits = forward(self.model(), patches, &mut Probe::passthrough())
             .map_err(|message| ModelError::ForwardPanicked { message })?;
-        let [got, classes] = logits.dims();
-        if got != b {
-            return Err(ModelError::OutputShape {
-                got: [got, classes],
-                expected_rows: b,
-            }
-            .into());
-        }
+        let [_, classes] = logits.dims();
+        ModelError::check_rows(logits.dims(), b)?;
         let logits = to_f32(logits); // [b, classes]
         let columns = resolve_classes(&weight_targets(rows, softmax_scores), classes)?
             .iter()

@@ -45,10 +45,7 @@ impl Attention {
         grid: [usize; 2],
         special: usize,
     ) -> Tensor<4> {
-        let device = probabilities.device().without_autodiff();
-        let leaf = Tensor::<4>::zeros(probabilities.dims(), (&device, probabilities.dtype()))
-            .autodiff()
-            .require_grad(); // [rows, heads, queries, keys]
+        let leaf = super::zero_leaf(&probabilities); // [rows, heads, queries, keys]
         self.leaves.push(AttentionLeaf {
             name: name.to_string(),
             leaf: leaf.clone(),

@@ -27,10 +27,7 @@ pub(crate) fn with_leaf(
     output: Tensor<4>,
     bias: Tensor<1>,
 ) -> Tensor<4> {
-    let device = output.device().without_autodiff();
-    let leaf = Tensor::<4>::zeros(output.dims(), &device)
-        .autodiff()
-        .require_grad(); // [rows, k, h, w]
+    let leaf = super::zero_leaf(&output); // [rows, k, h, w]
     leaves.push(BiasLeaf {
         name: name.to_string(),
         bias: bias.without_autodiff(),

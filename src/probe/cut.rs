@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::rows::repeat_rows;
+use super::rows::{repeat_rows, zero_leaf};
 use crate::error::ModelError;
 
 /// One captured layer.
@@ -134,10 +134,7 @@ impl Cut {
             // A later layer: a zero-valued leaf added here receives dY/dA of this layer. The
             // rows of one image are equal (the layers in between treat rows independently), so
             // the first of each image's rows stands for all.
-            let device = activation.device().without_autodiff();
-            let zero = Tensor::<4>::zeros([rows, k, h, w], &device)
-                .autodiff()
-                .require_grad(); // [n * m, k, h, w]
+            let zero = zero_leaf(&activation); // [n * m, k, h, w]
             let activations = activation
                 .clone()
                 .without_autodiff()

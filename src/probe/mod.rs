@@ -15,7 +15,7 @@ pub(crate) use biases::BiasLeaf;
 pub use biases::batch_norm_bias;
 pub(crate) use cut::{CapturedLayer, Cut};
 pub(crate) use replace::Replace;
-pub(crate) use rows::repeat_rows;
+pub(crate) use rows::{repeat_rows, zero_leaf};
 
 /// A layer the model announced, with its activation shape.
 #[derive(Debug, Clone, PartialEq, Eq)]

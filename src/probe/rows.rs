@@ -1,5 +1,5 @@
 //! The row layout after the cut: each image's row repeated once per target, the rows of one image
-//! together.
+//! together; and the zero-valued leaves added to a tensor to receive its gradient.
 
 use burn::tensor::Tensor;
 
@@ -21,6 +21,18 @@ pub(crate) fn repeat_rows<const D: usize>(x: Tensor<D>, times: usize) -> Tensor<
     x.reshape([n, 1, rest]) // [n, 1, rest]
         .repeat_dim(1, times) // [n, times, rest]
         .reshape(out)
+}
+
+/// A gradient leaf of zeros shaped, typed and placed as `like` (its device without autodiff):
+/// added to `like`, it leaves the values as they are and receives `like`'s gradient.
+///
+/// # Shapes
+/// - returns `like`'s
+pub(crate) fn zero_leaf<const D: usize>(like: &Tensor<D>) -> Tensor<D> {
+    let device = like.device().without_autodiff();
+    Tensor::<D>::zeros(like.dims(), (&device, like.dtype()))
+        .autodiff()
+        .require_grad()
 }
 
 #[cfg(all(test, feature = "flex"))]

@@ -347,7 +347,8 @@ fn wgpu_legrad_matches_torchcam() {
     eprintln!("wgpu: worst difference / bound {worst:.1e}");
 }
 
-/// A block LeGrad is asked for and the model lacks is an error naming the blocks there are.
+/// A block LeGrad is asked for and the model lacks is an error naming the blocks there are;
+/// asking for none is an error too.
 #[test]
 fn legrad_names_the_blocks_there_are() {
     let device = Device::flex();
@@ -360,6 +361,13 @@ fn legrad_names_the_blocks_there_are() {
         .unwrap_err();
     assert!(matches!(err, GradCamError::Input(_)), "{err}");
     assert!(err.to_string().contains("blocks.0, blocks.1"), "{err}");
+    let err = ExplainerConfig::new()
+        .with_method(LeGrad::new().with_blocks(Vec::<String>::new()))
+        .init(&model)
+        .unwrap()
+        .explain(vit_input(&device), &Targets::top(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("no block chosen"), "{err}");
 }
 
 /// The tiny ViT with its input announced as a layer too: a layer off the blocks' grid.

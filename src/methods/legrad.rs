@@ -53,7 +53,8 @@ impl LeGrad {
         self
     }
 
-    /// The blocks averaged over, in the order the forward routed them.
+    /// The blocks averaged over, in the order the forward routed them (none if `with_blocks`
+    /// named none: `compute` says so).
     fn chosen(&self, blocks: Vec<AttentionGradient>) -> Result<Vec<AttentionGradient>> {
         let Some(wanted) = &self.blocks else {
             return Ok(blocks);
@@ -65,14 +66,10 @@ impl LeGrad {
                 names.join(", ")
             )));
         }
-        let chosen: Vec<_> = blocks
+        Ok(blocks
             .into_iter()
             .filter(|b| wanted.contains(&b.name))
-            .collect();
-        if chosen.is_empty() {
-            return Err(GradCamError::argument("LeGrad: no block chosen; name at least one"));
-        }
-        Ok(chosen)
+            .collect())
     }
 }
 

@@ -46,8 +46,7 @@ fn main() {
             for what in ["grad_cam", "forward"] {
                 let name = format!("{what}/{model}/{case}");
                 // The ViT and batch 64 only when a filter names them.
-                let named = !filters.is_empty()
-                    || !(case.ends_with("/64") || TRANSFORMERS.iter().any(|(t, ..)| t == model));
+                let named = !filters.is_empty() || !(case.ends_with("/64") || transformer(model));
                 if named && wanted(&name) && case_of(case).is_some() {
                     report(&name, row(what, model, case), 5);
                 }
@@ -61,7 +60,7 @@ fn main() {
         for (model, cases, many) in METHOD_CASES {
             for method in Method::ALL {
                 // LeGrad explains a transformer's attention: the ViT's rows only.
-                if method.reads_attention() && !TRANSFORMERS.iter().any(|(t, ..)| *t == model) {
+                if method.reads_attention() && !transformer(model) {
                     continue;
                 }
                 let forwards = method.runs_many_forwards();
@@ -286,11 +285,7 @@ fn method_row(method: Method, model: &str, case: &str) -> Box<dyn FnMut()> {
 /// top-1 class: its heatmap read back, its guided backpropagation's gradients, or its Deep
 /// Feature Factorization's concepts and normalised maps at the input's size.
 fn explainer_row(config: ExplainerConfig, call: Call, model: &str, case: &str) -> Box<dyn FnMut()> {
-    let (_, size, layer) = *MODELS
-        .iter()
-        .chain(&TRANSFORMERS)
-        .find(|(name, ..)| *name == model)
-        .expect("a model of MODELS or TRANSFORMERS");
+    let (size, layer) = model_spec(model);
     let config = config.with_layer(layer);
     fn boxed<M: GradCam + 'static>(
         config: ExplainerConfig,
@@ -528,6 +523,21 @@ const MODELS: [(&str, usize, &str); 3] = [
 /// The benchmarked transformers, as [`MODELS`]: only when a filter names them.
 const TRANSFORMERS: [(&str, usize, &str); 1] = [("vit_b16", 224, "blocks.11.norm1")];
 
+/// The input size and explained layer of a model of [`MODELS`] or [`TRANSFORMERS`].
+fn model_spec(model: &str) -> (usize, &'static str) {
+    let (_, size, layer) = *MODELS
+        .iter()
+        .chain(&TRANSFORMERS)
+        .find(|(name, ..)| *name == model)
+        .expect("a model of MODELS or TRANSFORMERS");
+    (size, layer)
+}
+
+/// Whether `model` is one of [`TRANSFORMERS`].
+fn transformer(model: &str) -> bool {
+    TRANSFORMERS.iter().any(|(name, ..)| *name == model)
+}
+
 #[cfg(feature = "wgpu")]
 const BACKENDS: &[&str] = &["flex", "ndarray", "wgpu"];
 #[cfg(not(feature = "wgpu"))]
@@ -630,11 +640,7 @@ fn row(what: &str, model: &str, case: &str) -> Box<dyn FnMut()> {
     if what == "grad_cam" {
         return method_row(Method::GradCam, model, case);
     }
-    let (_, size, _) = *MODELS
-        .iter()
-        .chain(&TRANSFORMERS)
-        .find(|(name, ..)| *name == model)
-        .expect("a model of MODELS or TRANSFORMERS");
+    let (size, _) = model_spec(model);
     fn boxed<M: GradCam + 'static>(model: M, size: usize, case: &str) -> Box<dyn FnMut()> {
         let (device, batch) = case_of(case).expect("a backend of this build");
         let model = model.to_device(&device);

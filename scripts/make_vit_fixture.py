@@ -217,9 +217,27 @@ def twin_from_burn(weights):
     return model
 
 
+def torchcam_legrad(model, blocks, x, cls, project=None):
+    """torchcam's LeGrad of `blocks` for class `cls` (its built-in projection unless `project`):
+    (d s^l / d A^l of each block, the raw map, the normalised map), as numpy arrays."""
+    from torchcam.methods import LeGrad
+
+    options = {} if project is None else {"score_projection": project}
+    with LeGrad(model, blocks, **options) as cam:
+        model(x)
+        grads = [
+            torch.autograd.grad(cam.hook_a[i][:, cls].sum(), cam.hook_attn[i], retain_graph=True)[0]
+            for i in range(len(blocks))
+        ]
+        raw = cam(cls, normalized=False)[0]
+    with LeGrad(model, blocks, **options) as cam:  # a fresh forward: the graph above is spent
+        model(x)
+        normalised = cam(cls)[0]
+    return [g.detach().numpy() for g in grads], raw.detach().numpy(), normalised.detach().numpy()
+
+
 def legrad():
     from safetensors.numpy import load_file
-    from torchcam.methods import LeGrad
 
     weights = load_file(str(REPO / "tests" / "fixtures" / "tiny_vit.safetensors"))
     oracle = load_file(str(REPO / "tests" / "fixtures" / "tiny_vit_oracle.safetensors"))
@@ -239,21 +257,12 @@ def legrad():
         return cam / (cam.amax(dim=(-2, -1), keepdim=True) + 1e-8)
 
     for rank, cls in enumerate(classes):
-        with LeGrad(model, blocks, score_projection=project) as cam:
-            model(x)
-            grads = [
-                torch.autograd.grad(cam.hook_a[i][:, cls].sum(), cam.hook_attn[i], retain_graph=True)[0]
-                for i in range(2)
-            ]
-            tensors[f"torchcam/{rank}/raw"] = cam(cls, normalized=False)[0].detach().numpy()[None]
+        grads, raw, cam = torchcam_legrad(model, blocks, x, cls, project)
+        tensors[f"torchcam/{rank}/raw"], tensors[f"torchcam/{rank}/cam"] = raw[None], cam[None]
         for i, g in enumerate(grads):
-            tensors[f"ref/{rank}/grad{i}"] = g.detach().numpy()
-        with LeGrad(model, blocks, score_projection=project) as cam:
-            model(x)
-            tensors[f"torchcam/{rank}/cam"] = cam(cls)[0].detach().numpy()[None]
-        with LeGrad(model, [model.blocks[1]], score_projection=project) as cam:
-            model(x)
-            tensors[f"torchcam/{rank}/last"] = cam(cls)[0].detach().numpy()[None]
+            tensors[f"ref/{rank}/grad{i}"] = g
+        tensors[f"torchcam/{rank}/last"] = torchcam_legrad(model, [model.blocks[1]], x, cls, project)[2][None]
+        grads = [torch.from_numpy(g) for g in grads]
         mean = lambda g, keys: g.mean(dim=(1, 2))[:, keys].reshape(1, GRID, GRID)
         tensors[f"wrong/{rank}/no-relu"] = normalise(sum(mean(g, slice(1, None)) for g in grads) / 2).numpy()
         tensors[f"wrong/{rank}/prefix-kept"] = normalise(
@@ -267,7 +276,6 @@ def legrad():
 
 def torchvision_vit():
     from safetensors.numpy import load_file
-    from torchcam.methods import LeGrad
     from torchvision.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(0)
@@ -289,16 +297,10 @@ def torchvision_vit():
     logits = model64(x)
     cls = int(logits.argmax())
     tensors = {"logits": logits.detach().numpy(), "class": np.array([cls], dtype=np.int64)}
-    blocks = list(model64.encoder.layers)
-    with LeGrad(model64, blocks) as cam:
-        model64(x)
-        for i in range(len(blocks)):
-            g = torch.autograd.grad(cam.hook_a[i][:, cls].sum(), cam.hook_attn[i], retain_graph=True)[0]
-            tensors[f"ref/grad{i}"] = g.detach().numpy()
-        tensors["torchcam/raw"] = cam(cls, normalized=False)[0].detach().numpy()
-    with LeGrad(model64, blocks) as cam:
-        model64(x)
-        tensors["torchcam/cam"] = cam(cls)[0].detach().numpy()
+    grads, tensors["torchcam/raw"], tensors["torchcam/cam"] = torchcam_legrad(
+        model64, list(model64.encoder.layers), x, cls)
+    for i, g in enumerate(grads):
+        tensors[f"ref/grad{i}"] = g
     out = REPO / "tests" / "fixtures" / "tiny_torchvision_vit_legrad.safetensors"
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(out), metadata={"class": str(cls)})
     print(f"wrote {pth} and {out}: class {cls}, logits {logits.detach().numpy().round(2)}")
